@@ -55,6 +55,17 @@ probe() {  # probe <timeout> [pid]
     "$py" "$HERE/wait_ready.py" "${args[@]}"
 }
 
+ensure_tools() {  # a fresh machine must be able to run this script unattended
+    local need=()
+    command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null || need+=(maven)
+    ((${#need[@]})) || return 0
+    log "installing ${need[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
 libs_ok() {
     local stamp="$LIBS/.fetched"
     [[ -f "$stamp" ]] || return 1
@@ -67,7 +78,7 @@ cmd_fetch() {
         log "jars already in $LIBS ($(ls "$LIBS"/*.jar | wc -l) jars); reusing"
         return 0
     fi
-    command -v mvn >/dev/null || { log "mvn not found (apt-get install maven)"; exit 1; }
+    ensure_tools
     log "fetching Kafka jars from Maven Central into $LIBS"
     rm -rf "$LIBS.tmp"
     (cd "$HERE" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
@@ -144,7 +155,7 @@ cmd_start() {
     fi
     rm -f "$PIDFILE"
     libs_ok || cmd_fetch
-    command -v java >/dev/null || { log "java not found (apt-get install openjdk-17-jre-headless)"; exit 1; }
+    ensure_tools
     if probe 2 >/dev/null 2>&1; then
         log "something else already answers Kafka requests on $BOOTSTRAP; refusing to start a second broker"
         exit 1
@@ -187,12 +198,16 @@ cmd_stop() {
 }
 
 cmd_status() {
-    if pid_alive && probe 5 "$(cat "$PIDFILE")" >/dev/null 2>&1; then
+    if ! pid_alive; then
+        echo "kafka not running (run dir $RUN)"
+        return 3
+    fi
+    if probe 5 "$(cat "$PIDFILE")" >/dev/null; then
         echo "kafka running: pid $(cat "$PIDFILE"), bootstrap $BOOTSTRAP, run dir $RUN"
         return 0
     fi
-    echo "kafka not running (run dir $RUN)"
-    return 3
+    echo "kafka process $(cat "$PIDFILE") alive but not answering on $BOOTSTRAP (see $LOGDIR/server.log)"
+    return 4
 }
 
 case "${1:-}" in

@@ -7,7 +7,8 @@ clients then fail with NOT_CONTROLLER/LEADER_NOT_AVAILABLE style errors. So we
 connect with aiokafka's admin client (the same client library Strata uses),
 describe the cluster and list topics, retrying until that works.
 
-Exit codes: 0 ready, 1 timed out, 2 broker process died while waiting.
+Exit codes: 0 ready, 1 timed out, 2 broker process died while waiting,
+3 aiokafka not installed for this interpreter.
 """
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ import logging
 import os
 import sys
 import time
+
+try:
+    from aiokafka.admin import AIOKafkaAdminClient
+except ImportError:  # fail fast instead of "not ready" after a minute
+    print("wait_ready.py: aiokafka is not importable by this python "
+          f"({sys.executable}); set STRATA_PYTHON or create the .venv "
+          "(scripts/test does)", file=sys.stderr)
+    sys.exit(3)
 
 
 def _alive(pid: int | None) -> bool:
@@ -32,8 +41,6 @@ def _alive(pid: int | None) -> bool:
 
 
 async def _probe(bootstrap: str, request_timeout_ms: int) -> tuple[int, int]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         request_timeout_ms=request_timeout_ms,
