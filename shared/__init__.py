@@ -1,0 +1,1 @@
+"""Strata's common library: contracts, bus, database, settings, metrics, auth."""

@@ -1,0 +1,210 @@
+"""The data of every event of the outside contract (CONTRACT.md), as strict pydantic models.
+
+Inbound models refuse what core banking must never send (unknown fields, floats for money,
+naive times, negative asset balances); outbound models are what Strata promises to emit.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.contracts.types import (
+    AUM_PRODUCT_TYPES,
+    BankDate,
+    Currency,
+    Identifier,
+    Money,
+    NonNegativeMoney,
+    PositiveMoney,
+    ProductType,
+    RiskLevel,
+    ShortText,
+    Tags,
+    Timestamp,
+    TxType,
+)
+
+
+class ContractModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+# --- inbound, from core banking -------------------------------------------------------------
+
+AttributeValue = str | int | bool | None
+
+
+class CustomerV1(ContractModel):
+    """``bank.customer.v1``: an upsert of a customer's master data from one source.
+
+    Core banking (``source: core``) sends the full record; other sources (social security, tax,
+    card system...) may send only ``attributes``, which are kept per source with provenance.
+    """
+
+    customer_id: Identifier
+    name: ShortText | None = None
+    id_number: str | None = Field(default=None, pattern=r"^[0-9]{17}[0-9Xx]$|^[A-Za-z0-9]{6,20}$")
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9\-]{5,20}$")
+    birth_date: BankDate | None = None
+    gender: Literal["F", "M", "U"] | None = None
+    home_branch_id: Identifier | None = None
+    household_id: Identifier | None = None
+    household_role: Literal["head", "spouse", "child", "parent", "member"] | None = None
+    risk_level: RiskLevel | None = None
+    tags: Tags = Field(default_factory=list)
+    auto_points_offset: bool = False
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict, max_length=100)
+    source: Identifier = "core"
+    updated_at: Timestamp
+
+    @model_validator(mode="after")
+    def _core_record_is_complete(self) -> CustomerV1:
+        if self.source == "core" and (self.name is None or self.home_branch_id is None):
+            raise ValueError("a core-banking customer record needs name and home_branch_id")
+        return self
+
+
+class AccountV1(ContractModel):
+    """``bank.account.v1``: an upsert of an account or product holding."""
+
+    account_id: Identifier
+    customer_id: Identifier
+    branch_id: Identifier
+    product_type: ProductType
+    product_code: Identifier
+    status: Literal["open", "closed", "dormant", "frozen"]
+    opened_on: BankDate
+    maturity_date: BankDate | None = None
+    card_expiry: BankDate | None = None
+
+
+class PostingV1(ContractModel):
+    """``bank.posting.v1``: one posted transaction on one account."""
+
+    posting_id: Identifier
+    customer_id: Identifier
+    account_id: Identifier
+    account_seq: int = Field(ge=1, le=2**62)
+    product_type: ProductType
+    direction: Literal["debit", "credit"]
+    amount: PositiveMoney
+    balance_after: Money
+    currency: Currency
+    tx_type: TxType
+    channel: Identifier
+    counterparty_bank: Identifier | None = None
+    cross_region: bool = False
+    branch_id: Identifier
+    posted_at: Timestamp
+
+    @model_validator(mode="after")
+    def _asset_balance_not_negative(self) -> PostingV1:
+        if self.product_type in AUM_PRODUCT_TYPES and self.balance_after < 0:
+            raise ValueError(f"balance_after of a {self.product_type} cannot be negative")
+        return self
+
+
+class BalanceV1(ContractModel):
+    """``bank.balance.v1``: a balance or market-value snapshot of one account."""
+
+    customer_id: Identifier
+    account_id: Identifier
+    product_type: ProductType
+    balance: Money
+    currency: Currency
+    as_of: Timestamp
+
+    @model_validator(mode="after")
+    def _asset_balance_not_negative(self) -> BalanceV1:
+        if self.product_type in AUM_PRODUCT_TYPES and self.balance < 0:
+            raise ValueError(f"balance of a {self.product_type} cannot be negative")
+        return self
+
+
+# --- outbound, from Strata ------------------------------------------------------------------
+
+
+class AumV1(ContractModel):
+    """``strata.aum.v1``: a customer's AUM changed."""
+
+    customer_id: Identifier
+    aum: NonNegativeMoney
+    mtd_average_daily_aum: NonNegativeMoney
+    by_product_type: dict[str, Money]
+    liabilities: dict[str, Money] = Field(default_factory=dict)
+    business_date: date
+    as_of: Timestamp
+
+
+class TierChangedV1(ContractModel):
+    """``strata.tier_changed.v1``: tier or watch state changed."""
+
+    customer_id: Identifier
+    from_: str = Field(alias="from")
+    to: str
+    reason: str
+    effective_at: Timestamp
+    change: Literal["upgrade", "downgrade", "watch", "watch_cleared"]
+    watch: bool
+    aum: NonNegativeMoney
+    basis: Money = Field(description="the amount the decision was made on (AUM or monthly average)")
+
+
+class SignalV1(ContractModel):
+    """``strata.signal.v1``: a signal for an RM."""
+
+    id: str
+    signal_type: str
+    customer_id: Identifier
+    rm_id: str | None
+    branch_id: str | None
+    status: Literal["open", "acknowledged", "done", "expired"]
+    raised_at: Timestamp
+    evidence: dict[str, Any]
+
+
+class FeeAssessedV1(ContractModel):
+    """``strata.fee_assessed.v1``: a posting was priced."""
+
+    posting_id: Identifier
+    customer_id: Identifier
+    fee_id: str | None
+    tier: str
+    base: Money
+    waived: Money
+    discount: Money
+    points_used: int = Field(ge=0)
+    net: Money
+    rules: list[str]
+    posted_at: Timestamp
+
+
+class AssignmentChangedV1(ContractModel):
+    """``strata.assignment_changed.v1``: a customer's primary or backup RM changed."""
+
+    customer_id: Identifier
+    role: Literal["primary", "backup"]
+    from_: str | None = Field(alias="from")
+    to: str | None
+    reason: str
+    changed_at: Timestamp
+    tier: str | None = None
+    branch_id: str | None = None
+
+
+# --- internal, between Strata's own services -----------------------------------------------
+
+
+class PostingTieredV1(ContractModel):
+    """``strata.posting_tiered.v1`` (internal): a posting as tiering applied it, with the tier in
+    force for the customer right after it. Pricing prices from these, so a posting is priced with
+    the tier of its own place in the customer's ordered stream, whatever the lag between services.
+    """
+
+    posting: PostingV1
+    tier: str
+    aum: Money
+    average_aum_12m: Money

@@ -1,0 +1,139 @@
+"""One typed settings model for every service.
+
+Read in this order, later winning: the defaults shipped in ``shared/config/defaults.yaml`` (the
+rules of DOMAIN.md), the bank's YAML file named by ``STRATA_CONFIG`` (merged key by key), then
+environment variables ``STRATA_<FIELD>`` with ``__`` between nested names, e.g.
+``STRATA_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`` or ``STRATA_AUTH__SECRET=...``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.settings.assignment import AssignmentSettings
+from shared.settings.pricing import PricingSettings
+from shared.settings.profile import ProfileSettings
+from shared.settings.signals import SignalSettings
+from shared.settings.tiers import TieringSettings, TierRule, check_tier_order
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.yaml"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    group_prefix: str = "strata"
+    client_id: str = "strata"
+
+
+class RuntimeSettings(BaseModel):
+    batch_size: int = Field(default=500, ge=1)
+    poll_timeout_ms: int = Field(default=100, ge=1)
+    outbox_batch_size: int = Field(default=1000, ge=1)
+    outbox_poll_interval_ms: int = Field(default=200, ge=10)
+    retry_initial_ms: int = 200
+    retry_max_ms: int = 10_000
+    lag_interval_s: float = 5.0
+
+
+class AuthSettings(BaseModel):
+    secret: SecretStr = SecretStr("strata-development-key-change-me")
+    algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    issuer: str = "strata"
+    token_ttl_minutes: int = 12 * 60
+    unmasked_roles: list[str] = ["admin"]
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STRATA_", env_nested_delimiter="__", extra="forbid")
+
+    timezone: str = "Asia/Shanghai"
+    currency: str = "CNY"
+    bus: Literal["kafka", "memory"] = "kafka"
+    database_url: str = "postgresql+asyncpg://strata:strata@127.0.0.1:55432/strata"
+    database_pool_size: int = 10
+    kafka: KafkaSettings = KafkaSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    auth: AuthSettings = AuthSettings()
+    http: HttpSettings = HttpSettings()
+    log_level: str = "INFO"
+
+    tiers: list[TierRule]
+    tiering: TieringSettings = TieringSettings()
+    signals: SignalSettings = SignalSettings()
+    pricing: PricingSettings
+    assignment: AssignmentSettings = AssignmentSettings()
+    profile: ProfileSettings = ProfileSettings()
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ordered(cls, tiers: list[TierRule]) -> list[TierRule]:
+        return check_tier_order(tiers)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        ZoneInfo(name)
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, env_settings, _YamlFiles(settings_cls))
+
+
+class _YamlFiles(PydanticBaseSettingsSource):
+    """The shipped defaults merged with the bank's file named by ``STRATA_CONFIG``."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - whole-dict source
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        merged = _read_yaml(DEFAULTS_FILE)
+        override = os.environ.get("STRATA_CONFIG")
+        if override:
+            merged = deep_merge(merged, _read_yaml(Path(override)))
+        return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; lists and values in ``override`` replace those in ``base``."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()
