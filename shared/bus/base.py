@@ -1,0 +1,81 @@
+"""The bus: one interface, two adapters (Kafka and in-memory)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Sequence
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    timestamp_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to publish."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class BusUnavailable(ConnectionError):
+    """The bus cannot be reached now; the caller retries."""
+
+
+class Consumer(abc.ABC):
+    """A member of a consumer group that reads batches and commits offsets explicitly."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def getmany(self, max_records: int, timeout_ms: int) -> list[Record]:
+        """Up to ``max_records`` records, in offset order per partition."""
+
+    @abc.abstractmethod
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Record ``offsets`` (the next offset to read, per partition) for the group."""
+
+    @abc.abstractmethod
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages not yet consumed, per assigned partition, as last known."""
+
+
+class Bus(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ensure_topics(self, topics: Sequence[str], partitions: int) -> None:
+        """Create the topics that do not exist yet."""
+
+    @abc.abstractmethod
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publish and wait until every message is acknowledged; order is kept per key."""
+
+    @abc.abstractmethod
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> bool:
+        """True when the bus answers a real request now."""

@@ -1,0 +1,59 @@
+"""Schema migrations with Alembic: the runtime's tables and each service's own branch.
+
+Every service keeps its migrations in ``services/<name>/migrations`` as an Alembic branch
+labelled with its name; a process upgrades the runtime branch and the branches of the services
+it runs, under a PostgreSQL advisory lock so that five services starting at once take turns.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from shared.db import Database
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+LOCK_KEY = 7_212_001
+
+
+def service_migrations(service: str) -> Path:
+    spec = importlib.util.find_spec(f"services.{service}")
+    assert spec is not None and spec.submodule_search_locations, service
+    return Path(next(iter(spec.submodule_search_locations))) / "migrations"
+
+
+def alembic_config(services: Sequence[str]) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    locations = [str(MIGRATIONS / "versions")] + [str(service_migrations(s)) for s in services]
+    cfg.set_main_option("version_locations", " ".join(locations))
+    cfg.set_main_option("path_separator", "space")
+    return cfg
+
+
+async def upgrade(db: Database, services: Sequence[str]) -> None:
+    """Bring the runtime tables and the given services' tables to their newest revision."""
+    cfg = alembic_config(services)
+    targets = ["runtime@head"] + [f"{s}@head" for s in services]
+
+    def _run(connection) -> None:
+        cfg.attributes["connection"] = connection
+        for target in targets:
+            command.upgrade(cfg, target)
+
+    async with db.engine.connect() as conn:
+        if db.dialect == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+            await conn.commit()
+        try:
+            await conn.run_sync(_run)
+            await conn.commit()
+        finally:
+            if db.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+                await conn.commit()

@@ -1,0 +1,273 @@
+"""The one consumer loop every service runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from sqlalchemy import select
+
+from shared.access import ACCESS_TOPICS, apply_access
+from shared.bus.base import Bus, Consumer, Record
+from shared.contracts.cloudevents import Event, InvalidEvent, decode_record
+from shared.contracts.topics import dead_letter_topic
+from shared.db import Database, insert_for
+from shared.metrics import (
+    BATCH_SECONDS,
+    CONSUMER_LAG,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_DUPLICATE,
+    HANDLER_SECONDS,
+    RETRIES,
+)
+from shared.runtime.errors import Rejected, is_retryable
+from shared.runtime.models import ProcessedEvent
+from shared.runtime.service import ServiceSpec
+from shared.runtime.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, index: int, reason: str, category: str) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+        self.category = category
+
+
+@dataclass
+class _Item:
+    record: Record
+    event: Event | None
+    dead_reason: str | None = None
+    dead_category: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        if self.event is not None:
+            return self.event.id
+        r = self.record
+        return f"raw:{r.topic}:{r.partition}:{r.offset}"
+
+
+@dataclass
+class Backoff:
+    initial: float
+    maximum: float
+    current: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.current = self.initial
+
+    async def wait(self) -> None:
+        await asyncio.sleep(self.current)
+        self.current = min(self.maximum, self.current * 2)
+
+    def reset(self) -> None:
+        self.current = self.initial
+
+
+class ConsumerLoop:
+    """Reads a service's topics in batches and applies them exactly once to its database."""
+
+    def __init__(self, spec: ServiceSpec, db: Database, bus: Bus, settings,
+                 on_commit: Callable[[], None] = lambda: None) -> None:
+        self.spec = spec
+        self.db = db
+        self.bus = bus
+        self.settings = settings
+        self.on_commit = on_commit
+        self.group = f"{settings.kafka.group_prefix}.{spec.name}"
+        self.topics = list(dict.fromkeys(
+            list(spec.subscriptions) + (list(ACCESS_TOPICS) if spec.keeps_access else [])
+        ))
+        self.consumer: Consumer | None = None
+        self._stopping = asyncio.Event()
+        self.batches = 0
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit it and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        cfg = self.settings.runtime
+        backoff = Backoff(cfg.retry_initial_ms / 1000, cfg.retry_max_ms / 1000)
+        self.consumer = await self._start_consumer(backoff)
+        last_lag = 0.0
+        try:
+            while not self._stopping.is_set():
+                records = await self.consumer.getmany(cfg.batch_size, cfg.poll_timeout_ms)
+                if records:
+                    await self.process_batch(records)
+                if time.monotonic() - last_lag > cfg.lag_interval_s:
+                    self._report_lag()
+                    last_lag = time.monotonic()
+        finally:
+            await self.consumer.stop()
+
+    async def _start_consumer(self, backoff: Backoff) -> Consumer:
+        while True:
+            consumer = self.bus.consumer(self.group, self.topics)
+            try:
+                await consumer.start()
+                return consumer
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                log.warning("bus not reachable, retrying", extra={"service": self.spec.name})
+                RETRIES.labels(self.spec.name, "consumer_start").inc()
+                await backoff.wait()
+
+    def _report_lag(self) -> None:
+        if self.consumer is None:
+            return
+        for (topic, partition), lag in self.consumer.lag().items():
+            CONSUMER_LAG.labels(self.spec.name, topic, str(partition)).set(lag)
+
+    async def process_batch(self, records: list[Record]) -> None:
+        """Apply one batch exactly once. The order of the side effects is what makes it safe:
+
+        1. Decode every record; one that is not a valid event of its topic is marked for the
+           dead-letter topic with the reason.
+        2. In ONE database transaction: look up which event ids this consumer group has already
+           processed; run the handler of each new event, which writes its state and the events
+           it emits to the outbox table; write dead-letter messages to the outbox too; record
+           every event id (and the position of each undecodable record) as processed.
+           If a handler rejects its event or fails with a non-retryable error, the transaction
+           is rolled back and the batch re-run with that event marked for the dead-letter topic,
+           so nothing of the bad event remains and the rest of the batch still applies.
+        3. Commit the transaction. A retryable error (database or bus down, lock conflict) up to
+           here rolls back and retries the same batch with backoff: never dropped.
+        4. Commit the offsets to the bus, only now. A crash between 3 and 4 redelivers the batch,
+           and step 2 finds every id already processed: no effect, nothing counted twice.
+        5. Wake the outbox relay, which publishes and then deletes the outbox rows; a crash
+           between its publish and its delete republishes, and consumers drop the duplicate ids.
+        """
+        started = time.perf_counter()
+        items = [self._decode(r) for r in records]
+        cfg = self.settings.runtime
+        backoff = Backoff(cfg.retry_initial_ms / 1000, cfg.retry_max_ms / 1000)
+        while True:
+            try:
+                await self._apply(items)
+                break
+            except _HandlerFailed as failed:
+                item = items[failed.index]
+                item.dead_reason, item.dead_category = failed.reason, failed.category
+                log.warning("event dead-lettered", extra={
+                    "service": self.spec.name, "topic": item.record.topic,
+                    "event_id": item.idempotency_key, "reason": failed.reason})
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                RETRIES.labels(self.spec.name, "batch").inc()
+                log.warning("batch retry after outage", extra={"service": self.spec.name, "error": str(exc)[:300]})
+                await backoff.wait()
+        await self._commit_offsets(records, backoff)
+        self.batches += 1
+        BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+        self.on_commit()
+
+    def _decode(self, record: Record) -> _Item:
+        try:
+            event = decode_record(record.value, record.headers)
+        except InvalidEvent as exc:
+            return _Item(record, None, str(exc), "invalid")
+        if event.topic != record.topic:
+            return _Item(record, event, f"ce_type {event.type} does not belong on {record.topic}", "wrong_topic")
+        return _Item(record, event)
+
+    async def _apply(self, items: list[_Item]) -> None:
+        name = self.spec.name
+        tally: list[tuple[str, str, str | None]] = []  # counted only once the batch commits
+        async with self.db.transaction() as session:
+            done = await self._already_processed(session, [i.idempotency_key for i in items])
+            seen: set[str] = set()
+            now = datetime.now(timezone.utc)
+            for index, item in enumerate(items):
+                key = item.idempotency_key
+                topic = item.record.topic
+                if key in done or key in seen:
+                    tally.append(("duplicate", topic, None))
+                    continue
+                seen.add(key)
+                uow = UnitOfWork(session, name, self.settings, cause=key)
+                if item.dead_reason is not None:
+                    self._dead_letter(uow, item)
+                    tally.append(("dead", topic, item.dead_category or "invalid"))
+                    continue
+                handler = self.spec.subscriptions.get(topic)
+                t0 = time.perf_counter()
+                try:
+                    if self.spec.keeps_access and topic in ACCESS_TOPICS:
+                        await apply_access(item.event, uow)
+                    if handler is not None:
+                        await handler(item.event, uow)
+                except Rejected as exc:
+                    raise _HandlerFailed(index, str(exc), "rejected") from exc
+                except Exception as exc:
+                    if is_retryable(exc):
+                        raise
+                    log.exception("handler failed", extra={"service": name, "topic": topic})
+                    raise _HandlerFailed(index, f"handler error: {type(exc).__name__}: {exc}"[:500],
+                                         "handler_error") from exc
+                HANDLER_SECONDS.labels(name, topic).observe(time.perf_counter() - t0)
+                tally.append(("consumed", topic, None))
+            if seen:
+                insert = insert_for(session)(ProcessedEvent).on_conflict_do_nothing()
+                await session.execute(insert, [
+                    {"consumer": self.group, "event_id": k, "processed_at": now} for k in seen
+                ])
+        for kind, topic, category in tally:
+            if kind == "consumed":
+                EVENTS_CONSUMED.labels(name, topic).inc()
+            elif kind == "duplicate":
+                EVENTS_DUPLICATE.labels(name, topic).inc()
+            else:
+                EVENTS_DEAD_LETTERED.labels(name, topic, category).inc()
+
+    async def _already_processed(self, session, keys: list[str]) -> set[str]:
+        done: set[str] = set()
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            rows = await session.execute(
+                select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.consumer == self.group, ProcessedEvent.event_id.in_(chunk)
+                )
+            )
+            done.update(rows.scalars())
+        return done
+
+    def _dead_letter(self, uow: UnitOfWork, item: _Item) -> None:
+        r = item.record
+        headers = [(k, v) for k, v in r.headers if not k.startswith("strata_dlq_")]
+        headers += [
+            ("strata_dlq_reason", item.dead_reason.encode()),
+            ("strata_dlq_category", (item.dead_category or "invalid").encode()),
+            ("strata_dlq_service", self.spec.name.encode()),
+            ("strata_dlq_source", f"{r.topic}/{r.partition}/{r.offset}".encode()),
+        ]
+        uow.add_message(dead_letter_topic(r.topic), r.key, r.value or b"", headers)
+
+    async def _commit_offsets(self, records: list[Record], backoff: Backoff) -> None:
+        offsets: dict[tuple[str, int], int] = {}
+        for r in records:
+            tp = (r.topic, r.partition)
+            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+        backoff.reset()
+        while True:
+            try:
+                await self.consumer.commit(offsets)
+                return
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                RETRIES.labels(self.spec.name, "offset_commit").inc()
+                await backoff.wait()

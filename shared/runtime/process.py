@@ -1,0 +1,125 @@
+"""One process of Strata: the database, the bus, and for each service it runs a consumer loop
+and an outbox relay. The distributed mode runs one service per process; the single-process mode
+runs all five in one, on the in-memory bus and SQLite, through exactly the same code."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Sequence
+
+from shared import migrate
+from shared.bus import Bus, build_bus
+from shared.bus.base import BusUnavailable
+from shared.contracts.topics import all_topics
+from shared.db import Database
+from shared.runtime.consumer import Backoff, ConsumerLoop
+from shared.runtime.errors import is_retryable
+from shared.runtime.outbox import OutboxRelay
+from shared.runtime.service import ServiceSpec
+from shared.runtime.unit_of_work import UnitOfWork
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, services: Sequence[ServiceSpec], *,
+                 bus: Bus | None = None, db: Database | None = None, consume: bool = True) -> None:
+        self.settings = settings
+        self.services = list(services)
+        self.db = db or Database(settings.database_url, settings.database_pool_size)
+        self.bus = bus or build_bus(settings)
+        self.consume = consume
+        self.relays: dict[str, OutboxRelay] = {}
+        self.loops: dict[str, ConsumerLoop] = {}
+        self._tasks: list[asyncio.Task] = []
+        self.started = False
+
+    async def start(self) -> None:
+        """Migrate, connect to the bus (waiting while it is down), create topics, start loops."""
+        await migrate.upgrade(self.db, [s.name for s in self.services])
+        backoff = Backoff(self.settings.runtime.retry_initial_ms / 1000, self.settings.runtime.retry_max_ms / 1000)
+        while True:
+            try:
+                await self.bus.start()
+                await self.bus.ensure_topics(all_topics(), self.settings.kafka.partitions)
+                break
+            except Exception as exc:
+                if not is_retryable(exc) and not isinstance(exc, BusUnavailable):
+                    raise
+                log.warning("bus not reachable at start-up, retrying", extra={"error": str(exc)[:200]})
+                await backoff.wait()
+        cfg = self.settings.runtime
+        for spec in self.services:
+            relay = OutboxRelay(spec.name, self.db, self.bus, cfg.outbox_batch_size,
+                                cfg.outbox_poll_interval_ms / 1000, cfg.retry_max_ms / 1000)
+            self.relays[spec.name] = relay
+            self._spawn(relay.run(), f"{spec.name}-outbox")
+            if self.consume and spec.subscriptions:
+                loop = ConsumerLoop(spec, self.db, self.bus, self.settings, on_commit=relay.wake)
+                self.loops[spec.name] = loop
+                self._spawn(loop.run(), f"{spec.name}-consumer")
+            for task in spec.background:
+                self._spawn(task(self), f"{spec.name}-background")
+        self._spawn(self._gauges(), "gauges")
+        self.started = True
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._crashed)
+        self._tasks.append(task)
+
+    def _crashed(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task died", extra={"task": task.get_name()},
+                      exc_info=task.exception())
+
+    async def _gauges(self) -> None:
+        while True:
+            for relay in self.relays.values():
+                try:
+                    await relay.backlog()
+                except Exception:  # the database may be down; the readiness probe says so
+                    pass
+            await asyncio.sleep(self.settings.runtime.lag_interval_s)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: consumers finish and commit the batch in hand, relays publish what
+        is committed, then connections close."""
+        for loop in self.loops.values():
+            loop.stop()
+        loops = [t for t in self._tasks if t.get_name().endswith("-consumer")]
+        if loops:
+            await asyncio.wait(loops, timeout=30)
+        for relay in self.relays.values():
+            try:
+                while await relay.publish_pending():
+                    pass
+            except Exception:
+                log.warning("outbox not drained at shutdown; it is published at next start",
+                            extra={"service": relay.service})
+            relay.stop()
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.bus.stop()
+        await self.db.dispose()
+        self.started = False
+
+    @asynccontextmanager
+    async def unit_of_work(self, service: str, cause: str) -> AsyncIterator[UnitOfWork]:
+        """A transaction for an API call that changes state and emits events: both commit
+        together, then the service's relay is woken to publish."""
+        async with self.db.transaction() as session:
+            yield UnitOfWork(session, service, self.settings, cause=cause)
+        relay = self.relays.get(service)
+        if relay is not None:
+            relay.wake()
+
+    async def ready(self) -> dict[str, bool]:
+        db_ok, bus_ok = await asyncio.gather(self.db.ping(), self.bus.ping())
+        return {"database": db_ok, "bus": bus_ok}

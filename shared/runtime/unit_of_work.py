@@ -1,0 +1,75 @@
+"""What a handler gets: the open transaction and a way to emit events through the outbox."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.cloudevents import Event, encode_binary, new_event
+from shared.runtime.models import OutboxMessage
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+EVENT_NAMESPACE = uuid.UUID("6f1c9a52-3f0e-4f43-9a57-51a2a3f0c001")
+
+
+def derived_event_id(*parts: str) -> str:
+    """A deterministic event id: the same cause always yields the same id, so a re-run of a
+    handler (after a crash before commit) or a replay emits events downstream already know."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(parts)))
+
+
+@dataclass
+class UnitOfWork:
+    session: AsyncSession
+    service: str
+    settings: "Settings"
+    cause: str = "api"
+    emitted: list[OutboxMessage] = field(default_factory=list)
+
+    def emit(self, data: BaseModel, *, key: str | None = None, stable_id: str | None = None,
+             time: datetime | None = None) -> Event:
+        """Write ``data`` as an event to the outbox in this transaction.
+
+        The event id is derived from the cause and ``key`` (which tells apart several events of
+        one type caused by the same thing), so it is stable across re-runs. ``stable_id`` names
+        the business fact instead (e.g. ``posting:P17``) when the same fact may arrive under
+        several causes and must still reach consumers as one event.
+        """
+        n = len(self.emitted)
+        if stable_id is not None:
+            event_id = derived_event_id(self.service, stable_id)
+        else:
+            event_id = derived_event_id(self.service, self.cause, type(data).__name__, key or str(n))
+        event = new_event(data, f"/strata/{self.service}", id=event_id, time=time)
+        k, value, headers = encode_binary(event)
+        self.add_message(event.topic, k, value, headers)
+        return event
+
+    def add_message(self, topic: str, key: bytes | None, value: bytes,
+                    headers: list[tuple[str, bytes]]) -> None:
+        row = OutboxMessage(
+            service=self.service,
+            topic=topic,
+            key=key,
+            value=value,
+            headers=encode_headers(headers),
+            created_at=datetime.now(timezone.utc),
+        )
+        self.session.add(row)
+        self.emitted.append(row)
+
+
+def encode_headers(headers: list[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode("utf-8", "backslashreplace")] for k, v in headers])
+
+
+def decode_headers(text: str) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in json.loads(text)]
