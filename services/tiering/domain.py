@@ -1,0 +1,235 @@
+"""The bank's rules for balances, AUM and tiers, as pure values and functions.
+
+Nothing here touches a database, the bus or HTTP: every rule can be called with plain values.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal, Sequence
+
+from shared.money import CENT, ZERO
+
+# --- balances -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountPosition:
+    """What is known of one account: its balance, the highest ``account_seq`` seen, and the time
+    of the event the balance came from."""
+
+    balance: Decimal = ZERO
+    seq: int = 0
+    balance_at: datetime | None = None
+
+
+def apply_posting(pos: AccountPosition, seq: int, balance_after: Decimal,
+                  posted_at: datetime) -> AccountPosition:
+    """A posting moves the balance only if it is newer than everything applied to the account:
+    a higher ``account_seq`` than any posting seen, and not older than the snapshot in force.
+
+    >>> apply_posting(AccountPosition(Decimal("5.00"), 7), 6, Decimal("1.00"), T).balance
+    Decimal('5.00')
+    """
+    if seq <= pos.seq:
+        return pos
+    if pos.balance_at is not None and posted_at < pos.balance_at:
+        # A snapshot taken after this posting is already applied; it includes it.
+        return replace(pos, seq=seq)
+    return AccountPosition(balance_after, seq, posted_at)
+
+
+def apply_snapshot(pos: AccountPosition, balance: Decimal, as_of: datetime) -> AccountPosition:
+    """A snapshot moves the balance only if it is newer than the balance in force; an older or
+    equal one is stale and ignored."""
+    if pos.balance_at is not None and as_of <= pos.balance_at:
+        return pos
+    return AccountPosition(balance, pos.seq, as_of)
+
+
+# --- the month's average daily AUM ---------------------------------------------------------
+
+
+def days_in_month(month: date) -> int:
+    return calendar.monthrange(month.year, month.month)[1]
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+
+
+def month_key(month: date) -> str:
+    """``2026-11``"""
+    return f"{month.year:04d}-{month.month:02d}"
+
+
+def parse_month(key: str) -> date:
+    year, month = key.split("-")
+    return date(int(year), int(month), 1)
+
+
+@dataclass(frozen=True)
+class DailyAum:
+    """The running sum behind a month's average daily AUM.
+
+    ``day`` is the latest business day with activity; ``sum_before`` sums the end-of-day AUM of
+    the month's days before ``day``; ``aum`` is the AUM now (it becomes ``day``'s end-of-day
+    value when the day ends). Moving to a later day adds the days in between at ``aum``, so the
+    state is updated in O(1) per event and a month-end close needs no replay.
+    """
+
+    day: date
+    sum_before: Decimal = ZERO
+    aum: Decimal = ZERO
+
+    @property
+    def month(self) -> date:
+        return month_of(self.day)
+
+    def month_total(self) -> Decimal:
+        """The month's sum of end-of-day AUM if nothing changes before the month ends."""
+        remaining = days_in_month(self.month) - self.day.day + 1
+        return self.sum_before + self.aum * remaining
+
+    def month_to_date_average(self) -> Decimal:
+        """Average of the month's days so far, today counted at the current AUM."""
+        return average(self.sum_before + self.aum, self.day.day)
+
+
+def roll_to(state: DailyAum, business_day: date) -> tuple[DailyAum, list[tuple[date, Decimal]]]:
+    """Move the running sum to ``business_day``; returns the new state and the totals of every
+    month that ended on the way (a month with no activity counts its AUM for every day).
+
+    An event dated before ``state.day`` (late) counts on ``state.day``: past days are closed.
+    """
+    if business_day <= state.day:
+        return state, []
+    if month_of(business_day) == state.month:
+        gap = (business_day - state.day).days
+        return DailyAum(business_day, state.sum_before + state.aum * gap, state.aum), []
+    completed = [(state.month, state.month_total())]
+    month = next_month(state.month)
+    while month < month_of(business_day):
+        completed.append((month, state.aum * days_in_month(month)))
+        month = next_month(month)
+    elapsed = business_day.day - 1
+    return DailyAum(business_day, state.aum * elapsed, state.aum), completed
+
+
+def average(total: Decimal, days: int) -> Decimal:
+    """``total / days`` rounded half up to the cent.
+
+    >>> average(Decimal("100.00"), 3)
+    Decimal('33.33')
+    """
+    return (total / days).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# --- tiers ----------------------------------------------------------------------------------
+
+Change = Literal["upgrade", "downgrade", "watch", "watch_cleared"]
+
+
+@dataclass(frozen=True)
+class Tier:
+    id: str
+    floor: Decimal
+    downgrade_after_months: int
+    rank: int
+
+
+@dataclass(frozen=True)
+class TierState:
+    tier: str
+    watch: bool = False
+    months_below: int = 0
+
+
+@dataclass(frozen=True)
+class TierDecision:
+    """The outcome of a rule: the new state, and the change to announce (if any) with why."""
+
+    state: TierState
+    change: Change | None = None
+    reason: str = ""
+    from_tier: str | None = None
+
+
+class TierPolicy:
+    """Fast up, slow down (快升缓降).
+
+    >>> policy = TierPolicy.from_rules(settings.tiers)
+    >>> policy.on_aum(TierState("mass"), Decimal("250000.00")).state.tier
+    'platinum'
+    """
+
+    def __init__(self, tiers: Sequence[Tier]) -> None:
+        self.tiers = sorted(tiers, key=lambda t: t.floor)
+        self.by_id = {t.id: t for t in self.tiers}
+
+    @classmethod
+    def from_rules(cls, rules: Sequence) -> TierPolicy:
+        return cls([Tier(r.id, r.floor, r.downgrade_after_months, i) for i, r in enumerate(rules)])
+
+    @property
+    def lowest(self) -> Tier:
+        return self.tiers[0]
+
+    def tier_for(self, amount: Decimal) -> Tier:
+        """The highest tier whose floor ``amount`` reaches."""
+        found = self.tiers[0]
+        for tier in self.tiers:
+            if amount >= tier.floor:
+                found = tier
+        return found
+
+    def rank(self, tier_id: str) -> int:
+        return self.by_id[tier_id].rank
+
+    def next_above(self, tier_id: str) -> Tier | None:
+        rank = self.rank(tier_id)
+        return self.tiers[rank + 1] if rank + 1 < len(self.tiers) else None
+
+    def on_aum(self, state: TierState, basis: Decimal) -> TierDecision:
+        """Upgrade the moment the basis (AUM, or household AUM) reaches a higher floor, possibly
+        across several tiers at once. Never downgrades: that waits for month-end closes."""
+        target = self.tier_for(basis)
+        if target.rank <= self.rank(state.tier):
+            return TierDecision(state)
+        reason = f"AUM {basis} reached the {target.id} floor {target.floor}"
+        return TierDecision(TierState(target.id), "upgrade", reason, state.tier)
+
+    def on_month_end(self, state: TierState, month_average: Decimal, basis_now: Decimal,
+                     month: str) -> TierDecision:
+        """At a month-end close: a month below the tier's floor puts the customer on watch; the
+        tier's number of consecutive months below downgrades to the tier that month's average
+        matches (never below what the current AUM qualifies for, which the upgrade rule would
+        restore at once); a month at or above the floor clears the count."""
+        tier = self.by_id[state.tier]
+        if month_average >= tier.floor:
+            if state.watch or state.months_below:
+                reason = f"{month} average daily AUM {month_average} is at or above the {tier.id} floor {tier.floor}"
+                return TierDecision(TierState(tier.id), "watch_cleared", reason, tier.id)
+            return TierDecision(state)
+        months_below = state.months_below + 1
+        if months_below < tier.downgrade_after_months:
+            reason = (f"{month} average daily AUM {month_average} is below the {tier.id} floor "
+                      f"{tier.floor} ({months_below} of {tier.downgrade_after_months} months)")
+            return TierDecision(TierState(tier.id, True, months_below), "watch", reason, tier.id)
+        by_average = self.tier_for(month_average)
+        by_now = self.tier_for(basis_now)
+        target = by_average if by_average.rank >= by_now.rank else by_now
+        if target.rank >= tier.rank:
+            reason = (f"{months_below} months below the {tier.id} floor, but current AUM {basis_now} "
+                      f"still qualifies for {tier.id}")
+            return TierDecision(TierState(tier.id), "watch_cleared", reason, tier.id)
+        reason = (f"{months_below} consecutive months below the {tier.id} floor {tier.floor}; "
+                  f"{month} average daily AUM {month_average} matches {target.id}")
+        return TierDecision(TierState(target.id), "downgrade", reason, tier.id)

@@ -1,0 +1,88 @@
+"""Tiering's tables. Money columns are integer cents (``MoneyType``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base, BigId, MoneyType, UtcDateTime
+
+
+class TieringAccount(Base):
+    __tablename__ = "tiering_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    product_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    balance: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class TieringCustomer(Base):
+    """A customer's AUM, tier and the running sum of the month's daily AUM."""
+
+    __tablename__ = "tiering_customers"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    household_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    aum: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    liabilities: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    tier: Mapped[str] = mapped_column(String(32))
+    watch: Mapped[bool] = mapped_column(Boolean, default=False)
+    months_below: Mapped[int] = mapped_column(Integer, default=0)
+    tier_since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    mtd_day: Mapped[date] = mapped_column(Date)
+    mtd_month: Mapped[str] = mapped_column(String(7))
+    mtd_dom: Mapped[int] = mapped_column(Integer)
+    mtd_sum: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    average_aum_12m: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_tiering_customers_tier", "tier"),)
+
+
+class TieringHousehold(Base):
+    __tablename__ = "tiering_households"
+
+    household_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    aum: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+
+
+class TieringMonthlyAum(Base):
+    """A month's sum of end-of-day AUM and, once the month is closed, its average."""
+
+    __tablename__ = "tiering_monthly_aum"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    total: Mapped[Decimal] = mapped_column(MoneyType)
+    average: Mapped[Decimal | None] = mapped_column(MoneyType, nullable=True)
+
+    __table_args__ = (Index("ix_tiering_monthly_aum_month", "month"),)
+
+
+class TieringTierHistory(Base):
+    __tablename__ = "tiering_tier_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    from_tier: Mapped[str] = mapped_column(String(32))
+    to_tier: Mapped[str] = mapped_column(String(32))
+    change: Mapped[str] = mapped_column(String(16))
+    watch: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    basis: Mapped[Decimal] = mapped_column(MoneyType)
+    effective_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TieringMonthClose(Base):
+    __tablename__ = "tiering_month_closes"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    closed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    summary: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,420 @@
+"""Tiering's handlers: apply balances to AUM, keep the month's running sum, move tiers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.cloudevents import Event
+from shared.contracts.events import (
+    AccountV1,
+    AumV1,
+    BalanceV1,
+    CustomerV1,
+    PostingTieredV1,
+    PostingV1,
+    TierChangedV1,
+)
+from shared.contracts.types import AUM_PRODUCT_TYPES
+from shared.db import insert_for
+from shared.money import ZERO, from_cents
+from shared.runtime.errors import Rejected
+from shared.runtime.unit_of_work import UnitOfWork
+from shared.settings import Settings
+from services.tiering import metrics
+from services.tiering.domain import (
+    AccountPosition,
+    DailyAum,
+    TierDecision,
+    TierPolicy,
+    TierState,
+    apply_posting,
+    apply_snapshot,
+    days_in_month,
+    month_key,
+    next_month,
+    parse_month,
+    roll_to,
+)
+from services.tiering.models import (
+    TieringAccount,
+    TieringCustomer,
+    TieringHousehold,
+    TieringMonthClose,
+    TieringMonthlyAum,
+    TieringTierHistory,
+)
+
+
+_POLICIES: dict[int, tuple[Settings, TierPolicy]] = {}
+
+
+def policy_of(settings: Settings) -> TierPolicy:
+    """The tier policy of these settings, built once per settings object."""
+    cached = _POLICIES.get(id(settings))
+    if cached is None or cached[0] is not settings:
+        cached = (settings, TierPolicy.from_rules(settings.tiers))
+        _POLICIES[id(settings)] = cached
+    return cached[1]
+
+
+def business_day(at: datetime, settings: Settings) -> date:
+    """The bank's business date of an instant (Asia/Shanghai by default)."""
+    return at.astimezone(settings.zone).date()
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+async def on_account(event: Event, uow: UnitOfWork) -> None:
+    """Register an account's owner and product type; its balance comes from postings and
+    snapshots."""
+    data: AccountV1 = event.data
+    account = await _account_for(uow.session, data.account_id, data.customer_id, data.product_type)
+    account.status = data.status
+
+
+async def on_customer(event: Event, uow: UnitOfWork) -> None:
+    """Keep household membership, which the household aggregation needs."""
+    data: CustomerV1 = event.data
+    if data.source != "core":
+        return
+    at = data.updated_at
+    customer = await _customer(uow, data.customer_id, business_day(at, uow.settings))
+    if customer.household_id == data.household_id:
+        return
+    if customer.household_id:
+        old = await _household(uow.session, customer.household_id)
+        old.aum -= customer.aum
+    customer.household_id = data.household_id
+    if data.household_id:
+        new = await _household(uow.session, data.household_id)
+        new.aum += customer.aum
+        await uow.session.flush()
+        await _upgrade_if_due(uow, customer, at)
+
+
+async def on_posting(event: Event, uow: UnitOfWork) -> None:
+    """Apply a posting's ``balance_after`` (if it is the newest for its account), then pass the
+    posting on to pricing with the tier in force right after it."""
+    p: PostingV1 = event.data
+    account = await _account_for(uow.session, p.account_id, p.customer_id, p.product_type)
+    customer = await _customer(uow, p.customer_id, business_day(p.posted_at, uow.settings))
+    before = _position(account)
+    after = apply_posting(before, p.account_seq, p.balance_after, p.posted_at)
+    if after == before:
+        metrics.STALE_EVENTS.labels("posting").inc()
+    await _apply_position(uow, account, customer, after, p.posted_at)
+    uow.emit(
+        PostingTieredV1(posting=p, tier=customer.tier, aum=customer.aum,
+                        average_aum_12m=customer.average_aum_12m),
+        stable_id=f"posting:{p.posting_id}",
+    )
+
+
+async def on_balance(event: Event, uow: UnitOfWork) -> None:
+    """Apply a balance or market-value snapshot unless a newer one is already applied."""
+    b: BalanceV1 = event.data
+    account = await _account_for(uow.session, b.account_id, b.customer_id, b.product_type)
+    customer = await _customer(uow, b.customer_id, business_day(b.as_of, uow.settings))
+    before = _position(account)
+    after = apply_snapshot(before, b.balance, b.as_of)
+    if after == before:
+        metrics.STALE_EVENTS.labels("balance").inc()
+    await _apply_position(uow, account, customer, after, b.as_of)
+
+
+# --- the steps the handlers share ----------------------------------------------------------
+
+
+def _position(account: TieringAccount) -> AccountPosition:
+    return AccountPosition(account.balance, account.seq, account.balance_at)
+
+
+async def _account_for(session: AsyncSession, account_id: str, customer_id: str,
+                       product_type: str) -> TieringAccount:
+    account = await session.get(TieringAccount, account_id)
+    if account is None:
+        account = TieringAccount(account_id=account_id, customer_id=customer_id,
+                                 product_type=product_type, status="open", balance=ZERO, seq=0,
+                                 balance_at=None)
+        session.add(account)
+        return account
+    if account.customer_id != customer_id:
+        raise Rejected(f"account {account_id} belongs to customer {account.customer_id}, not {customer_id}")
+    if account.product_type != product_type:
+        raise Rejected(f"account {account_id} is a {account.product_type}, not a {product_type}")
+    return account
+
+
+async def _customer(uow: UnitOfWork, customer_id: str, day: date) -> TieringCustomer:
+    customer = await uow.session.get(TieringCustomer, customer_id)
+    if customer is None:
+        customer = TieringCustomer(
+            customer_id=customer_id, household_id=None, aum=ZERO, liabilities=ZERO,
+            tier=policy_of(uow.settings).lowest.id, watch=False, months_below=0, tier_since=None,
+            mtd_day=day, mtd_month=month_key(day), mtd_dom=day.day, mtd_sum=ZERO,
+            average_aum_12m=ZERO,
+        )
+        uow.session.add(customer)
+        metrics.CUSTOMERS_CREATED.inc()
+    return customer
+
+
+async def _household(session: AsyncSession, household_id: str) -> TieringHousehold:
+    household = await session.get(TieringHousehold, household_id)
+    if household is None:
+        household = TieringHousehold(household_id=household_id, aum=ZERO)
+        session.add(household)
+    return household
+
+
+async def _roll(uow: UnitOfWork, customer: TieringCustomer, day: date) -> None:
+    """Bring the customer's running sum of daily AUM to ``day``, storing months that ended."""
+    state = DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
+    rolled, completed = roll_to(state, day)
+    if rolled is state:
+        return
+    for month, total in completed:
+        stmt = insert_for(uow.session)(TieringMonthlyAum).values(
+            customer_id=customer.customer_id, month=month_key(month), total=total, average=None
+        ).on_conflict_do_nothing()
+        await uow.session.execute(stmt)
+    customer.mtd_day = rolled.day
+    customer.mtd_month = month_key(rolled.day)
+    customer.mtd_dom = rolled.day.day
+    customer.mtd_sum = rolled.sum_before
+
+
+async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: TieringCustomer,
+                          after: AccountPosition, at: datetime) -> None:
+    delta = after.balance - account.balance
+    account.balance, account.seq, account.balance_at = after.balance, after.seq, after.balance_at
+    if delta == 0:
+        return
+    await _roll(uow, customer, business_day(at, uow.settings))
+    if account.product_type not in AUM_PRODUCT_TYPES:
+        customer.liabilities += delta
+        return
+    customer.aum += delta
+    customer.updated_at = at
+    if customer.household_id:
+        household = await _household(uow.session, customer.household_id)
+        household.aum += delta
+    await uow.session.flush()
+    await _upgrade_if_due(uow, customer, at)
+    await _emit_aum(uow, customer, at)
+
+
+async def _upgrade_if_due(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
+    policy = policy_of(uow.settings)
+    household_id = customer.household_id if uow.settings.tiering.household_aggregation else None
+    if household_id is None:
+        await _decide(uow, customer, policy.on_aum(_state(customer), customer.aum), at, customer.aum)
+        return
+    household = await _household(uow.session, household_id)
+    members = (await uow.session.execute(
+        select(TieringCustomer).where(TieringCustomer.household_id == household_id)
+        .order_by(TieringCustomer.customer_id)
+    )).scalars().all()
+    for member in members:
+        decision = policy.on_aum(_state(member), household.aum)
+        await _decide(uow, member, decision, at, household.aum)
+
+
+def _state(customer: TieringCustomer) -> TierState:
+    return TierState(customer.tier, customer.watch, customer.months_below)
+
+
+async def _decide(uow: UnitOfWork, customer: TieringCustomer, decision: TierDecision,
+                  at: datetime, basis: Decimal) -> None:
+    """Apply a tier decision: new state, a history row and a ``strata.tier_changed.v1``."""
+    if decision.change is None:
+        return
+    customer.tier = decision.state.tier
+    customer.watch = decision.state.watch
+    customer.months_below = decision.state.months_below
+    if decision.change in ("upgrade", "downgrade"):
+        customer.tier_since = at
+    uow.session.add(TieringTierHistory(
+        customer_id=customer.customer_id, from_tier=decision.from_tier, to_tier=decision.state.tier,
+        change=decision.change, watch=decision.state.watch, reason=decision.reason, basis=basis,
+        effective_at=at,
+    ))
+    uow.emit(TierChangedV1(
+        customer_id=customer.customer_id, from_=decision.from_tier, to=decision.state.tier,
+        reason=decision.reason, effective_at=at, change=decision.change, watch=decision.state.watch,
+        aum=customer.aum, basis=basis,
+    ), key=f"tier:{customer.customer_id}:{decision.change}")
+    metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc()
+
+
+async def _emit_aum(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
+    rows = await uow.session.execute(
+        select(TieringAccount.product_type, func.sum(TieringAccount.balance))
+        .where(TieringAccount.customer_id == customer.customer_id)
+        .group_by(TieringAccount.product_type)
+    )
+    by_type, liabilities = {}, {}
+    for product_type, cents in rows:
+        amount = from_cents(cents or 0)
+        (by_type if product_type in AUM_PRODUCT_TYPES else liabilities)[product_type] = amount
+    state = DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
+    uow.emit(AumV1(
+        customer_id=customer.customer_id, aum=customer.aum,
+        mtd_average_daily_aum=state.month_to_date_average(), by_product_type=by_type,
+        liabilities=liabilities, business_date=customer.mtd_day, as_of=at,
+    ), key=f"aum:{customer.customer_id}")
+
+
+# --- month-end close ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloseSummary:
+    month: str
+    customers: int
+    watch: int
+    watch_cleared: int
+    downgrades: int
+    already_closed: bool = False
+
+    def as_dict(self) -> dict:
+        return {"month": self.month, "customers": self.customers, "watch": self.watch,
+                "watch_cleared": self.watch_cleared, "downgrades": self.downgrades,
+                "already_closed": self.already_closed}
+
+
+class CloseRefused(Exception):
+    """A month that may not be closed now (out of order)."""
+
+
+async def close_month(uow: UnitOfWork, month: str) -> CloseSummary:
+    """Close ``month``: each customer's average daily AUM, then watch and downgrades.
+
+    Idempotent: a month closed before returns its summary and changes nothing. Months close in
+    order, since a downgrade counts consecutive month-ends.
+    """
+    session = uow.session
+    done = await session.get(TieringMonthClose, month)
+    if done is not None:
+        return CloseSummary(**{**json.loads(done.summary), "already_closed": True})
+    last = await session.scalar(select(func.max(TieringMonthClose.month)))
+    if last is not None and month != month_key(next_month(parse_month(last))):
+        raise CloseRefused(f"the last closed month is {last}; close {month_key(next_month(parse_month(last)))} next")
+    first = parse_month(month)
+    days = days_in_month(first)
+    await _store_month_totals(session, month, days)
+    summary = await _decide_month_end(uow, month, first, days)
+    await _refresh_twelve_month_average(session, first)
+    session.add(TieringMonthClose(month=month, closed_at=datetime.now(timezone.utc),
+                                  summary=json.dumps(summary.as_dict())))
+    metrics.MONTH_CLOSES.inc()
+    return summary
+
+
+async def _store_month_totals(session: AsyncSession, month: str, days: int) -> None:
+    """Every customer's sum of end-of-day AUM for the month, then its average (half up)."""
+    await session.execute(text(
+        "INSERT INTO tiering_monthly_aum (customer_id, month, total, average) "
+        "SELECT c.customer_id, :month, "
+        "  CASE WHEN c.mtd_month = :month THEN c.mtd_sum + c.aum * (:days - c.mtd_dom + 1) "
+        "       ELSE c.aum * :days END, NULL "
+        "FROM tiering_customers c "
+        "WHERE c.mtd_month <= :month AND NOT EXISTS ("
+        "  SELECT 1 FROM tiering_monthly_aum m WHERE m.customer_id = c.customer_id AND m.month = :month)"
+    ), {"month": month, "days": days})
+    await session.execute(text(
+        "UPDATE tiering_monthly_aum SET average = (total * 2 + :days) / (2 * :days) "
+        "WHERE month = :month AND average IS NULL"
+    ), {"month": month, "days": days})
+
+
+async def _decide_month_end(uow: UnitOfWork, month: str, first: date, days: int) -> CloseSummary:
+    session, settings = uow.session, uow.settings
+    policy = policy_of(settings)
+    floors = " ".join(f"WHEN :tier{i} THEN :floor{i}" for i, _ in enumerate(policy.tiers))
+    params: dict = {"month": month}
+    for i, tier in enumerate(policy.tiers):
+        params[f"tier{i}"], params[f"floor{i}"] = tier.id, int(tier.floor * 100)
+    household = settings.tiering.household_aggregation
+    basis = "COALESCE(h.average, m.average)" if household else "m.average"
+    basis_now = "COALESCE(hh.aum, c.aum)" if household else "c.aum"
+    joins = (
+        "LEFT JOIN (SELECT c2.household_id, CAST(SUM(m2.average) AS BIGINT) AS average FROM tiering_customers c2 "
+        "  JOIN tiering_monthly_aum m2 ON m2.customer_id = c2.customer_id AND m2.month = :month "
+        "  WHERE c2.household_id IS NOT NULL GROUP BY c2.household_id) h ON h.household_id = c.household_id "
+        "LEFT JOIN tiering_households hh ON hh.household_id = c.household_id "
+        if household else ""
+    )
+    rows = (await session.execute(text(
+        f"SELECT c.customer_id, {basis} AS basis, {basis_now} AS basis_now "
+        f"FROM tiering_customers c JOIN tiering_monthly_aum m "
+        f"  ON m.customer_id = c.customer_id AND m.month = :month {joins}"
+        f"WHERE c.watch OR c.months_below > 0 OR {basis} < CASE c.tier {floors} ELSE 0 END "
+        f"ORDER BY c.customer_id"
+    ), params)).all()
+    effective_at = datetime.combine(next_month(first), time(0), settings.zone)
+    counts = {"watch": 0, "watch_cleared": 0, "downgrade": 0}
+    for customer_id, basis_cents, now_cents in rows:
+        customer = await session.get(TieringCustomer, customer_id)
+        decision = policy.on_month_end(_state(customer), from_cents(basis_cents),
+                                       from_cents(now_cents), month)
+        uow.cause = f"month-end:{month}:{customer_id}"
+        await _decide(uow, customer, decision, effective_at, from_cents(basis_cents))
+        if decision.change:
+            counts[decision.change] += 1
+    total = await session.scalar(select(func.count()).select_from(TieringMonthlyAum)
+                                 .where(TieringMonthlyAum.month == month))
+    return CloseSummary(month, total or 0, counts["watch"], counts["watch_cleared"], counts["downgrade"])
+
+
+async def _refresh_twelve_month_average(session: AsyncSession, first: date) -> None:
+    """The average of the last twelve closed months' averages, which pricing's contribution
+    score uses."""
+    start = first
+    for _ in range(11):
+        start = date(start.year - (start.month == 1), (start.month - 2) % 12 + 1, 1)
+    await session.execute(text(
+        "UPDATE tiering_customers SET average_aum_12m = COALESCE(("
+        "  SELECT (CAST(SUM(m.average) AS BIGINT) * 2 + COUNT(*)) / (2 * COUNT(*)) FROM tiering_monthly_aum m "
+        "  WHERE m.customer_id = tiering_customers.customer_id AND m.average IS NOT NULL "
+        "    AND m.month >= :start AND m.month <= :end), 0)"
+    ), {"start": month_key(start), "end": month_key(first)})
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+async def tier_view(session: AsyncSession, customer_id: str) -> dict | None:
+    customer = await session.get(TieringCustomer, customer_id)
+    if customer is None:
+        return None
+    history = (await session.execute(
+        select(TieringTierHistory).where(TieringTierHistory.customer_id == customer_id)
+        .order_by(TieringTierHistory.id)
+    )).scalars().all()
+    state = DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
+    return {
+        "customer_id": customer.customer_id,
+        "tier": customer.tier,
+        "watch": customer.watch,
+        "months_below": customer.months_below,
+        "aum": customer.aum,
+        "liabilities": customer.liabilities,
+        "mtd_average_daily_aum": state.month_to_date_average(),
+        "business_date": customer.mtd_day,
+        "household_id": customer.household_id,
+        "average_aum_12m": customer.average_aum_12m,
+        "tier_since": customer.tier_since,
+        "history": [
+            {"from": h.from_tier, "to": h.to_tier, "change": h.change, "watch": h.watch,
+             "reason": h.reason, "basis": h.basis, "effective_at": h.effective_at}
+            for h in history
+        ],
+    }

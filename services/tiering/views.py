@@ -1,0 +1,92 @@
+"""Tiering's HTTP routes."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, current_principal, require_roles
+from shared.contracts.types import Money
+from shared.http import db_session
+from shared.problems import Problem
+from shared.access import ensure_customer_visible
+from services.tiering import service
+
+router = APIRouter(tags=["tiering"])
+
+
+class TierHistoryItem(BaseModel):
+    from_: str = Field(serialization_alias="from")
+    to: str
+    change: str
+    watch: bool
+    reason: str
+    basis: Money
+    effective_at: datetime
+
+
+class TierView(BaseModel):
+    customer_id: str
+    tier: str
+    watch: bool
+    months_below: int
+    aum: Money
+    liabilities: Money
+    mtd_average_daily_aum: Money
+    business_date: date
+    household_id: str | None
+    average_aum_12m: Money
+    tier_since: datetime | None
+    history: list[TierHistoryItem]
+
+
+class MonthEndCloseRequest(BaseModel):
+    month: str = Field(examples=["2026-11"])
+
+    @field_validator("month")
+    @classmethod
+    def _month(cls, value: str) -> str:
+        if not re.fullmatch(r"(19|20|21)\d\d-(0[1-9]|1[0-2])", value):
+            raise ValueError("month must be YYYY-MM")
+        return value
+
+
+class MonthEndCloseResult(BaseModel):
+    month: str
+    customers: int
+    watch: int
+    watch_cleared: int
+    downgrades: int
+    already_closed: bool
+
+
+@router.get("/v1/customers/{customer_id}/tier", response_model=TierView, response_model_by_alias=True)
+async def get_tier(customer_id: str, request: Request,
+                   principal: Principal = Depends(current_principal),
+                   session: AsyncSession = Depends(db_session)):
+    """Current tier, watch state, AUM, month-to-date average daily AUM and tier history."""
+    await ensure_customer_visible(request, principal, customer_id)
+    view = await service.tier_view(session, customer_id)
+    if view is None:
+        raise Problem(404, "Customer not found", f"Tiering has no customer {customer_id}.")
+    view["history"] = [TierHistoryItem(from_=h.pop("from"), **h) for h in view["history"]]
+    return TierView(**view)
+
+
+@router.post("/v1/admin/month-end-close", response_model=MonthEndCloseResult)
+async def month_end_close(body: MonthEndCloseRequest, request: Request,
+                          principal: Principal = Depends(require_roles("admin"))):
+    """Close a month: average daily AUM per customer, watch flags and downgrades. Idempotent:
+    closing a closed month again changes nothing and returns the first close's summary."""
+    runtime = request.app.state.runtime
+    try:
+        async with runtime.unit_of_work("tiering", cause=f"month-end:{body.month}") as uow:
+            summary = await service.close_month(uow, body.month)
+    except service.CloseRefused as exc:
+        raise Problem(409, "Month cannot be closed now", str(exc)) from exc
+    return MonthEndCloseResult(**summary.as_dict())

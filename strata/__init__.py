@@ -1,0 +1,1 @@
+"""The ``strata`` command and the wiring of Strata's processes."""

@@ -1,0 +1,63 @@
+"""The single-process mode: every service in one process, on the in-memory bus and SQLite,
+through the same handlers and consumer runtime as the distributed mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from shared.http import create_app
+from shared.logs import configure_logging
+from shared.runtime.process import Runtime
+from shared.settings import Settings
+from strata.registry import load_all
+
+log = logging.getLogger(__name__)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    return Runtime(settings, load_all())
+
+
+def run_single_process(settings: Settings, args) -> int:
+    configure_logging("WARNING" if not args.quiet else settings.log_level)
+    return asyncio.run(_serve(settings, args))
+
+
+async def _serve(settings: Settings, args) -> int:
+    runtime = build_runtime(settings)
+    app = create_app(runtime, title="Strata (single process)", manage_runtime=False)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
+                            log_level="warning", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # we own Ctrl-C, to stop in order
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(server.serve(), name="http")]
+    base = f"http://{args.host}:{args.port}"
+    print(f"Strata is running: {', '.join(s.name for s in runtime.services)} in one process", flush=True)
+    print(f"  API docs   {base}/docs", flush=True)
+    print(f"  metrics    {base}/metrics", flush=True)
+    print(f"  data       {settings.database_url.split(':///', 1)[-1]}", flush=True)
+    print("  a token    strata token --role admin", flush=True)
+    print("Ctrl-C stops it; running it again continues from the same data.", flush=True)
+    if not args.no_simulate:
+        from strata.simulator.live import start_live_feed
+
+        tasks += start_live_feed(runtime, args, stop)
+    await stop.wait()
+    print("\nstopping: finishing the batch in hand...", file=sys.stderr, flush=True)
+    server.should_exit = True
+    for task in tasks[1:]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await runtime.stop()
+    print("stopped cleanly.", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,51 @@
+"""Fixtures shared by every ring of tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+from shared.settings import Settings
+from strata.registry import load_all
+from strata.testing import Harness
+
+
+def single_process_settings(tmpdir: str, **overrides) -> Settings:
+    base = {
+        "bus": "memory",
+        "database_url": f"sqlite+aiosqlite:///{tmpdir}/strata.db",
+        "runtime": {"poll_timeout_ms": 20, "outbox_poll_interval_ms": 20, "lag_interval_s": 0.5,
+                    "retry_initial_ms": 10, "retry_max_ms": 200},
+        "kafka": {"partitions": 2},
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+async def strata():
+    """All services in one process on the in-memory bus and SQLite, shared by the session:
+    tests use their own customer ids."""
+    with tempfile.TemporaryDirectory(prefix="strata-test-") as tmp:
+        harness = await Harness(single_process_settings(tmp), load_all()).start()
+        try:
+            yield harness
+        finally:
+            await harness.stop()
+
+
+@pytest.fixture
+async def fresh_strata():
+    """A private single-process Strata, for tests of global operations (month-end closes)."""
+    with tempfile.TemporaryDirectory(prefix="strata-test-") as tmp:
+        harness = await Harness(single_process_settings(tmp), load_all()).start()
+        try:
+            yield harness
+        finally:
+            await harness.stop()
+
+
+def integration_required() -> bool:
+    return os.environ.get("STRATA_REQUIRE_INTEGRATION") == "1"
