@@ -79,11 +79,11 @@ class Harness:
     async def _idle(self) -> bool:
         bus = self.runtime.bus
         if isinstance(bus, MemoryBus):
-            if bus.pending():
+            if bus.uncommitted():
                 return False
         else:
             for loop in self.runtime.loops.values():
-                if loop.consumer is None or any(loop.consumer.lag().values()):
+                if await bus.pending(loop.group, loop.topics):
                     return False
         async with self.runtime.db.sessions() as session:
             backlog = await session.scalar(select(func.count()).select_from(OutboxMessage))

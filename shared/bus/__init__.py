@@ -13,4 +13,4 @@ def build_bus(settings) -> Bus:
     from shared.bus.kafka import KafkaBus
 
     return KafkaBus(settings.kafka.bootstrap_servers, settings.kafka.client_id,
-                    settings.kafka.replication_factor)
+                    settings.kafka.replication_factor, topic_prefix=settings.kafka.topic_prefix)

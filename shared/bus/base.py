@@ -54,7 +54,7 @@ class Consumer(abc.ABC):
         """Record ``offsets`` (the next offset to read, per partition) for the group."""
 
     @abc.abstractmethod
-    def lag(self) -> dict[TopicPartition, int]:
+    async def lag(self) -> dict[TopicPartition, int]:
         """Messages not yet consumed, per assigned partition, as last known."""
 
 
@@ -75,6 +75,11 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
+
+    @abc.abstractmethod
+    async def pending(self, group: str, topics: Sequence[str]) -> int:
+        """Messages on ``topics`` that ``group`` has not committed yet (from the broker's own
+        committed offsets and end offsets)."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:

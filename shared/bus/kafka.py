@@ -18,13 +18,15 @@ log = logging.getLogger(__name__)
 
 class KafkaBus(Bus):
     def __init__(self, bootstrap_servers: str, client_id: str = "strata",
-                 replication_factor: int = 1, linger_ms: int = 5) -> None:
+                 replication_factor: int = 1, linger_ms: int = 5, topic_prefix: str = "") -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.prefix = topic_prefix
         self.client_id = client_id
         self.replication_factor = replication_factor
         self.linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
+        self._probe: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -53,11 +55,15 @@ class KafkaBus(Bus):
         if self._admin is not None:
             await self._admin.close()
             self._admin = None
+        if self._probe is not None:
+            await self._probe.stop()
+            self._probe = None
 
     async def ensure_topics(self, topics: Sequence[str], partitions: int) -> None:
         assert self._admin is not None, "bus not started"
         existing = set(await self._admin.list_topics())
-        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        wanted = [self.prefix + t for t in dict.fromkeys(topics)]
+        missing = [t for t in wanted if t not in existing]
         if not missing:
             return
         new = [NewTopic(t, num_partitions=partitions, replication_factor=self.replication_factor)
@@ -78,7 +84,7 @@ class KafkaBus(Bus):
             raise BusUnavailable("producer not started")
         try:
             futures = [
-                await self._producer.send(m.topic, value=m.value, key=m.key, headers=m.headers)
+                await self._producer.send(self.prefix + m.topic, value=m.value, key=m.key, headers=m.headers)
                 for m in messages
             ]
             await asyncio.gather(*futures)
@@ -86,7 +92,30 @@ class KafkaBus(Bus):
             raise BusUnavailable(f"publish failed: {exc}") from exc
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        return KafkaConsumer(self.bootstrap_servers, group, list(topics), self.client_id)
+        return KafkaConsumer(self.bootstrap_servers, group, list(topics), self.client_id, self.prefix)
+
+    async def pending(self, group: str, topics: Sequence[str]) -> int:
+        assert self._admin is not None, "bus not started"
+        physical = [self.prefix + t for t in topics]
+        committed = await self._admin.list_consumer_group_offsets(group)
+        if self._probe is None:
+            self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+                                           client_id=f"{self.client_id}-probe", enable_auto_commit=False)
+            await self._probe.start()
+        partitions = []
+        for topic in physical:
+            for p in self._probe.partitions_for_topic(topic) or await self._refresh(topic):
+                partitions.append(KafkaTP(topic, p))
+        ends = await self._probe.end_offsets(partitions)
+        total = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            total += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+        return total
+
+    async def _refresh(self, topic: str) -> set[int]:
+        await self._probe._client.force_metadata_update()
+        return self._probe.partitions_for_topic(topic) or set()
 
     async def ping(self) -> bool:
         if self._admin is None:
@@ -99,9 +128,11 @@ class KafkaBus(Bus):
 
 
 class KafkaConsumer(Consumer):
-    def __init__(self, bootstrap_servers: str, group: str, topics: list[str], client_id: str) -> None:
+    def __init__(self, bootstrap_servers: str, group: str, topics: list[str], client_id: str,
+                 prefix: str = "") -> None:
+        self.prefix = prefix
         self._consumer = AIOKafkaConsumer(
-            *topics,
+            *[prefix + t for t in topics],
             bootstrap_servers=bootstrap_servers,
             group_id=group,
             client_id=client_id,
@@ -128,16 +159,17 @@ class KafkaConsumer(Consumer):
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         out: list[Record] = []
         for tp, records in batches.items():
+            topic = tp.topic[len(self.prefix):]
             for r in records:
-                out.append(Record(r.topic, r.partition, r.offset, r.key, r.value,
+                out.append(Record(topic, r.partition, r.offset, r.key, r.value,
                                   list(r.headers or ()), r.timestamp))
             if records:
-                self._positions[(tp.topic, tp.partition)] = records[-1].offset + 1
+                self._positions[(topic, tp.partition)] = records[-1].offset + 1
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await self._consumer.commit({KafkaTP(t, p): o for (t, p), o in offsets.items()})
+            await self._consumer.commit({KafkaTP(self.prefix + t, p): o for (t, p), o in offsets.items()})
         except (CommitFailedError, IllegalStateError) as exc:
             # The partitions moved to another member during a rebalance. Our database commit
             # stands; the new owner re-reads from the last committed offset and its idempotency
@@ -146,11 +178,18 @@ class KafkaConsumer(Consumer):
         except KafkaError as exc:
             raise BusUnavailable(f"offset commit failed: {exc}") from exc
 
-    def lag(self) -> dict[TopicPartition, int]:
+    async def lag(self) -> dict[TopicPartition, int]:
         out = {}
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is None:
                 continue
-            out[(tp.topic, tp.partition)] = max(0, high - self._positions.get((tp.topic, tp.partition), high))
+            key = (tp.topic[len(self.prefix):], tp.partition)
+            position = self._positions.get(key)
+            if position is None:
+                try:
+                    position = await self._consumer.position(tp)
+                except Exception:
+                    continue
+            out[key] = max(0, high - position)
         return out

@@ -69,14 +69,19 @@ class MemoryBus(Bus):
     def end_offsets(self, topic: str) -> list[int]:
         return [p.end for p in self.topics.get(topic, [])]
 
-    def pending(self) -> int:
+    def uncommitted(self) -> int:
         """Messages some group has not committed yet (for tests and the settle loop)."""
+        return sum(self._group_pending(g, ts) for g, ts in self.subscriptions.items())
+
+    def _group_pending(self, group: str, topics) -> int:
         total = 0
-        for group, topics in self.subscriptions.items():
-            for topic in topics:
-                for i, part in enumerate(self.topics.get(topic, [])):
-                    total += part.end - self.committed[group].get((topic, i), 0)
+        for topic in topics:
+            for i, part in enumerate(self.topics.get(topic, [])):
+                total += part.end - self.committed.get(group, {}).get((topic, i), 0)
         return total
+
+    async def pending(self, group: str, topics: Sequence[str]) -> int:
+        return self._group_pending(group, topics)
 
     def _trim(self, topic: str, partition: int) -> None:
         """Forget records every subscribed group has committed past, so a long demo run keeps
@@ -139,7 +144,7 @@ class MemoryConsumer(Consumer):
             committed[tp] = max(committed.get(tp, 0), offset)
             self.bus._trim(*tp)
 
-    def lag(self) -> dict[TopicPartition, int]:
+    async def lag(self) -> dict[TopicPartition, int]:
         return {
             tp: self.bus.topics[tp[0]][tp[1]].end - pos for tp, pos in self.position.items()
         }

@@ -180,6 +180,8 @@ class FeeAssessedV1(ContractModel):
     net: Money
     rules: list[str]
     posted_at: Timestamp
+    points_earned: int = Field(default=0, ge=0)
+    points_balance: int | None = Field(default=None, ge=0)
 
 
 class AssignmentChangedV1(ContractModel):

@@ -106,7 +106,7 @@ class ConsumerLoop:
                 if records:
                     await self.process_batch(records)
                 if time.monotonic() - last_lag > cfg.lag_interval_s:
-                    self._report_lag()
+                    await self._report_lag()
                     last_lag = time.monotonic()
         finally:
             await self.consumer.stop()
@@ -124,10 +124,10 @@ class ConsumerLoop:
                 RETRIES.labels(self.spec.name, "consumer_start").inc()
                 await backoff.wait()
 
-    def _report_lag(self) -> None:
+    async def _report_lag(self) -> None:
         if self.consumer is None:
             return
-        for (topic, partition), lag in self.consumer.lag().items():
+        for (topic, partition), lag in (await self.consumer.lag()).items():
             CONSUMER_LAG.labels(self.spec.name, topic, str(partition)).set(lag)
 
     async def process_batch(self, records: list[Record]) -> None:

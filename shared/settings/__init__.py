@@ -32,6 +32,9 @@ class KafkaSettings(BaseModel):
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     group_prefix: str = "strata"
+    topic_prefix: str = ""
+    """Prepended to every topic name on the broker, so several environments can share one
+    cluster (``uat.bank.postings``); the code always speaks of the logical names."""
     client_id: str = "strata"
 
 
