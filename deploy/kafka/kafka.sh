@@ -81,8 +81,13 @@ cmd_fetch() {
     ensure_tools
     log "fetching Kafka jars from Maven Central into $LIBS"
     rm -rf "$LIBS.tmp"
-    (cd "$HERE" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
-        -DoutputDirectory="$LIBS.tmp" -DincludeScope=runtime)
+    local mvnlog; mvnlog="$(mktemp)"
+    if ! (cd "$HERE" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
+        -DoutputDirectory="$LIBS.tmp" -DincludeScope=runtime) >"$mvnlog" 2>&1; then
+        cat "$mvnlog" >&2; rm -f "$mvnlog"
+        log "maven could not fetch the Kafka jars"; exit 1
+    fi
+    rm -f "$mvnlog"
     rm -rf "$LIBS"
     mv "$LIBS.tmp" "$LIBS"
     sha256sum "$HERE/pom.xml" | cut -d' ' -f1 >"$LIBS/.fetched"
