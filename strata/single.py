@@ -51,7 +51,7 @@ async def _serve(settings: Settings, args) -> int:
     if not args.no_simulate:
         from strata.simulator.live import start_live_feed
 
-        tasks += start_live_feed(runtime, args, stop)
+        tasks += start_live_feed(app, runtime, args, stop)
     await stop.wait()
     print("\nstopping: finishing the batch in hand...", file=sys.stderr, flush=True)
     server.should_exit = True
