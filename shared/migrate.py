@@ -21,15 +21,26 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LOCK_KEY = 7_212_001
 
 
-def service_migrations(service: str) -> Path:
-    spec = importlib.util.find_spec(f"services.{service}")
-    assert spec is not None and spec.submodule_search_locations, service
-    return Path(next(iter(spec.submodule_search_locations))) / "migrations"
+def service_migrations(service: str) -> Path | None:
+    """The service's migrations folder, or None for a service that keeps no tables."""
+    try:
+        spec = importlib.util.find_spec(f"services.{service}")
+    except ModuleNotFoundError:
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "migrations"
+    return path if path.is_dir() else None
+
+
+def migrated_services(services: Sequence[str]) -> list[str]:
+    return [s for s in services if service_migrations(s) is not None]
 
 
 def alembic_config(services: Sequence[str]) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    services = migrated_services(services)
     locations = [str(MIGRATIONS / "versions")] + [str(service_migrations(s)) for s in services]
     cfg.set_main_option("version_locations", " ".join(locations))
     cfg.set_main_option("path_separator", "space")
@@ -39,7 +50,7 @@ def alembic_config(services: Sequence[str]) -> Config:
 async def upgrade(db: Database, services: Sequence[str]) -> None:
     """Bring the runtime tables and the given services' tables to their newest revision."""
     cfg = alembic_config(services)
-    targets = ["runtime@head"] + [f"{s}@head" for s in services]
+    targets = ["runtime@head"] + [f"{s}@head" for s in migrated_services(services)]
 
     def _run(connection) -> None:
         cfg.attributes["connection"] = connection

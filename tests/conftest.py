@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Sequence
 
 import pytest
 
 from shared.settings import Settings
-from strata.registry import load_all
+from strata.registry import load, load_all
 from strata.testing import Harness
 
 
@@ -36,15 +38,23 @@ async def strata():
             await harness.stop()
 
 
-@pytest.fixture
-async def fresh_strata():
-    """A private single-process Strata, for tests of global operations (month-end closes)."""
+@asynccontextmanager
+async def private_strata(services: Sequence[str] | None = None, **overrides) -> AsyncIterator[Harness]:
+    """A private single-process Strata with settings overrides (e.g. ``tiering={...}``)."""
     with tempfile.TemporaryDirectory(prefix="strata-test-") as tmp:
-        harness = await Harness(single_process_settings(tmp), load_all()).start()
+        specs = [load(s) for s in services] if services else load_all()
+        harness = await Harness(single_process_settings(tmp, **overrides), specs).start()
         try:
             yield harness
         finally:
             await harness.stop()
+
+
+@pytest.fixture
+async def fresh_strata():
+    """A private single-process Strata, for tests of global operations (month-end closes)."""
+    async with private_strata() as harness:
+        yield harness
 
 
 def integration_required() -> bool:

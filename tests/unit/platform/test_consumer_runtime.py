@@ -1,0 +1,177 @@
+"""The one consumer runtime: exactly once into the database, dead letters, retries, order."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from shared.bus.memory import MemoryBus
+from shared.contracts import topics
+from shared.contracts.cloudevents import decode_record, encode_binary, new_event
+from shared.contracts.events import PostingV1, TierChangedV1
+from shared.bus.base import Message
+from shared.db import Database
+from shared import migrate
+from shared.runtime.consumer import ConsumerLoop
+from shared.runtime.errors import Rejected
+from shared.runtime.outbox import OutboxRelay
+from shared.runtime.service import ServiceSpec
+from tests.conftest import single_process_settings
+
+
+def posting(n: int, amount: str = "1.00") -> PostingV1:
+    return PostingV1(posting_id=f"P{n}", customer_id=f"C{n % 3}", account_id=f"A{n}", account_seq=1,
+                     product_type="demand_deposit", direction="credit", amount=amount,
+                     balance_after=amount, currency="CNY", tx_type="salary", channel="batch",
+                     branch_id="B", posted_at="2026-11-10T10:00:00+08:00")
+
+
+class Probe:
+    """A service that emits one tier event per posting, and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.outages = 0
+
+    async def handle(self, event, uow) -> None:
+        self.calls += 1
+        p: PostingV1 = event.data
+        if self.outages:
+            self.outages -= 1
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+        uow.emit(TierChangedV1(customer_id=p.customer_id, from_="mass", to="gold", reason=p.posting_id,
+                               effective_at=p.posted_at, change="upgrade", watch=False,
+                               aum=p.amount, basis=p.amount))
+        if p.amount == Decimal("13.00"):
+            raise Rejected(f"posting {p.posting_id} is unlucky")
+
+
+@pytest.fixture
+async def rig():
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = single_process_settings(tmp)
+        db = Database(settings.database_url)
+        await migrate.upgrade(db, [])
+        bus = MemoryBus(default_partitions=2)
+        await bus.ensure_topics(topics.all_topics(), 2)
+        probe = Probe()
+        spec = ServiceSpec("probe", {topics.POSTINGS: probe.handle}, keeps_access=False)
+        yield settings, db, bus, probe, spec
+        await db.dispose()
+
+
+async def publish(bus, *events):
+    await bus.publish([Message(e.topic, *encode_binary(e)) for e in events])
+
+
+async def drain(loop: ConsumerLoop, relay: OutboxRelay, bus: MemoryBus) -> None:
+    if loop.consumer is None:
+        loop.consumer = loop.bus.consumer(loop.group, loop.topics)
+        await loop.consumer.start()
+    while records := await loop.consumer.getmany(100, 10):
+        await loop.process_batch(records)
+    while await relay.publish_pending():
+        pass
+
+
+def published(bus: MemoryBus, topic: str):
+    return [decode_record(r.value, r.headers) for p in bus.topics[topic] for r in p.records]
+
+
+async def test_rejected_event_leaves_nothing_behind_and_the_rest_of_the_batch_applies(rig):
+    settings, db, bus, probe, spec = rig
+    await publish(bus, *[new_event(posting(n, "13.00" if n == 2 else "1.00"), "core") for n in range(5)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    reasons = [e.data.reason for e in published(bus, topics.TIERS)]
+    assert sorted(reasons) == ["P0", "P1", "P3", "P4"], "the rejected posting's emitted event was rolled back"
+    dead = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["strata_dlq_reason"] == b"posting P2 is unlucky"
+    assert headers["strata_dlq_category"] == b"rejected"
+    assert decode_record(dead[0].value, dead[0].headers).data.posting_id == "P2"
+
+
+async def test_database_outage_is_retried_and_applied_once(rig):
+    settings, db, bus, probe, spec = rig
+    probe.outages = 3
+    await publish(bus, new_event(posting(1), "core"))
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    assert len(published(bus, topics.TIERS)) == 1
+    assert probe.calls == 4
+
+
+async def test_crash_between_database_commit_and_offset_commit_redelivers_without_effect(rig):
+    settings, db, bus, probe, spec = rig
+    await publish(bus, *[new_event(posting(n), "core") for n in range(4)])
+    crashing = ConsumerLoop(spec, db, bus, settings)
+    crashing.consumer = bus.consumer(crashing.group, crashing.topics)
+    await crashing.consumer.start()
+
+    async def die(_offsets):
+        raise SystemExit("killed after the database commit")
+
+    crashing.consumer.commit = die
+    records = await crashing.consumer.getmany(100, 10)
+    with pytest.raises(SystemExit):
+        await crashing.process_batch(records)
+    restarted, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(restarted, relay, bus)
+    assert len(published(bus, topics.TIERS)) == 4, "each posting's effect is there exactly once"
+    assert probe.calls == 4, "the redelivered events were recognised, not re-handled"
+
+
+async def test_undecodable_record_is_dead_lettered_once_even_when_redelivered(rig):
+    settings, db, bus, probe, spec = rig
+    await bus.publish([Message(topics.POSTINGS, b"C1", b"garbage", [("ce_type", b"bank.posting.v1")])])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    bus.committed[loop.group].clear()  # a group reset replays the topic from the start
+    again = ConsumerLoop(spec, db, bus, settings)
+    await drain(again, relay, bus)
+    dead = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    assert len(dead) == 1 and b"not JSON" in dict(dead[0].headers)["strata_dlq_reason"]
+
+
+async def test_event_of_the_wrong_topic_is_dead_lettered(rig):
+    settings, db, bus, probe, spec = rig
+    event = new_event(posting(1), "core")
+    key, value, headers = encode_binary(event)
+    await bus.publish([Message(topics.POSTINGS, key, value,
+                               [(k, b"bank.balance.v1" if k == "ce_type" else v) for k, v in headers])])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    dead = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    assert len(dead) == 1 and probe.calls == 0
+
+
+async def test_outbox_publishes_each_customers_events_in_the_order_written(rig):
+    settings, db, bus, probe, spec = rig
+    await publish(bus, *[new_event(posting(n), "core") for n in range(30)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    for partition in bus.topics[topics.TIERS]:
+        per_customer: dict[str, list[int]] = {}
+        for r in partition.records:
+            e = decode_record(r.value, r.headers)
+            per_customer.setdefault(e.subject, []).append(int(e.data.reason[1:]))
+        for ids in per_customer.values():
+            assert ids == sorted(ids)
+
+
+async def test_graceful_stop_finishes_the_batch_in_hand(rig):
+    settings, db, bus, probe, spec = rig
+    await publish(bus, *[new_event(posting(n), "core") for n in range(10)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    task = asyncio.create_task(loop.run())
+    while loop.batches == 0:
+        await asyncio.sleep(0.005)
+    loop.stop()
+    await asyncio.wait_for(task, 5)
+    assert await bus.pending(loop.group, loop.topics) == 0
