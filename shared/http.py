@@ -78,6 +78,13 @@ def _platform_router() -> APIRouter:
         body = {"status": "ready" if ok else "not ready", "checks": checks, "started": runtime.started}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @router.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi(request: Request) -> JSONResponse:
+        """The AsyncAPI 3 document of the topics this process reads and writes."""
+        from shared.contracts.asyncapi import build
+
+        return JSONResponse(build(request.app.state.runtime.services))
+
     @router.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
