@@ -156,7 +156,10 @@ class KafkaConsumer(Consumer):
         await self._consumer.stop()
 
     async def getmany(self, max_records: int, timeout_ms: int) -> list[Record]:
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        try:
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise BusUnavailable(f"fetch failed: {exc}") from exc
         out: list[Record] = []
         for tp, records in batches.items():
             topic = tp.topic[len(self.prefix):]

@@ -26,6 +26,7 @@ from shared.metrics import (
     RETRIES,
 )
 from shared.runtime.errors import Rejected, is_retryable
+from shared.runtime.faults import checkpoint
 from shared.runtime.models import ProcessedEvent
 from shared.runtime.service import ServiceSpec
 from shared.runtime.unit_of_work import UnitOfWork
@@ -102,7 +103,15 @@ class ConsumerLoop:
         last_lag = 0.0
         try:
             while not self._stopping.is_set():
-                records = await self.consumer.getmany(cfg.batch_size, cfg.poll_timeout_ms)
+                try:
+                    records = await self.consumer.getmany(cfg.batch_size, cfg.poll_timeout_ms)
+                    backoff.reset()
+                except Exception as exc:
+                    if not is_retryable(exc):
+                        raise
+                    RETRIES.labels(self.spec.name, "fetch").inc()
+                    await backoff.wait()
+                    continue
                 if records:
                     await self.process_batch(records)
                 if time.monotonic() - last_lag > cfg.lag_interval_s:
@@ -169,7 +178,9 @@ class ConsumerLoop:
                 RETRIES.labels(self.spec.name, "batch").inc()
                 log.warning("batch retry after outage", extra={"service": self.spec.name, "error": str(exc)[:300]})
                 await backoff.wait()
+        checkpoint("after_db_commit")
         await self._commit_offsets(records, backoff)
+        checkpoint("after_offset_commit")
         self.batches += 1
         BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
         self.on_commit()

@@ -12,6 +12,7 @@ from shared.bus.base import Bus, Message
 from shared.db import Database
 from shared.metrics import EVENTS_EMITTED, OUTBOX_BACKLOG, RETRIES
 from shared.runtime.errors import is_retryable
+from shared.runtime.faults import checkpoint
 from shared.runtime.models import OutboxMessage
 from shared.runtime.unit_of_work import decode_headers
 
@@ -83,6 +84,7 @@ class OutboxRelay:
             await self.bus.publish([
                 Message(r.topic, r.key, r.value, decode_headers(r.headers)) for r in rows
             ])
+            checkpoint("after_outbox_publish")
             # Exactly the rows published: a row with a lower id may commit after this read.
             ids = [r.id for r in rows]
             for start in range(0, len(ids), 500):

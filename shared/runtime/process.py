@@ -121,5 +121,8 @@ class Runtime:
             relay.wake()
 
     async def ready(self) -> dict[str, bool]:
+        """What /readyz reports: the database and the bus answer now, and no consumer loop or
+        relay has died."""
         db_ok, bus_ok = await asyncio.gather(self.db.ping(), self.bus.ping())
-        return {"database": db_ok, "bus": bus_ok}
+        loops_ok = all(not t.done() for t in self._tasks) if self.started else False
+        return {"database": db_ok, "bus": bus_ok, "consumers": loops_ok}

@@ -1,39 +1,75 @@
-"""Signal triggers and suppression windows (DOMAIN.md, Signals)."""
+"""Signal triggers and suppression windows (DOMAIN.md, Signals).
+
+Tier ids named here (``min_tier``) must be ids of ``settings.tiers``; the alerts service refuses
+to start with one that is not.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.types import NonNegativeMoney
+
+def _ratio(value: Decimal) -> Decimal:
+    if not (Decimal("0") < value <= Decimal("1")):
+        raise ValueError("a ratio is above 0 and at most 1")
+    return value
 
 
 class NearUpgrade(BaseModel):
     ratio: Decimal = Decimal("0.90")
-    suppress_days: int = 30
+    """Raised when AUM is at least this share of the next tier's floor (and below it)."""
+    suppress_days: int = Field(default=30, ge=1)
+    """Not raised again for the customer until this many business days after the last one."""
+
+    @field_validator("ratio")
+    @classmethod
+    def _check_ratio(cls, value: Decimal) -> Decimal:
+        return _ratio(value)
 
 
 class VipOutflow(BaseModel):
     min_tier: str = "platinum"
     drop_ratio: Decimal = Decimal("0.80")
-    window_days: int = 30
+    """Raised when AUM falls to this share of its highest value in the window, or below."""
+    window_days: int = Field(default=30, ge=1)
+    """The highest AUM is taken over this many business days, today included."""
     large_outflow: NonNegativeMoney = Decimal("100000.00")
-    suppress_days: int = 7
+    """One debit to another bank of at least this amount also raises the signal."""
+    suppress_days: int = Field(default=7, ge=1)
+
+    @field_validator("drop_ratio")
+    @classmethod
+    def _check_ratio(cls, value: Decimal) -> Decimal:
+        return _ratio(value)
 
 
 class MaturityDue(BaseModel):
     days_ahead: list[int] = [30, 7]
+    """One signal per product and threshold: the tightest threshold the days left fall within."""
     product_types: list[str] = ["time_deposit", "wealth_product"]
+
+    @field_validator("days_ahead")
+    @classmethod
+    def _thresholds(cls, value: list[int]) -> list[int]:
+        if not value or any(d < 0 for d in value) or len(set(value)) != len(value):
+            raise ValueError("days_ahead is a non-empty list of distinct days >= 0")
+        return value
 
 
 class Birthday(BaseModel):
-    days_ahead: int = 7
+    days_ahead: int = Field(default=7, ge=0)
     min_tier: str = "gold"
+    leap_day_in_common_years: Literal["02-28", "03-01"] = "02-28"
+    """When a customer born on 29 February is celebrated in a year without one: on the last day
+    of their birth month (28 February, before the day has passed) or on 1 March."""
 
 
 class CardExpiry(BaseModel):
-    days_ahead: int = 60
+    days_ahead: int = Field(default=60, ge=0)
     product_types: list[str] = ["demand_deposit"]
 
 
@@ -43,3 +79,5 @@ class SignalSettings(BaseModel):
     maturity_due: MaturityDue = MaturityDue()
     birthday: Birthday = Birthday()
     card_expiry: CardExpiry = CardExpiry()
+    scan_page_size: int = Field(default=2000, ge=1)
+    """Daily scan: candidates handled per transaction (each page is one indexed query)."""
