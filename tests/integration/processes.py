@@ -1,0 +1,88 @@
+"""Separate service processes of the distributed mode, for the fault tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    """``strata serve <service>`` as its own OS process on 127.0.0.1."""
+
+    service: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    def start(self, faults: str | None = None) -> "ServiceProcess":
+        env = {**os.environ, **self.env, "STRATA_HTTP__PORT": str(self.port)}
+        env.pop("STRATA_FAULTS", None)
+        if faults:
+            env["STRATA_FAULTS"] = faults
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"strata-{self.service}-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "strata.cli", "serve", self.service, "--port", str(self.port)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        return self
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if self.proc and self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.service} exited with {self.proc.returncode}: {self.tail()}")
+                try:
+                    r = await client.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
+                    if r.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"{self.service} not ready: {self.tail()}")
+
+    async def wait_exit(self, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.service} still running")
+            await asyncio.sleep(0.1)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, lines: int = 20) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
