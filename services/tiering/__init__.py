@@ -35,6 +35,7 @@ async def _tier_gauges(runtime) -> None:
 
 def spec() -> ServiceSpec:
     from services.tiering.messaging import EMITS, SUBSCRIPTIONS
+    from services.tiering.service import prefetch
     from services.tiering.views import router
 
-    return ServiceSpec("tiering", SUBSCRIPTIONS, (router,), EMITS, (_tier_gauges,))
+    return ServiceSpec("tiering", SUBSCRIPTIONS, (router,), EMITS, (_tier_gauges,), prefetch=prefetch)

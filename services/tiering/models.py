@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base, BigId, MoneyType, UtcDateTime
@@ -32,6 +32,9 @@ class TieringCustomer(Base):
     household_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     aum: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
     liabilities: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    holdings: Mapped[dict] = mapped_column(JSON, default=dict)
+    """Balance in cents per product type, kept with every balance change, so the AUM event
+    needs no query over the customer's accounts."""
     tier: Mapped[str] = mapped_column(String(32))
     watch: Mapped[bool] = mapped_column(Boolean, default=False)
     months_below: Mapped[int] = mapped_column(Integer, default=0)

@@ -22,7 +22,7 @@ from shared.contracts.events import (
 )
 from shared.contracts.types import AUM_PRODUCT_TYPES
 from shared.db import insert_for
-from shared.money import ZERO, from_cents
+from shared.money import ZERO, from_cents, to_cents
 from shared.runtime.errors import Rejected
 from shared.runtime.unit_of_work import UnitOfWork
 from shared.settings import Settings
@@ -75,7 +75,7 @@ async def on_account(event: Event, uow: UnitOfWork) -> None:
     """Register an account's owner and product type; its balance comes from postings and
     snapshots."""
     data: AccountV1 = event.data
-    account = await _account_for(uow.session, data.account_id, data.customer_id, data.product_type)
+    account = await _account_for(uow, data.account_id, data.customer_id, data.product_type)
     account.status = data.status
 
 
@@ -103,7 +103,7 @@ async def on_posting(event: Event, uow: UnitOfWork) -> None:
     """Apply a posting's ``balance_after`` (if it is the newest for its account), then pass the
     posting on to pricing with the tier in force right after it."""
     p: PostingV1 = event.data
-    account = await _account_for(uow.session, p.account_id, p.customer_id, p.product_type)
+    account = await _account_for(uow, p.account_id, p.customer_id, p.product_type)
     customer = await _customer(uow, p.customer_id, business_day(p.posted_at, uow.settings))
     before = _position(account)
     after = apply_posting(before, p.account_seq, p.balance_after, p.posted_at)
@@ -120,7 +120,7 @@ async def on_posting(event: Event, uow: UnitOfWork) -> None:
 async def on_balance(event: Event, uow: UnitOfWork) -> None:
     """Apply a balance or market-value snapshot unless a newer one is already applied."""
     b: BalanceV1 = event.data
-    account = await _account_for(uow.session, b.account_id, b.customer_id, b.product_type)
+    account = await _account_for(uow, b.account_id, b.customer_id, b.product_type)
     customer = await _customer(uow, b.customer_id, business_day(b.as_of, uow.settings))
     before = _position(account)
     after = apply_snapshot(before, b.balance, b.as_of)
@@ -132,18 +132,48 @@ async def on_balance(event: Event, uow: UnitOfWork) -> None:
 # --- the steps the handlers share ----------------------------------------------------------
 
 
+async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
+    """Load every account and customer a batch touches in two queries; the handlers then find
+    them (or their absence) in ``uow.batch`` instead of querying one event at a time."""
+    account_ids, customer_ids = set(), set()
+    for event in events:
+        data = event.data
+        customer_ids.add(data.customer_id)
+        if hasattr(data, "account_id"):
+            account_ids.add(data.account_id)
+    accounts = uow.batch.setdefault(TieringAccount, {})
+    customers = uow.batch.setdefault(TieringCustomer, {})
+    for model, ids, cache, key in ((TieringAccount, account_ids, accounts, TieringAccount.account_id),
+                                   (TieringCustomer, customer_ids, customers, TieringCustomer.customer_id)):
+        ids = sorted(ids)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start:start + 1000]
+            rows = (await uow.session.execute(select(model).where(key.in_(chunk)))).scalars()
+            found = {getattr(r, key.key): r for r in rows}
+            for i in chunk:
+                cache[i] = found.get(i)
+
+
+async def _cached(uow: UnitOfWork, model, key: str):
+    cache = uow.batch.setdefault(model, {})
+    if key not in cache:
+        cache[key] = await uow.session.get(model, key)
+    return cache[key]
+
+
 def _position(account: TieringAccount) -> AccountPosition:
     return AccountPosition(account.balance, account.seq, account.balance_at)
 
 
-async def _account_for(session: AsyncSession, account_id: str, customer_id: str,
+async def _account_for(uow: UnitOfWork, account_id: str, customer_id: str,
                        product_type: str) -> TieringAccount:
-    account = await session.get(TieringAccount, account_id)
+    account = await _cached(uow, TieringAccount, account_id)
     if account is None:
         account = TieringAccount(account_id=account_id, customer_id=customer_id,
                                  product_type=product_type, status="open", balance=ZERO, seq=0,
                                  balance_at=None)
-        session.add(account)
+        uow.session.add(account)
+        uow.batch[TieringAccount][account_id] = account
         return account
     if account.customer_id != customer_id:
         raise Rejected(f"account {account_id} belongs to customer {account.customer_id}, not {customer_id}")
@@ -153,15 +183,16 @@ async def _account_for(session: AsyncSession, account_id: str, customer_id: str,
 
 
 async def _customer(uow: UnitOfWork, customer_id: str, day: date) -> TieringCustomer:
-    customer = await uow.session.get(TieringCustomer, customer_id)
+    customer = await _cached(uow, TieringCustomer, customer_id)
     if customer is None:
         customer = TieringCustomer(
-            customer_id=customer_id, household_id=None, aum=ZERO, liabilities=ZERO,
+            customer_id=customer_id, household_id=None, aum=ZERO, liabilities=ZERO, holdings={},
             tier=policy_of(uow.settings).lowest.id, watch=False, months_below=0, tier_since=None,
             mtd_day=day, mtd_month=month_key(day), mtd_dom=day.day, mtd_sum=ZERO,
             average_aum_12m=ZERO,
         )
         uow.session.add(customer)
+        uow.batch[TieringCustomer][customer_id] = customer
         metrics.CUSTOMERS_CREATED.inc()
     return customer
 
@@ -198,6 +229,9 @@ async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: Ti
     if delta == 0:
         return
     await _roll(uow, customer, business_day(at, uow.settings))
+    holdings = dict(customer.holdings or {})
+    holdings[account.product_type] = holdings.get(account.product_type, 0) + to_cents(delta)
+    customer.holdings = holdings
     if account.product_type not in AUM_PRODUCT_TYPES:
         customer.liabilities += delta
         return
@@ -206,9 +240,8 @@ async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: Ti
     if customer.household_id:
         household = await _household(uow.session, customer.household_id)
         household.aum += delta
-    await uow.session.flush()
     await _upgrade_if_due(uow, customer, at)
-    await _emit_aum(uow, customer, at)
+    _emit_aum(uow, customer, at)
 
 
 async def _upgrade_if_due(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
@@ -218,6 +251,7 @@ async def _upgrade_if_due(uow: UnitOfWork, customer: TieringCustomer, at: dateti
         await _decide(uow, customer, policy.on_aum(_state(customer), customer.aum), at, customer.aum)
         return
     household = await _household(uow.session, household_id)
+    await uow.session.flush()  # the members' query must see this batch's changes
     members = (await uow.session.execute(
         select(TieringCustomer).where(TieringCustomer.household_id == household_id)
         .order_by(TieringCustomer.customer_id)
@@ -254,15 +288,10 @@ async def _decide(uow: UnitOfWork, customer: TieringCustomer, decision: TierDeci
     metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc()
 
 
-async def _emit_aum(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
-    rows = await uow.session.execute(
-        select(TieringAccount.product_type, func.sum(TieringAccount.balance))
-        .where(TieringAccount.customer_id == customer.customer_id)
-        .group_by(TieringAccount.product_type)
-    )
+def _emit_aum(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
     by_type, liabilities = {}, {}
-    for product_type, cents in rows:
-        amount = from_cents(cents or 0)
+    for product_type, cents in sorted((customer.holdings or {}).items()):
+        amount = from_cents(cents)
         (by_type if product_type in AUM_PRODUCT_TYPES else liabilities)[product_type] = amount
     state = DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
     uow.emit(AumV1(

@@ -201,6 +201,12 @@ class ConsumerLoop:
             done = await self._already_processed(session, [i.idempotency_key for i in items])
             seen: set[str] = set()
             now = datetime.now(timezone.utc)
+            batch: dict = {}
+            outbox: list[dict] = []
+            if self.spec.prefetch is not None:
+                fresh = [i.event for i in items
+                         if i.event is not None and i.dead_reason is None and i.idempotency_key not in done]
+                await self.spec.prefetch(fresh, UnitOfWork(session, name, self.settings, "prefetch", batch, outbox))
             for index, item in enumerate(items):
                 key = item.idempotency_key
                 topic = item.record.topic
@@ -208,7 +214,7 @@ class ConsumerLoop:
                     tally.append(("duplicate", topic, None))
                     continue
                 seen.add(key)
-                uow = UnitOfWork(session, name, self.settings, cause=key)
+                uow = UnitOfWork(session, name, self.settings, key, batch, outbox)
                 if item.dead_reason is not None:
                     self._dead_letter(uow, item)
                     tally.append(("dead", topic, item.dead_category or "invalid"))
@@ -230,6 +236,7 @@ class ConsumerLoop:
                                          "handler_error") from exc
                 HANDLER_SECONDS.labels(name, topic).observe(time.perf_counter() - t0)
                 tally.append(("consumed", topic, None))
+            await UnitOfWork(session, name, self.settings, "flush", batch, outbox).flush()
             if seen:
                 insert = insert_for(session)(ProcessedEvent).on_conflict_do_nothing()
                 await session.execute(insert, [

@@ -115,7 +115,9 @@ class Runtime:
         """A transaction for an API call that changes state and emits events: both commit
         together, then the service's relay is woken to publish."""
         async with self.db.transaction() as session:
-            yield UnitOfWork(session, service, self.settings, cause=cause)
+            uow = UnitOfWork(session, service, self.settings, cause=cause)
+            yield uow
+            await uow.flush()
         relay = self.relays.get(service)
         if relay is not None:
             relay.wake()

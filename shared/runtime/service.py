@@ -32,5 +32,8 @@ class ServiceSpec:
     routers: tuple[APIRouter, ...] = ()
     emits: tuple[str, ...] = ()
     background: tuple[Callable[["Runtime"], Awaitable[None]], ...] = field(default_factory=tuple)
+    prefetch: Callable[[list[Event], UnitOfWork], Awaitable[None]] | None = None
+    """Load what a whole batch needs in a few queries before its handlers run (into
+    ``uow.batch`` or the session), instead of one query per event."""
     keeps_access: bool = True
     """Keep this service's copy of who may see which customer (see ``shared.access``)."""

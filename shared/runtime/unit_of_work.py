@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.cloudevents import Event, encode_binary, new_event
@@ -28,11 +29,21 @@ def derived_event_id(*parts: str) -> str:
 
 @dataclass
 class UnitOfWork:
+    """One event's (or one API call's) share of a transaction.
+
+    ``batch`` is scratch space shared by the handlers of one batch attempt (e.g. rows a
+    service prefetched for the whole batch); it lives exactly as long as the transaction, so
+    a rolled-back attempt leaves nothing behind. ``outbox`` collects emitted messages, written
+    with one bulk insert before the transaction commits (``flush``).
+    """
+
     session: AsyncSession
     service: str
     settings: "Settings"
     cause: str = "api"
-    emitted: list[OutboxMessage] = field(default_factory=list)
+    batch: dict = field(default_factory=dict)
+    outbox: list[dict] = field(default_factory=list)
+    emitted: int = 0
 
     def emit(self, data: BaseModel, *, key: str | None = None, stable_id: str | None = None,
              time: datetime | None = None) -> Event:
@@ -43,7 +54,8 @@ class UnitOfWork:
         the business fact instead (e.g. ``posting:P17``) when the same fact may arrive under
         several causes and must still reach consumers as one event.
         """
-        n = len(self.emitted)
+        n = self.emitted
+        self.emitted += 1
         if stable_id is not None:
             event_id = derived_event_id(self.service, stable_id)
         else:
@@ -55,16 +67,20 @@ class UnitOfWork:
 
     def add_message(self, topic: str, key: bytes | None, value: bytes,
                     headers: list[tuple[str, bytes]]) -> None:
-        row = OutboxMessage(
-            service=self.service,
-            topic=topic,
-            key=key,
-            value=value,
-            headers=encode_headers(headers),
-            created_at=datetime.now(timezone.utc),
-        )
-        self.session.add(row)
-        self.emitted.append(row)
+        self.outbox.append({
+            "service": self.service,
+            "topic": topic,
+            "key": key,
+            "value": value,
+            "headers": encode_headers(headers),
+            "created_at": datetime.now(timezone.utc),
+        })
+
+    async def flush(self) -> None:
+        """Write the collected outbox messages, in the order emitted (ids ascend with it)."""
+        if self.outbox:
+            await self.session.execute(insert(OutboxMessage), self.outbox)
+            self.outbox.clear()
 
 
 def encode_headers(headers: list[tuple[str, bytes]]) -> str:

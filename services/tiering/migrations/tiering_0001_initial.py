@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("household_id", sa.String(64), nullable=True),
         sa.Column("aum", sa.BigInteger, nullable=False),
         sa.Column("liabilities", sa.BigInteger, nullable=False),
+        sa.Column("holdings", sa.JSON, nullable=False),
         sa.Column("tier", sa.String(32), nullable=False),
         sa.Column("watch", sa.Boolean, nullable=False),
         sa.Column("months_below", sa.Integer, nullable=False),

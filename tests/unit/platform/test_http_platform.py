@@ -35,7 +35,7 @@ async def test_health_readiness_metrics_and_openapi_need_no_token(strata, path):
 
 async def test_readyz_reports_the_bus_and_database(strata):
     body = (await strata.client.get("/readyz")).json()
-    assert body["checks"] == {"database": True, "bus": True}
+    assert body["checks"] == {"database": True, "bus": True, "consumers": True}
 
 
 async def test_metrics_expose_the_runtime_counters(strata):
