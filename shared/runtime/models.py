@@ -19,6 +19,8 @@ class ProcessedEvent(Base):
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
+    __table_args__ = (Index("ix_runtime_processed_events_age", "consumer", "processed_at"),)
+
 
 class OutboxMessage(Base):
     """A message written in the same transaction as the state that caused it; the relay

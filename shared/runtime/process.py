@@ -64,6 +64,7 @@ class Runtime:
             for task in spec.background:
                 self._spawn(task(self), f"{spec.name}-background")
         self._spawn(self._gauges(), "gauges")
+        self._spawn(self._prune_forever(), "prune-processed")
         self.started = True
 
     def _spawn(self, coro, name: str) -> None:
@@ -75,6 +76,41 @@ class Runtime:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task died", extra={"task": task.get_name()},
                       exc_info=task.exception())
+
+    async def prune_processed(self, now=None) -> int:
+        """Forget processed event ids older than the retention, a few thousand at a time, so
+        the idempotency table does not grow without bound. Returns how many were removed."""
+        from datetime import datetime, timedelta, timezone
+
+        from sqlalchemy import delete, select
+
+        from shared.runtime.models import ProcessedEvent
+
+        now = now or datetime.now(timezone.utc)
+        cutoff = now - timedelta(days=self.settings.runtime.dedupe_retention_days)
+        removed = 0
+        for group in [loop.group for loop in self.loops.values()]:
+            while True:
+                async with self.db.transaction() as session:
+                    ids = (await session.execute(
+                        select(ProcessedEvent.event_id)
+                        .where(ProcessedEvent.consumer == group, ProcessedEvent.processed_at < cutoff)
+                        .limit(5000))).scalars().all()
+                    if ids:
+                        await session.execute(delete(ProcessedEvent).where(
+                            ProcessedEvent.consumer == group, ProcessedEvent.event_id.in_(ids)))
+                removed += len(ids)
+                if len(ids) < 5000:
+                    break
+        return removed
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(3600)
+            try:
+                await self.prune_processed()
+            except Exception:  # the database may be down; try again next round
+                log.warning("pruning processed event ids failed; retrying later")
 
     async def _gauges(self) -> None:
         while True:

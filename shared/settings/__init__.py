@@ -46,6 +46,9 @@ class RuntimeSettings(BaseModel):
     retry_initial_ms: int = 200
     retry_max_ms: int = 10_000
     lag_interval_s: float = 5.0
+    dedupe_retention_days: int = Field(default=30, ge=1)
+    """How long processed event ids are remembered. Keep it longer than the Kafka retention of
+    every topic a service reads (7 days by default), so any redelivery is still recognised."""
 
 
 class AuthSettings(BaseModel):

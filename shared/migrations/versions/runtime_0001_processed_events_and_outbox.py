@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_runtime_processed_events"),
     )
+    op.create_index("ix_runtime_processed_events_age", "runtime_processed_events", ["consumer", "processed_at"])
     op.create_table(
         "runtime_outbox",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),

@@ -175,3 +175,23 @@ async def test_graceful_stop_finishes_the_batch_in_hand(rig):
     loop.stop()
     await asyncio.wait_for(task, 5)
     assert await bus.pending(loop.group, loop.topics) == 0
+
+
+async def test_processed_ids_are_forgotten_only_after_the_retention():
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import func, select
+
+    from shared.runtime.models import ProcessedEvent
+    from tests.conftest import private_strata
+
+    async with private_strata(["tiering"]) as strata:
+        await strata.publish(posting(1), posting(2))
+        await strata.settle()
+        runtime = strata.runtime
+        later = datetime.now(timezone.utc) + timedelta(days=runtime.settings.runtime.dedupe_retention_days - 1)
+        assert await runtime.prune_processed(now=later) == 0
+        much_later = later + timedelta(days=2)
+        assert await runtime.prune_processed(now=much_later) == 2
+        async with runtime.db.sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
