@@ -1,0 +1,178 @@
+"""Profile's HTTP routes: the customer 360, segment templates and their members, branch
+reports."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.access import ensure_customer_visible, visible_filter
+from shared.auth import Principal, current_principal, require_roles
+from shared.http import db_session
+from shared.paging import decode_cursor, encode_cursor
+from shared.problems import Problem
+from shared.settings.profile import SegmentTemplate
+from services.profile import members, metrics, queries, segments
+from services.profile.filters import FIELDS, FilterError, bind, check_template, parameter_names, query_parameters
+from services.profile.schemas import (
+    BranchReport,
+    Customer360,
+    FieldInfo,
+    MemberPage,
+    Segment,
+    SegmentPage,
+)
+
+router = APIRouter(tags=["profile"])
+RESERVED_QUERY = ("format", "cursor", "limit")
+
+
+@router.get("/v1/customers/{customer_id}", response_model=Customer360)
+async def get_customer(customer_id: str, request: Request,
+                       principal: Principal = Depends(current_principal),
+                       session: AsyncSession = Depends(db_session)):
+    """Customer 360: profile (identity masked unless the role may see it), household, holdings
+    with maturities and card expiries, loans and cards, AUM, tier, RMs, open signals, points."""
+    await ensure_customer_visible(request, principal, customer_id, service="profile")
+    settings = request.app.state.settings
+    view = await queries.customer_360(session, settings, customer_id, principal.role,
+                                      segments.business_today(settings))
+    if view is None:
+        raise Problem(404, "Customer not found", f"Profile has no customer {customer_id}.")
+    return view
+
+
+@router.get("/v1/branches/{branch_id}/report", response_model=BranchReport)
+async def get_branch_report(branch_id: str, request: Request,
+                            day: date | None = Query(None, alias="date",
+                                                     description="business date; today by default"),
+                            principal: Principal = Depends(require_roles("branch_manager", "analyst", "admin")),
+                            session: AsyncSession = Depends(db_session)):
+    """Customers and AUM by tier, deposits and products, AUM inflow and outflow today and month
+    to date, tier changes this month: for the branch's own customers (top level) and for the
+    customers holding accounts there (``account_holders``)."""
+    if principal.role == "branch_manager" and principal.branch_id != branch_id:
+        raise Problem(403, "Forbidden", f"A branch manager of {principal.branch_id} may not see {branch_id}.")
+    settings = request.app.state.settings
+    return await queries.branch_report(session, settings, branch_id, day or segments.business_today(settings))
+
+
+# --- segment templates ----------------------------------------------------------------------
+
+
+@router.get("/v1/segments", response_model=SegmentPage)
+async def list_segments(request: Request, principal: Principal = Depends(current_principal),
+                        session: AsyncSession = Depends(db_session)):
+    """Every segment template: those shipped in configuration and those analysts stored."""
+    settings = request.app.state.settings
+    found = await segments.all_templates(session, settings)
+    return {"items": [t.as_dict(settings) for t in found], "next": None}
+
+
+@router.get("/v1/segment-fields", response_model=list[FieldInfo])
+async def list_segment_fields(request: Request, principal: Principal = Depends(current_principal)):
+    """The fields a segment filter may use, with their operators."""
+    vocabulary = segments.vocabulary_of(request.app.state.settings)
+    return [FieldInfo(field=f.name, kind=f.kind, description=f.description, ops=list(f.ops()),
+                      values=list(vocabulary.ranks(f.ranks)) if f.ranks else None,
+                      product_types=f.product_types) for f in FIELDS.values()]
+
+
+@router.post("/v1/segments", response_model=Segment, status_code=201)
+async def create_segment(body: SegmentTemplate, request: Request,
+                         principal: Principal = Depends(require_roles("analyst", "admin"))):
+    """Store a segment template. The filter is checked against the field whitelist first:
+    an unknown field, an operator that does not apply or a value of the wrong type is a 422."""
+    return await _save(body, request, principal, replace=False)
+
+
+@router.put("/v1/segments/{name}", response_model=Segment)
+async def replace_segment(name: str, body: SegmentTemplate, request: Request,
+                          principal: Principal = Depends(require_roles("analyst", "admin"))):
+    """Replace a stored segment template (shipped ones change in configuration)."""
+    if body.name != name:
+        raise Problem(422, "Name mismatch", f"The body names {body.name!r}, the path {name!r}.")
+    return await _save(body, request, principal, replace=True)
+
+
+async def _save(body: SegmentTemplate, request: Request, principal: Principal, *, replace: bool) -> dict:
+    settings = request.app.state.settings
+    try:
+        check_template(body.filter, body.parameters, segments.vocabulary_of(settings), segments.limits_of(settings))
+    except FilterError as exc:
+        raise _invalid(exc) from exc
+    if body.name in segments.shipped_templates(settings):
+        raise Problem(409, "Segment exists", f"{body.name!r} is shipped in configuration; choose another name.")
+    async with request.app.state.runtime.db.transaction() as session:
+        try:
+            saved = await segments.save_template(session, body, principal.subject, replace=replace)
+        except FileExistsError:
+            raise Problem(409, "Segment exists", f"A segment named {body.name!r} exists; PUT replaces it.") from None
+    return saved.as_dict(settings)
+
+
+@router.get("/v1/segments/{name}", response_model=Segment)
+async def get_segment(name: str, request: Request, principal: Principal = Depends(current_principal),
+                      session: AsyncSession = Depends(db_session)):
+    settings = request.app.state.settings
+    found = await segments.find_template(session, settings, name)
+    if found is None:
+        raise Problem(404, "Segment not found", f"No segment template named {name!r}.")
+    return found.as_dict(settings)
+
+
+@router.get("/v1/segments/{name}/members", response_model=MemberPage,
+            responses={200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV export"}})
+async def segment_members(name: str, request: Request,
+                          format: str | None = Query(None, pattern="^(json|csv)$",
+                                                     description="csv streams the whole segment"),
+                          cursor: str | None = None, limit: int | None = Query(None, ge=1),
+                          principal: Principal = Depends(current_principal)):
+    """The customers a template selects, within the caller's book (an RM's own customers, a
+    branch manager's branch). Other query parameters bind the template's parameters. JSON is
+    paged; CSV (``Accept: text/csv`` or ``?format=csv``) streams every member."""
+    settings = request.app.state.settings
+    runtime = request.app.state.runtime
+    async with runtime.db.sessions() as session:
+        found = await segments.find_template(session, settings, name)
+    if found is None:
+        raise Problem(404, "Segment not found", f"No segment template named {name!r}.")
+    vocabulary, limits = segments.vocabulary_of(settings), segments.limits_of(settings)
+    try:
+        node = check_template(found.template.filter, found.template.parameters, vocabulary, limits)
+        given = {k: request.query_params.getlist(k) for k in request.query_params.keys()}
+        values = query_parameters(parameter_names(node), found.template.parameters, given, RESERVED_QUERY)
+        bound = bind(node, values, vocabulary, limits)
+    except FilterError as exc:
+        raise _invalid(exc) from exc
+    ctx = segments.CompileContext(segments.business_today(settings), settings.zone, vocabulary)
+    visible = visible_filter(principal, "profile")
+    how = {"role": principal.role, "unmasked_roles": settings.auth.unmasked_roles, "today": ctx.today}
+    if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+        stmt = segments.members_query(bound, ctx, visible)
+        return StreamingResponse(
+            members.stream_csv(runtime.db, stmt, batch_rows=settings.profile.export_batch_rows, **how),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    size = limit or settings.profile.page_size
+    if size > settings.profile.max_page_size:
+        raise Problem(422, "Page too large", f"limit is at most {settings.profile.max_page_size}.")
+    after = (decode_cursor(cursor) or {}).get("after")
+    if after is not None and not isinstance(after, str):
+        raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.")
+    stmt = segments.members_query(bound, ctx, visible, after=after, limit=size + 1)
+    async with runtime.db.sessions() as session:
+        items = await members.page(session, stmt, **how)
+    more = len(items) > size
+    items = items[:size]
+    return {"items": items, "next": encode_cursor({"after": items[-1]["customer_id"]}) if more else None}
+
+
+def _invalid(exc: FilterError) -> Problem:
+    metrics.SEGMENT_REFUSED.inc()
+    return Problem(422, "Invalid segment filter", str(exc),
+                   errors=[{"path": path, "message": message} for path, message in exc.errors])
