@@ -1,0 +1,255 @@
+"""The daily scan: the date-based signals of one business date (``maturity_due``, ``birthday``,
+``card_expiry``) and the expiry of signals whose day has passed.
+
+What the bank's scheduler calls each morning (``POST /v1/admin/daily-scan``). It must stay cheap
+for millions of customers, so each rule is one indexed query that returns only what is due and
+not yet raised (maturity and expiry dates are indexed; birthdays are an indexed ``MMDD`` column,
+so a date window is one or two range scans), and Python only sees those rows, a page at a time.
+
+Idempotent: a signal's id is derived from its fact (product + maturity date + threshold, card +
+expiry date, customer + year), the queries skip facts already raised and the insert of an id that
+exists does nothing, so a second run of a date, or runs of overlapping dates, raise nothing twice.
+
+Each page is its own transaction, in which the page's customer rows are locked (PostgreSQL) before
+the signals are routed: an RM change being applied by the consumer either completes first (and the
+page routes to the new RM) or waits for the page (and then re-routes what it raised).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Awaitable, Callable, Sequence
+
+from sqlalchemy import Select, exists, or_, select, tuple_
+
+from shared.db import insert_for
+from shared.runtime.consumer import Backoff
+from shared.runtime.errors import is_retryable
+from shared.settings import Settings
+from services.alerts import metrics
+from services.alerts.domain import (
+    ACTIVE,
+    BIRTHDAY,
+    CARD_EXPIRY,
+    EXPIRED,
+    MATURITY_DUE,
+    Finding,
+    birthday,
+    birthday_month_days,
+    card_expiry,
+    maturity_bands,
+    maturity_due,
+)
+from services.alerts.models import AlertsAccount, AlertsCustomer, AlertsDailyScan, AlertsSignal
+from services.alerts.service import change_status, ladder_of, store_signal
+
+SCANNED_TYPES = (MATURITY_DUE, BIRTHDAY, CARD_EXPIRY)
+_ATTEMPTS = 5
+
+
+@dataclass
+class ScanSummary:
+    date: date
+    raised: dict[str, int] = field(default_factory=lambda: {t: 0 for t in SCANNED_TYPES})
+    expired: int = 0
+    runs: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"date": self.date.isoformat(), "raised": self.raised, "expired": self.expired,
+                "runs": self.runs}
+
+
+@dataclass(frozen=True)
+class ScanRule:
+    """One date-based rule: the page query of what is due and not yet raised, the domain rule
+    that turns a row into a finding, and the row's place in the keyset order."""
+
+    signal_type: str
+    query: Callable[[tuple | None, int], Select]
+    finding: Callable[[Any], Finding | None]
+    position: Callable[[Any], tuple]
+
+
+async def daily_scan(runtime, day: date) -> ScanSummary:
+    """Raise the date-based signals due on ``day`` and expire the signals whose day is over."""
+    settings = runtime.settings
+    started = datetime.now(timezone.utc)
+    summary = ScanSummary(day)
+    for rule in scan_rules(settings, day):
+        summary.raised[rule.signal_type] += await _run_rule(runtime, rule, day, started)
+    summary.expired = await _expire_passed(runtime, day, settings.signals.scan_page_size)
+    summary.runs = await _retrying(runtime, lambda: _record(runtime, summary))
+    metrics.DAILY_SCANS.inc()
+    return summary
+
+
+def scan_rules(settings: Settings, day: date) -> list[ScanRule]:
+    rules = settings.signals
+    out = [_maturity_rule(settings, day, threshold, first, last)
+           for threshold, first, last in maturity_bands(rules.maturity_due.days_ahead)]
+    return out + [_birthday_rule(settings, day), _card_rule(settings, day)]
+
+
+# --- the rules' queries ---------------------------------------------------------------------
+
+A, C, S = AlertsAccount, AlertsCustomer, AlertsSignal
+
+
+def _account_query(columns: Sequence[Any], where: Sequence[Any], after: tuple | None, limit: int) -> Select:
+    stmt = (select(*columns, C.primary_rm, C.branch_id.label("home_branch"))
+            .join(C, C.customer_id == A.customer_id)
+            .where(*where))
+    if after is not None:
+        stmt = stmt.where(tuple_(A.customer_id, A.account_id) > tuple_(*after))
+    return stmt.order_by(A.customer_id, A.account_id).limit(limit).with_for_update(of=C)
+
+
+def _maturity_rule(settings: Settings, day: date, threshold: int, first: int, last: int) -> ScanRule:
+    rules = settings.signals.maturity_due
+    raised = exists().where(S.signal_type == MATURITY_DUE, S.subject == A.account_id,
+                            S.occurs_on == A.maturity_date, S.threshold == threshold)
+
+    def query(after: tuple | None, limit: int) -> Select:
+        return _account_query(
+            (A.account_id, A.customer_id, A.product_type, A.product_code, A.maturity_date,
+             A.branch_id.label("account_branch")),
+            (A.maturity_date.between(day + timedelta(days=first), day + timedelta(days=last)),
+             A.product_type.in_(rules.product_types), A.status != "closed", ~raised),
+            after, limit)
+
+    def finding(row) -> Finding | None:
+        return maturity_due(account_id=row.account_id, customer_id=row.customer_id,
+                            product_type=row.product_type, product_code=row.product_code,
+                            maturity_date=row.maturity_date, day=day, days_ahead=rules.days_ahead)
+
+    return ScanRule(MATURITY_DUE, query, finding, lambda row: (row.customer_id, row.account_id))
+
+
+def _card_rule(settings: Settings, day: date) -> ScanRule:
+    rules = settings.signals.card_expiry
+    raised = exists().where(S.signal_type == CARD_EXPIRY, S.subject == A.account_id,
+                            S.occurs_on == A.card_expiry)
+
+    def query(after: tuple | None, limit: int) -> Select:
+        return _account_query(
+            (A.account_id, A.customer_id, A.product_code, A.card_expiry,
+             A.branch_id.label("account_branch")),
+            (A.card_expiry.between(day, day + timedelta(days=rules.days_ahead)),
+             A.product_type.in_(rules.product_types), A.status != "closed", ~raised),
+            after, limit)
+
+    def finding(row) -> Finding | None:
+        return card_expiry(account_id=row.account_id, customer_id=row.customer_id,
+                           product_code=row.product_code, expiry=row.card_expiry, day=day,
+                           days_ahead=rules.days_ahead)
+
+    return ScanRule(CARD_EXPIRY, query, finding, lambda row: (row.customer_id, row.account_id))
+
+
+def _birthday_rule(settings: Settings, day: date) -> ScanRule:
+    rules = settings.signals.birthday
+    ladder = ladder_of(settings)
+    ranges = birthday_month_days(day, rules.days_ahead, rules.leap_day_in_common_years)
+    # A birthday signal for a celebration today or later is this year's: once a year.
+    raised = exists().where(S.signal_type == BIRTHDAY, S.subject == C.customer_id, S.occurs_on >= day)
+
+    def query(after: tuple | None, limit: int) -> Select:
+        stmt = (select(C.customer_id, C.birth_date, C.tier, C.primary_rm,
+                       C.branch_id.label("home_branch"))
+                .where(or_(*[C.birth_md.between(lo, hi) for lo, hi in ranges]),
+                       C.tier.in_(ladder.ids_at_least(rules.min_tier)), ~raised))
+        if after is not None:
+            stmt = stmt.where(C.customer_id > after[0])
+        return stmt.order_by(C.customer_id).limit(limit).with_for_update(of=C)
+
+    def finding(row) -> Finding | None:
+        return birthday(customer_id=row.customer_id, birth_date=row.birth_date, tier=row.tier,
+                        ladder=ladder, min_tier=rules.min_tier, day=day,
+                        days_ahead=rules.days_ahead, leap_day=rules.leap_day_in_common_years)
+
+    return ScanRule(BIRTHDAY, query, finding, lambda row: (row.customer_id,))
+
+
+# --- running them ---------------------------------------------------------------------------
+
+
+async def _run_rule(runtime, rule: ScanRule, day: date, started: datetime) -> int:
+    page_size = runtime.settings.signals.scan_page_size
+    raised_at = datetime.combine(day, time(0), runtime.settings.zone)
+    after: tuple | None = None
+    total = 0
+    while True:
+        async def page(after=after) -> tuple[int, tuple | None, int]:
+            async with runtime.unit_of_work("alerts", cause=f"daily-scan:{day}") as uow:
+                rows = (await uow.session.execute(rule.query(after, page_size))).all()
+                raised = 0
+                for row in rows:
+                    finding = rule.finding(row)
+                    if finding is None:
+                        continue
+                    branch = row.home_branch or getattr(row, "account_branch", None)
+                    signal = await store_signal(uow, finding, rm_id=row.primary_rm, branch_id=branch,
+                                                raised_at=raised_at, trigger_time=started)
+                    raised += signal is not None
+                return len(rows), (rule.position(rows[-1]) if rows else None), raised
+
+        count, last, raised = await _retrying(runtime, page)
+        total += raised
+        if count < page_size:
+            return total
+        after = last
+
+
+async def _expire_passed(runtime, day: date, page_size: int) -> int:
+    """Active signals whose last useful day is before ``day`` become ``expired``."""
+    total = 0
+    while True:
+        async def page() -> int:
+            async with runtime.unit_of_work("alerts", cause=f"daily-scan:{day}:expire") as uow:
+                rows = (await uow.session.execute(
+                    select(S).where(S.status.in_(ACTIVE), S.expires_on < day)
+                    .order_by(S.id).limit(page_size).with_for_update()
+                )).scalars().all()
+                for signal in rows:
+                    change_status(uow, signal, EXPIRED, acted_by="strata")
+                return len(rows)
+
+        count = await _retrying(runtime, page)
+        total += count
+        if count < page_size:
+            return total
+
+
+async def _record(runtime, summary: ScanSummary) -> int:
+    now = datetime.now(timezone.utc)
+    async with runtime.db.transaction() as session:
+        insert = insert_for(session)(AlertsDailyScan).values(
+            business_date=summary.date, first_run_at=now, last_run_at=now, runs=1,
+            summary=_stored(summary))
+        await session.execute(insert.on_conflict_do_update(
+            index_elements=[AlertsDailyScan.business_date],
+            set_={"last_run_at": now, "runs": AlertsDailyScan.runs + 1,
+                  "summary": _stored(summary)},
+        ))
+        return await session.scalar(select(AlertsDailyScan.runs)
+                                    .where(AlertsDailyScan.business_date == summary.date))
+
+
+def _stored(summary: ScanSummary) -> str:
+    return json.dumps({"raised": summary.raised, "expired": summary.expired})
+
+
+async def _retrying(runtime, work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run one page's transaction again after a passing outage or a lock conflict (a deadlock
+    with the consumer is possible: both lock customer rows); the page is idempotent."""
+    cfg = runtime.settings.runtime
+    backoff = Backoff(cfg.retry_initial_ms / 1000, cfg.retry_max_ms / 1000)
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_retryable(exc) or attempt == _ATTEMPTS - 1:
+                raise
+            await backoff.wait()

@@ -1,0 +1,166 @@
+"""Alerts' HTTP routes: the signals an RM or branch works, what they do with them, and the
+daily scan the bank's scheduler calls."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, current_principal, require_roles
+from shared.http import db_session
+from shared.paging import Page, decode_cursor, encode_cursor
+from shared.problems import Problem
+from shared.runtime.errors import is_retryable
+from services.alerts import scan, service
+from services.alerts.domain import SIGNAL_TYPES, STATUSES, TransitionRefused
+from services.alerts.models import AlertsSignal
+
+router = APIRouter(tags=["alerts"])
+
+BusinessDate = date
+SignalType = Literal[SIGNAL_TYPES]  # type: ignore[valid-type]
+Status = Literal[STATUSES]  # type: ignore[valid-type]
+
+
+class SignalView(BaseModel):
+    id: str
+    signal_type: str
+    customer_id: str
+    rm_id: str | None
+    branch_id: str | None
+    status: str
+    raised_at: datetime
+    evidence: dict[str, Any]
+    expires_on: date | None
+    status_at: datetime
+    acted_by: str | None
+    version: int
+
+
+class DailyScanRequest(BaseModel):
+    date: BusinessDate = Field(examples=["2026-11-28"])
+
+
+class DailyScanResult(BaseModel):
+    date: BusinessDate
+    raised: dict[str, int]
+    expired: int
+    runs: int
+
+
+def _scope(principal: Principal, rm_id: str | None, branch_id: str | None) -> tuple[str | None, str | None]:
+    """Narrow the filters to what the caller may see; asking for another RM's or branch's
+    signals is refused rather than silently emptied."""
+    if principal.role == "rm":
+        if rm_id is not None and rm_id != principal.rm_id:
+            raise Problem(403, "Forbidden", "An RM sees only the signals routed to them.")
+        return principal.rm_id, branch_id
+    if principal.role == "branch_manager":
+        if branch_id is not None and branch_id != principal.branch_id:
+            raise Problem(403, "Forbidden", "A branch manager sees only the branch's signals.")
+        return rm_id, principal.branch_id
+    return rm_id, branch_id
+
+
+def _day_start(day: date, request: Request) -> datetime:
+    return datetime.combine(day, time(0), request.app.state.settings.zone)
+
+
+@router.get("/v1/signals", response_model=Page[SignalView])
+async def list_signals(
+    request: Request,
+    rm_id: str | None = Query(None, description="Signals routed to this RM."),
+    branch_id: str | None = Query(None, description="Signals of this branch."),
+    unassigned: bool = Query(False, description="Only the branch queue: signals with no RM."),
+    signal_type: list[SignalType] | None = Query(None, description="One or more signal types."),  # type: ignore[valid-type]
+    status: list[Status] | None = Query(None, description="One or more statuses."),  # type: ignore[valid-type]
+    customer_id: str | None = Query(None),
+    raised_from: date | None = Query(None, alias="from", description="Raised on or after this business date."),
+    raised_to: date | None = Query(None, alias="to", description="Raised on or before this business date."),
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None),
+    principal: Principal = Depends(current_principal),
+    session: AsyncSession = Depends(db_session),
+):
+    """Signals, newest first, filtered by RM, branch, type, status, customer and the business
+    dates they were raised on. An RM sees only their own, a branch manager only the branch's."""
+    rm_id, branch_id = _scope(principal, rm_id, branch_id)
+    position = decode_cursor(cursor)
+    after = None
+    if position is not None:
+        try:
+            after = (datetime.fromisoformat(position["t"]), str(position["i"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.") from exc
+    query = service.SignalQuery(
+        rm_id=rm_id, branch_id=branch_id, unassigned=unassigned,
+        signal_types=tuple(signal_type or ()), statuses=tuple(status or ()), customer_id=customer_id,
+        raised_from=_day_start(raised_from, request) if raised_from else None,
+        raised_before=_day_start(raised_to + timedelta(days=1), request) if raised_to else None,
+    )
+    rows = await service.list_signals(session, query, limit + 1, after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor({"t": rows[-1].raised_at.isoformat(), "i": rows[-1].id}) if more else None
+    return Page[SignalView](items=[SignalView(**service.signal_view(r)) for r in rows], next=next_cursor)
+
+
+@router.get("/v1/signals/{signal_id}", response_model=SignalView)
+async def get_signal(signal_id: str, principal: Principal = Depends(current_principal),
+                     session: AsyncSession = Depends(db_session)):
+    """One signal, if the caller may see it."""
+    signal = await session.get(AlertsSignal, signal_id)
+    if signal is None:
+        raise Problem(404, "Signal not found", f"There is no signal {signal_id}.")
+    if not service.may_see(principal, signal):
+        raise Problem(403, "Forbidden", f"Signal {signal_id} is not routed to you.")
+    return SignalView(**service.signal_view(signal))
+
+
+async def _act(request: Request, principal: Principal, signal_id: str, action: str) -> SignalView:
+    runtime = request.app.state.runtime
+    try:
+        async with runtime.unit_of_work("alerts", cause=f"signal:{signal_id}:{action}") as uow:
+            signal = await service.act_on(uow, principal, signal_id, action)
+            view = service.signal_view(signal)
+    except service.SignalNotFound as exc:
+        raise Problem(404, "Signal not found", f"There is no signal {signal_id}.") from exc
+    except service.NotYours as exc:
+        raise Problem(403, "Forbidden", f"Signal {signal_id} is not routed to you.") from exc
+    except TransitionRefused as exc:
+        raise Problem(409, "Signal cannot change so", str(exc)) from exc
+    return SignalView(**view)
+
+
+@router.post("/v1/signals/{signal_id}/ack", response_model=SignalView)
+async def acknowledge_signal(signal_id: str, request: Request,
+                             principal: Principal = Depends(current_principal)):
+    """The RM has seen the signal and is on it (open -> acknowledged; again: no change)."""
+    return await _act(request, principal, signal_id, "ack")
+
+
+@router.post("/v1/signals/{signal_id}/done", response_model=SignalView)
+async def close_signal(signal_id: str, request: Request,
+                       principal: Principal = Depends(current_principal)):
+    """The RM has acted on the signal (open or acknowledged -> done; again: no change)."""
+    return await _act(request, principal, signal_id, "done")
+
+
+@router.post("/v1/admin/daily-scan", response_model=DailyScanResult)
+async def daily_scan(body: DailyScanRequest, request: Request,
+                     principal: Principal = Depends(require_roles("admin"))):
+    """Raise the date-based signals of a business date (maturities, birthdays, card expiries)
+    and expire the signals whose day has passed. Idempotent: running a date again raises
+    nothing twice; the answer counts what this run raised."""
+    try:
+        summary = await scan.daily_scan(request.app.state.runtime, body.date)
+    except Exception as exc:
+        if is_retryable(exc):
+            raise Problem(503, "Database unavailable",
+                          "The scan stopped part-way; run it again (it is idempotent).") from exc
+        raise
+    return DailyScanResult(**summary.as_dict())
