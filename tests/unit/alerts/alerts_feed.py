@@ -1,0 +1,97 @@
+"""Events the alerts service reads, built the way their producers send them, for the alerts
+tests (unit and integration). Times are in the bank's zone (+08:00)."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+from shared.contracts.events import (
+    AccountV1,
+    AssignmentChangedV1,
+    AumV1,
+    CustomerV1,
+    PostingV1,
+    TierChangedV1,
+)
+
+_ids = itertools.count(1)
+
+
+def new_customer(prefix: str = "AC") -> str:
+    return f"{prefix}{next(_ids):05d}"
+
+
+def at(day: str, clock: str = "10:00:00") -> str:
+    """``2026-11-10`` -> ``2026-11-10T10:00:00+08:00``."""
+    return f"{day}T{clock}+08:00"
+
+
+def aum(customer: str, amount: str, when: str) -> AumV1:
+    return AumV1(customer_id=customer, aum=amount, mtd_average_daily_aum=amount,
+                 by_product_type={"demand_deposit": amount}, business_date=when[:10], as_of=when)
+
+
+def tier_change(customer: str, change: str, from_: str, to: str, when: str, *, aum_: str = "0.00",
+                watch: bool | None = None) -> TierChangedV1:
+    return TierChangedV1(customer_id=customer, **{"from": from_}, to=to, reason=f"{change} for test",
+                         effective_at=when, change=change,
+                         watch=(change == "watch") if watch is None else watch,
+                         aum=aum_, basis=aum_)
+
+
+def assignment(customer: str, to: str | None, when: str, *, from_: str | None = None,
+               role: str = "primary") -> AssignmentChangedV1:
+    return AssignmentChangedV1(customer_id=customer, role=role, **{"from": from_}, to=to,
+                               reason="test assignment", changed_at=when)
+
+
+def customer(customer_id: str, *, branch: str = "BR-1", birth: str | None = "1980-06-15",
+             updated: str = "2026-11-01T09:00:00+08:00") -> CustomerV1:
+    return CustomerV1(customer_id=customer_id, name="测试客户", birth_date=birth, home_branch_id=branch,
+                      updated_at=updated)
+
+
+def account(customer_id: str, account_id: str, product_type: str, *, maturity: str | None = None,
+            card_expiry: str | None = None, status: str = "open", branch: str = "BR-1",
+            code: str = "P-1") -> AccountV1:
+    return AccountV1(account_id=account_id, customer_id=customer_id, branch_id=branch,
+                     product_type=product_type, product_code=code, status=status,
+                     opened_on="2024-01-01", maturity_date=maturity, card_expiry=card_expiry)
+
+
+class Postings:
+    """One customer's postings on one demand account: ``account_seq`` counts up and
+    ``balance_after`` follows the amounts."""
+
+    def __init__(self, customer_id: str, account_id: str | None = None, balance: str = "0.00") -> None:
+        self.customer_id = customer_id
+        self.account_id = account_id or f"{customer_id}-DD"
+        self.seq = 0
+        self.balance = Decimal(balance)
+
+    def credit(self, amount: str, when: str, **kw) -> PostingV1:
+        return self._post("credit", amount, when, tx_type=kw.pop("tx_type", "salary"), **kw)
+
+    def debit(self, amount: str, when: str, *, bank: str | None = None, **kw) -> PostingV1:
+        return self._post("debit", amount, when, tx_type=kw.pop("tx_type", "transfer_out"),
+                          counterparty_bank=bank, **kw)
+
+    def _post(self, direction: str, amount: str, when: str, *, tx_type: str,
+              counterparty_bank: str | None = None, pid: str | None = None) -> PostingV1:
+        self.seq += 1
+        self.balance += Decimal(amount) if direction == "credit" else -Decimal(amount)
+        return PostingV1(
+            posting_id=pid or f"{self.account_id}-{self.seq}", customer_id=self.customer_id,
+            account_id=self.account_id, account_seq=self.seq, product_type="demand_deposit",
+            direction=direction, amount=amount, balance_after=str(self.balance), currency="CNY",
+            tx_type=tx_type, channel="mobile", counterparty_bank=counterparty_bank,
+            branch_id="BR-1", posted_at=when,
+        )
+
+
+def signals_of(items: list[dict], customer_id: str) -> list[tuple]:
+    """``(signal_type, rm_id, status)`` of one customer's signals, oldest first."""
+    mine = [i for i in items if i["customer_id"] == customer_id]
+    return [(i["signal_type"], i["rm_id"], i["status"]) for i in reversed(mine)]
+

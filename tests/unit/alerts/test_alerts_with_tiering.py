@@ -1,0 +1,55 @@
+"""Alerts behind tiering in one process: postings in, the signals DOMAIN.md promises out."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import private_strata
+from tests.unit.alerts.alerts_feed import Postings, assignment, at, customer, new_customer
+
+
+@pytest.fixture(scope="module")
+async def strata():
+    async with private_strata(["tiering", "alerts"]) as harness:
+        yield harness
+
+
+async def feed(strata, *events) -> None:
+    for event in events:
+        await strata.publish(event)
+        await strata.settle()
+
+
+async def signals(strata, customer_id: str) -> list[tuple[str, str | None, str]]:
+    response = await strata.get("/v1/signals", params={"customer_id": customer_id, "limit": 500})
+    return [(i["signal_type"], i["rm_id"], i["status"]) for i in reversed(response.json()["items"])]
+
+
+async def test_salary_near_the_gold_floor_then_across_it(strata):
+    c = new_customer("TA")
+    book = Postings(c)
+    await feed(strata, customer(c), assignment(c, "RM-1", at("2026-11-01")),
+               book.credit("46000.00", at("2026-11-02")), book.credit("5000.00", at("2026-11-09")))
+    assert await signals(strata, c) == [("near_upgrade", "RM-1", "expired"),
+                                        ("tier_upgraded", "RM-1", "open")]
+
+
+async def test_a_platinum_customer_wiring_150000_to_another_bank_is_one_vip_outflow(strata):
+    c = new_customer("TA")
+    book = Postings(c)
+    await feed(strata, customer(c), book.credit("600000.00", at("2026-11-02")),
+               assignment(c, "RM-2", at("2026-11-02", "11:00:00")),
+               book.debit("150000.00", at("2026-11-05"), bank="OTHER"),
+               book.debit("20000.00", at("2026-11-06"), bank="OTHER"))
+    # 430,000 left on 6 Nov is also below 80 % of the high, inside the week already signalled
+    assert await signals(strata, c) == [("tier_upgraded", "RM-2", "open"), ("vip_outflow", "RM-2", "open")]
+
+
+async def test_a_month_below_the_floor_is_a_downgrade_watch_at_the_month_end_close(strata):
+    c = new_customer("TA")
+    book = Postings(c)
+    await feed(strata, customer(c), book.credit("55000.00", at("2026-11-29")))
+    response = await strata.post("/v1/admin/month-end-close", {"month": "2026-11"})
+    assert response.status_code == 200, response.text
+    await strata.settle()
+    assert [t for t, _, _ in await signals(strata, c)] == ["tier_upgraded", "downgrade_watch"]
