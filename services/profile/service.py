@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import delete, select
 
+from shared.access import CustomerAccess
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
     AccountV1,
@@ -79,6 +80,7 @@ async def on_customer(event: Event, uow: UnitOfWork) -> None:
         else:
             metrics.STALE_EVENTS.labels(event.topic).inc()
     await _apply_attributes(uow, data)
+    await _flush_new_access_rows(uow)
 
 
 async def _apply_master_data(uow: UnitOfWork, customer: ProfileCustomer, data: CustomerV1) -> None:
@@ -308,6 +310,16 @@ async def on_assignment(event: Event, uow: UnitOfWork) -> None:
         customer.backup_rm, customer.backup_at = data.to, data.changed_at
     else:
         metrics.STALE_EVENTS.labels(event.topic).inc()
+    await _flush_new_access_rows(uow)
+
+
+async def _flush_new_access_rows(uow: UnitOfWork) -> None:
+    """The runtime adds a customer's access row (``shared.access``) without flushing it, and
+    looks it up again with ``session.get``, which does not see unflushed rows: a customer record
+    and an assignment of a new customer in one batch would add the row twice and fail the whole
+    batch at commit. Flushing a new row here makes the next event of the batch find it."""
+    if any(isinstance(row, CustomerAccess) for row in uow.session.new):
+        await uow.session.flush()
 
 
 # --- rows the handlers share ----------------------------------------------------------------
