@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--rate", type=float, default=0.0, help="events per second; 0: as fast as possible")
     simulate.add_argument("--seed", type=int, default=7)
     simulate.add_argument("--start", default=None, help="first business date, YYYY-MM-DD")
+    simulate.add_argument("--api-url", default=None,
+                          help="a running deployment (e.g. the gateway): register RMs, run daily scans "
+                               "and month-end closes as the business dates pass")
 
     args = parser.parse_args(argv)
     if args.command == "token":
