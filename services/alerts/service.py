@@ -156,15 +156,19 @@ async def on_tier(event: Event, uow: UnitOfWork) -> None:
     else:
         _count_stale(uow, "tier")
     await uow.session.flush()
-    closed = closed_by_tier_change(t.change)
-    if closed:
-        await expire_where(uow, (AlertsSignal.customer_id == t.customer_id,
-                                 AlertsSignal.signal_type.in_(closed)))
     evidence = {"from": t.from_, "to": t.to, "change": t.change, "reason": t.reason,
                 "effective_at": t.effective_at.isoformat(), "watch": t.watch,
                 "aum": format_money(t.aum), "basis": format_money(t.basis)}
     finding = tier_signal(t.change, customer_id=t.customer_id, from_tier=t.from_, to_tier=t.to,
                           effective_at=t.effective_at, evidence=evidence)
+    closed = closed_by_tier_change(t.change)
+    if closed:
+        # Only what was raised before this change: a redelivered or replayed tier event must not
+        # expire the signal it raised itself, nor a near-upgrade raised at the same moment for
+        # the tier above the one just reached.
+        await expire_where(uow, (AlertsSignal.customer_id == t.customer_id,
+                                 AlertsSignal.signal_type.in_(closed),
+                                 AlertsSignal.raised_at < t.effective_at))
     if finding is not None:
         await raise_signal(uow, customer, finding, at=t.effective_at, event=event)
 
@@ -183,9 +187,12 @@ async def on_account(event: Event, uow: UnitOfWork) -> None:
     account.branch_id, account.product_type, account.product_code = a.branch_id, a.product_type, a.product_code
     account.status, account.maturity_date, account.card_expiry = a.status, a.maturity_date, a.card_expiry
     customer = await _customer(uow, a.customer_id)
-    if customer.branch_id is None:
+    first_branch = customer.branch_id is None
+    if first_branch:
         customer.branch_id = a.branch_id  # until core banking names the home branch
     await session.flush()
+    if first_branch:
+        await reroute(uow, customer)
     if a.status == "closed":
         await expire_where(uow, (AlertsSignal.customer_id == a.customer_id,
                                  AlertsSignal.subject == a.account_id))

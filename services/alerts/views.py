@@ -77,6 +77,7 @@ async def list_signals(
     branch_id: str | None = Query(None, description="Signals of this branch."),
     unassigned: bool = Query(False, description="Only the branch queue: signals with no RM."),
     signal_type: list[SignalType] | None = Query(None, description="One or more signal types."),  # type: ignore[valid-type]
+    type_: list[SignalType] | None = Query(None, alias="type", description="Same as signal_type."),  # type: ignore[valid-type]
     status: list[Status] | None = Query(None, description="One or more statuses."),  # type: ignore[valid-type]
     customer_id: str | None = Query(None),
     raised_from: date | None = Query(None, alias="from", description="Raised on or after this business date."),
@@ -98,7 +99,7 @@ async def list_signals(
             raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.") from exc
     query = service.SignalQuery(
         rm_id=rm_id, branch_id=branch_id, unassigned=unassigned,
-        signal_types=tuple(signal_type or ()), statuses=tuple(status or ()), customer_id=customer_id,
+        signal_types=tuple(signal_type or ()) + tuple(type_ or ()), statuses=tuple(status or ()), customer_id=customer_id,
         raised_from=_day_start(raised_from, request) if raised_from else None,
         raised_before=_day_start(raised_to + timedelta(days=1), request) if raised_to else None,
     )

@@ -14,6 +14,7 @@ from strata.testing import Harness
 from tests.conftest import private_strata, single_process_settings
 from tests.unit.alerts.alerts_feed import (
     Postings,
+    account,
     assignment,
     at,
     aum,
@@ -314,6 +315,8 @@ async def test_signals_filter_by_type_status_and_raised_date_and_page_with_a_cur
         seen += [i["raised_at"] for i in page["items"]]
         cursor = page["next"]
     assert len(seen) == 5 and seen == sorted(seen, reverse=True)
+    by_type = await strata.get("/v1/signals", params={"customer_id": c, "type": "tier_upgraded"})
+    assert [i["signal_type"] for i in by_type.json()["items"]] == ["tier_upgraded"]
     expired = await strata.get("/v1/signals", params={"customer_id": c, "status": "expired"})
     assert len(expired.json()["items"]) == 5, "the upgrade ended the last watch"
     march = await strata.get("/v1/signals", params={"customer_id": c, "from": "2027-02-15", "to": "2027-04-01"})
@@ -344,3 +347,27 @@ async def test_suppression_windows_hold_across_a_restart():
                 await harness.stop()
         assert [i["evidence"]["aum"] for i in items] == ["46000.00"]
         assert json.dumps(items[0]["evidence"]).count("2026-11-01") == 1
+
+
+async def test_a_watch_delivered_again_under_another_event_id_stays_open(strata):
+    c = new_customer()
+    watch = tier_change(c, "watch", "gold", "gold", at("2026-12-01", "00:00:00"))
+    await feed(strata, watch, strata.event(watch, id="replayed-watch-" + c))
+    assert kinds(await signals(strata, c)) == [("downgrade_watch", None, "open")]
+
+
+async def test_a_near_upgrade_raised_with_the_upgrade_it_follows_stays_open(strata):
+    c = new_customer()
+    # AUM jumps to 185,000: gold at once, and near platinum; the tier event arrives second
+    await feed(strata, aum(c, "185000.00", at("2026-11-04")),
+               tier_change(c, "upgrade", "mass", "gold", at("2026-11-04"), aum_="185000.00"))
+    assert sorted((t, s) for t, _, s in kinds(await signals(strata, c))) == [("near_upgrade", "open"),
+                                                                              ("tier_upgraded", "open")]
+
+
+async def test_a_signal_raised_before_the_branch_is_known_joins_the_branch_queue_later(strata):
+    c = new_customer()
+    await feed(strata, tier_change(c, "upgrade", "mass", "gold", at("2026-11-03")))
+    assert (await signals(strata, c))[0]["branch_id"] is None
+    await feed(strata, account(c, f"{c}-DD", "demand_deposit", branch="BR-ACC"))
+    assert (await signals(strata, c))[0]["branch_id"] == "BR-ACC"
