@@ -196,3 +196,25 @@ async def test_a_month_of_events_raises_each_expected_signal_once_to_the_right_r
         assert (await strata.get("/v1/signals", role="rm", rm_id="RM-B0",
                                  params={"rm_id": "RM-A0"})).status_code == 403
 
+
+
+RACE_CUSTOMERS = int(os.environ.get("STRATA_ALERTS_IT_RACE_CUSTOMERS", "200"))
+
+
+async def test_a_daily_scan_racing_an_rm_handover_routes_every_signal_to_the_new_rm():
+    ids = [f"RACE{i:05d}" for i in range(RACE_CUSTOMERS)]
+    async with distributed(["alerts"], signals={"scan_page_size": 25}) as strata:
+        await strata.publish(*[customer(c, branch="BR-R") for c in ids],
+                             *[account(c, f"{c}-TD", "time_deposit", maturity="2026-12-20") for c in ids])
+        await strata.settle(60)
+        await strata.publish(*[assignment(c, "RM-OLD", nov(1)) for c in ids])
+        await strata.settle(60)
+        handover = strata.publish(*[assignment(c, "RM-NEW", nov(25), from_="RM-OLD") for c in ids])
+        scan = strata.post("/v1/admin/daily-scan", {"date": "2026-11-25"})
+        _, response = await asyncio.gather(handover, scan)
+        assert response.status_code == 200, response.text
+        await strata.settle(60)
+        items = await all_signals(strata)
+        assert len(items) == RACE_CUSTOMERS
+        assert Counter(i["rm_id"] for i in items) == Counter({"RM-NEW": RACE_CUSTOMERS}), \
+            "a signal raised while its customer changed RM went to the old RM"
