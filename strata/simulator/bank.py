@@ -196,7 +196,7 @@ class SyntheticBank:
         floors = [(t.id, to_cents(float(t.floor))) for t in self.settings.tiers]
         counts = {t: 0 for t, _ in floors}
         for i in range(sample):
-            wealth = draw_wealth(rng, (i * GOLDEN) % 1.0)
+            wealth = to_cents(draw_wealth(rng, (i * GOLDEN) % 1.0))
             tier = floors[0][0]
             for tid, floor in floors:
                 if wealth >= floor:
