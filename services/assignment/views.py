@@ -1,0 +1,455 @@
+"""Assignment's HTTP routes: the RM registry, claims, handovers, worklists, follow-ups and the
+audit trail.
+
+Who may see a customer is read from assignment's own table, which is where assignments are
+decided: an RM sees the customers they are primary or backup RM of, a branch manager the
+customers of their branch, analysts and admins everyone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.auth import Principal, current_principal, require_roles
+from shared.contracts.types import BankDate, Identifier, Money, Timestamp
+from shared.http import db_session
+from shared.paging import decode_cursor, encode_cursor
+from shared.problems import Problem
+from services.assignment import metrics, service
+from services.assignment.models import AssignmentCustomer, AssignmentRm
+
+router = APIRouter(tags=["assignment"])
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- the RM registry ------------------------------------------------------------------------
+
+
+class RmBody(Strict):
+    rm_id: Identifier | None = Field(default=None, description="optional; must match the path")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    branch_id: Identifier
+    level: str = Field(examples=["L2"])
+    capacity: int | dict[str, int] | None = Field(
+        default=None, description="weighted book (an integer), or customers per tier "
+                                  "({\"gold\": 300}); empty for the level's default")
+    active: bool = True
+
+
+class RmView(BaseModel):
+    rm_id: str
+    name: str
+    branch_id: str
+    level: str
+    capacity: int | dict[str, int]
+    capacity_is_default: bool
+    active: bool
+    customers: int
+    book_weight: int
+    book_by_tier: dict[str, int]
+    backup_customers: int
+    updated_at: datetime
+    updated_by: str
+    picked_up: int | None = Field(default=None, description="waiting customers this change assigned")
+
+
+class RmPage(BaseModel):
+    items: list[RmView]
+    next: str | None
+
+
+@router.put("/v1/rms/{rm_id}", response_model=RmView, response_model_exclude_none=True)
+async def put_rm(rm_id: Identifier, body: RmBody, request: Request,
+                 principal: Principal = Depends(require_roles("admin"))):
+    """Add or change an RM (name, branch, level ``L1``-``L4``, capacity, active). Deactivating an
+    RM, or moving them to another level or branch, while they hold customers is refused (409):
+    hand the book over first. Customers waiting at the RM's branch are then assigned."""
+    settings = request.app.state.settings
+    if body.rm_id is not None and body.rm_id != rm_id:
+        raise Problem(422, "Invalid request", f"rm_id {body.rm_id} in the body differs from {rm_id} in the path.")
+    if body.level not in settings.assignment.levels:
+        raise Problem(422, "Invalid request", f"level must be one of {', '.join(settings.assignment.levels)}.")
+    _check_capacity(body.capacity, [t.id for t in settings.tiers])
+    runtime = request.app.state.runtime
+    cause = f"rm:{rm_id}:{uuid.uuid4().hex}"
+    try:
+        async with runtime.unit_of_work("assignment", cause=cause) as uow:
+            row, picked = await service.put_rm(
+                uow, rm_id, name=body.name, branch_id=body.branch_id, level=body.level,
+                capacity=body.capacity, active=body.active, actor=_actor(principal, cause))
+            view = await service.rm_view(uow.session, settings, row)
+    except service.RegistryConflict as exc:
+        raise Problem(409, "RM still holds customers", str(exc)) from exc
+    return RmView(**view, picked_up=picked)
+
+
+def _check_capacity(capacity: int | dict[str, int] | None, tiers: list[str]) -> None:
+    if capacity is None:
+        return
+    values = capacity.values() if isinstance(capacity, dict) else [capacity]
+    if any(v < 0 for v in values):
+        raise Problem(422, "Invalid request", "capacity must not be negative.")
+    if isinstance(capacity, dict):
+        unknown = [t for t in capacity if t not in tiers]
+        if unknown:
+            raise Problem(422, "Invalid request", f"capacity names unknown tiers: {', '.join(unknown)}.")
+
+
+@router.get("/v1/rms", response_model=RmPage)
+async def get_rms(request: Request, branch_id: str | None = None, level: str | None = None,
+                  active: bool | None = None, limit: int | None = Query(default=None, ge=1),
+                  cursor: str | None = None, principal: Principal = Depends(current_principal),
+                  session: AsyncSession = Depends(db_session)):
+    """The RM registry with each RM's book, filterable by branch, level and state. An RM sees
+    themselves, a branch manager the branch's RMs."""
+    settings = request.app.state.settings
+    only = None
+    if principal.role == "rm":
+        only = principal.rm_id
+    elif principal.role == "branch_manager":
+        if branch_id is not None and branch_id != principal.branch_id:
+            raise Problem(403, "Forbidden", "A branch manager sees the RMs of their own branch.")
+        branch_id = principal.branch_id
+    position = decode_cursor(cursor) or {}
+    items, last = await service.list_rms(
+        session, settings, branch_id=branch_id, level=level, active=active, rm_id=only,
+        after=position.get("after"), limit=_limit(settings, limit))
+    return RmPage(items=[RmView(**i) for i in items], next=encode_cursor({"after": last}) if last else None)
+
+
+@router.get("/v1/rms/{rm_id}", response_model=RmView, response_model_exclude_none=True)
+async def get_rm(rm_id: str, request: Request, principal: Principal = Depends(current_principal),
+                 session: AsyncSession = Depends(db_session)):
+    """One RM of the registry, with their book."""
+    row = await _visible_rm(session, principal, rm_id)
+    return RmView(**await service.rm_view(session, request.app.state.settings, row))
+
+
+# --- handover and claims --------------------------------------------------------------------
+
+
+class HandoverRequest(Strict):
+    reason: Text
+    to: list[Identifier] | None = Field(default=None, min_length=1,
+                                        description="only these RMs take the book (balanced over them)")
+    deactivate: bool = Field(default=False, description="deactivate the RM in the same step")
+
+
+class HandoverResult(BaseModel):
+    moved: int
+    backups_replaced: int
+    deactivated: bool
+
+
+@router.post("/v1/rms/{rm_id}/handover", response_model=HandoverResult)
+async def post_handover(rm_id: str, body: HandoverRequest, request: Request,
+                        principal: Principal = Depends(require_roles("admin", "branch_manager")),
+                        session: AsyncSession = Depends(db_session)):
+    """Move an RM's whole book to other RMs in one step, balanced by weighted book over the
+    eligible RMs (or over ``to``), with a reason. Refused (409) as a whole if any customer has
+    no eligible RM with room."""
+    leaving = await _visible_rm(session, principal, rm_id)
+    await session.close()
+    await _check_targets(request, rm_id, body.to)
+    runtime = request.app.state.runtime
+    cause = f"handover:{rm_id}:{uuid.uuid4().hex}"
+    try:
+        async with runtime.unit_of_work("assignment", cause=cause) as uow:
+            result = await service.hand_over(uow, leaving.rm_id, body.reason, body.to, body.deactivate,
+                                             _actor(principal, cause))
+    except service.HandoverRefused as exc:
+        raise Problem(409, "Handover refused", str(exc), unplaced=exc.unplaced[:100]) from exc
+    except service.UnknownRm as exc:
+        raise Problem(404, "RM not found", f"No RM {rm_id} in the registry.") from exc
+    return HandoverResult(**result)
+
+
+async def _check_targets(request: Request, rm_id: str, to: list[str] | None) -> None:
+    if not to:
+        return
+    async with request.app.state.runtime.db.sessions() as session:
+        for target in to:
+            row = await session.get(AssignmentRm, target)
+            if row is None:
+                raise Problem(422, "Invalid request", f"RM {target} in 'to' is not in the registry.")
+            if target == rm_id:
+                raise Problem(422, "Invalid request", f"RM {target} cannot take over their own book.")
+            if not row.active:
+                raise Problem(422, "Invalid request", f"RM {target} in 'to' is inactive.")
+
+
+class ClaimRequest(Strict):
+    rm_id: Identifier
+    customer_id: Identifier
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+class ClaimAnswer(BaseModel):
+    accepted: bool
+    reason: str
+    code: str = Field(description="accepted, or why not: unknown_customer, not_above_mass, unknown_rm, "
+                                  "inactive_rm, already_assigned, level_mismatch, home_branch_unknown, "
+                                  "branch_mismatch, over_capacity")
+    customer_id: str
+    rm_id: str
+    primary: str | None = None
+    backup: str | None = None
+
+
+@router.post("/v1/assignments/claims", response_model=ClaimAnswer)
+async def post_claim(body: ClaimRequest, request: Request,
+                     principal: Principal = Depends(require_roles("rm", "branch_manager", "admin")),
+                     session: AsyncSession = Depends(db_session)):
+    """An RM claims a customer they know (熟悉度认领). Accepted when the RM's level fits the
+    customer's tier, they work at the serving branch and have room; the claim outranks balance.
+    Otherwise refused, with the reason."""
+    if principal.role == "rm" and body.rm_id != principal.rm_id:
+        raise Problem(403, "Forbidden", "An RM claims customers for themselves only.")
+    if principal.role == "branch_manager":
+        rm = await session.get(AssignmentRm, body.rm_id)
+        if rm is not None and rm.branch_id != principal.branch_id:
+            raise Problem(403, "Forbidden", f"RM {body.rm_id} is not in your branch.")
+    await session.close()
+    runtime = request.app.state.runtime
+    cause = f"claim:{body.customer_id}:{body.rm_id}:{uuid.uuid4().hex}"
+    async with runtime.unit_of_work("assignment", cause=cause) as uow:
+        verdict = await service.claim(uow, body.rm_id, body.customer_id, body.reason, _actor(principal, cause))
+    metrics.CLAIMS.labels("accepted" if verdict.accepted else "refused", verdict.code).inc()
+    after = verdict.placement.after if verdict.placement else None
+    return ClaimAnswer(accepted=verdict.accepted, reason=verdict.reason, code=verdict.code,
+                       customer_id=body.customer_id, rm_id=body.rm_id,
+                       primary=after.primary if after else None, backup=after.backup if after else None)
+
+
+# --- worklists ------------------------------------------------------------------------------
+
+
+class WorklistItem(BaseModel):
+    customer_id: str
+    tier: str
+    aum: Money
+    last_contact: datetime | None
+    next_contact: date | None
+    open_signals: int
+    role: str
+    home_branch_id: str | None
+    serving_branch: str | None
+
+
+class WorklistPage(BaseModel):
+    items: list[WorklistItem]
+    next: str | None
+
+
+SortKey = Literal["tier", "aum", "next_contact", "last_contact", "open_signals", "customer_id"]
+
+
+@router.get("/v1/rms/{rm_id}/worklist", response_model=WorklistPage)
+async def get_worklist(rm_id: str, request: Request, sort: SortKey = "tier",
+                       order: Literal["asc", "desc"] | None = None,
+                       role: Literal["primary", "backup", "all"] = "all",
+                       limit: int | None = Query(default=None, ge=1), cursor: str | None = None,
+                       principal: Principal = Depends(current_principal),
+                       session: AsyncSession = Depends(db_session)):
+    """The RM's customers (名单制管理) with tier, AUM, last contact, next planned contact and
+    open signals. ``sort`` by tier (highest first by default), aum, next_contact (soonest first
+    by default), last_contact, open_signals; empty values last. An RM sees only their own."""
+    await _visible_rm(session, principal, rm_id)
+    settings = request.app.state.settings
+    if order is None:
+        order = "asc" if sort in ("next_contact", "last_contact", "customer_id") else "desc"
+    view = {"sort": sort, "order": order, "role": role}
+    position = decode_cursor(cursor)
+    offset = 0
+    if position is not None:
+        if {k: position.get(k) for k in view} != view or not isinstance(position.get("offset"), int):
+            raise Problem(422, "Invalid cursor", "The cursor belongs to another sort, order or role.")
+        offset = position["offset"]
+    size = _limit(settings, limit)
+    items, more = await service.worklist(session, rm_id, role=role, sort=sort, descending=order == "desc",
+                                         offset=offset, limit=size)
+    return WorklistPage(items=[WorklistItem(**i) for i in items],
+                        next=encode_cursor({**view, "offset": offset + size}) if more else None)
+
+
+# --- the audit trail ------------------------------------------------------------------------
+
+
+class ChangeItem(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: int
+    customer_id: str
+    role: str
+    from_: str | None = Field(alias="from", serialization_alias="from")
+    to: str | None
+    reason: str
+    detail: str
+    actor: str
+    cause: str
+    tier: str
+    branch_id: str | None
+    changed_at: datetime
+
+
+class ChangePage(BaseModel):
+    items: list[ChangeItem]
+    next: str | None
+
+
+class CustomerChangePage(ChangePage):
+    customer_id: str
+    tier: str
+    primary: str | None
+    backup: str | None
+    standing: str
+
+
+@router.get("/v1/customers/{customer_id}/assignments", response_model=CustomerChangePage,
+            response_model_by_alias=True)
+async def get_customer_assignments(customer_id: str, request: Request,
+                                   limit: int | None = Query(default=None, ge=1), cursor: str | None = None,
+                                   principal: Principal = Depends(current_principal),
+                                   session: AsyncSession = Depends(db_session)):
+    """The customer's primary and backup RM now, and every change (who or what, when, from, to,
+    why), oldest first."""
+    row = await _visible_customer(session, principal, customer_id)
+    position = decode_cursor(cursor) or {}
+    items, last = await service.changes(session, customer_id=customer_id, after=position.get("after"),
+                                        limit=_limit(request.app.state.settings, limit))
+    return CustomerChangePage(
+        customer_id=customer_id, tier=row.tier, primary=row.primary_rm, backup=row.backup_rm,
+        standing=row.standing, items=[ChangeItem(**i) for i in items],
+        next=encode_cursor({"after": last}) if last else None)
+
+
+@router.get("/v1/rms/{rm_id}/assignments", response_model=ChangePage, response_model_by_alias=True)
+async def get_rm_assignments(rm_id: str, request: Request, limit: int | None = Query(default=None, ge=1),
+                             cursor: str | None = None, principal: Principal = Depends(current_principal),
+                             session: AsyncSession = Depends(db_session)):
+    """Every change that gave a customer to this RM or took one away, oldest first."""
+    await _visible_rm(session, principal, rm_id)
+    position = decode_cursor(cursor) or {}
+    items, last = await service.changes(session, rm_id=rm_id, after=position.get("after"),
+                                        limit=_limit(request.app.state.settings, limit))
+    return ChangePage(items=[ChangeItem(**i) for i in items],
+                      next=encode_cursor({"after": last}) if last else None)
+
+
+# --- follow-ups -----------------------------------------------------------------------------
+
+
+class FollowUpRequest(Strict):
+    channel: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)] = Field(
+        examples=["phone"])
+    note: Annotated[str, StringConstraints(max_length=4000)] = ""
+    outcome: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] = Field(
+        examples=["interested"])
+    next_date: BankDate | None = Field(default=None, description="next planned contact (bank's date)")
+    contacted_at: Timestamp | None = Field(default=None, description="when the contact happened; now if empty")
+
+
+class FollowUpItem(BaseModel):
+    id: int
+    customer_id: str
+    rm_id: str | None
+    author: str
+    channel: str
+    note: str
+    outcome: str
+    next_date: date | None
+    contacted_at: datetime
+    recorded_at: datetime
+
+
+class FollowUpPage(BaseModel):
+    items: list[FollowUpItem]
+    next: str | None
+
+
+@router.post("/v1/customers/{customer_id}/follow-ups", response_model=FollowUpItem, status_code=201)
+async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Request, response: Response,
+                         principal: Principal = Depends(require_roles("rm", "branch_manager", "admin"))):
+    """Log a contact with a customer (跟踪记录): channel, note, outcome and the next planned
+    contact date. An RM logs only for their own customers."""
+    settings = request.app.state.settings
+    contacted_at = body.contacted_at or datetime.now(timezone.utc)
+    if body.next_date is not None and body.next_date < contacted_at.astimezone(settings.zone).date():
+        raise Problem(422, "Invalid request", "next_date is before the contact.")
+    async with request.app.state.runtime.db.transaction() as session:
+        row = await _visible_customer(session, principal, customer_id)
+        follow_up = await service.record_follow_up(
+            session, row, rm_id=principal.rm_id, author=f"{principal.role}:{principal.subject}",
+            channel=body.channel, note=body.note, outcome=body.outcome, next_date=body.next_date,
+            contacted_at=contacted_at)
+        item = FollowUpItem(**service.follow_up_item(follow_up))
+    response.headers["Location"] = f"/v1/customers/{customer_id}/follow-ups"
+    return item
+
+
+@router.get("/v1/customers/{customer_id}/follow-ups", response_model=FollowUpPage)
+async def get_follow_ups(customer_id: str, request: Request, limit: int | None = Query(default=None, ge=1),
+                         cursor: str | None = None, principal: Principal = Depends(current_principal),
+                         session: AsyncSession = Depends(db_session)):
+    """The customer's follow-ups, newest first."""
+    await _visible_customer(session, principal, customer_id)
+    position = decode_cursor(cursor) or {}
+    items, last = await service.follow_ups(session, customer_id, before=position.get("before"),
+                                           limit=_limit(request.app.state.settings, limit))
+    return FollowUpPage(items=[FollowUpItem(**i) for i in items],
+                        next=encode_cursor({"before": last}) if last else None)
+
+
+# --- who may see what ----------------------------------------------------------------------
+
+
+def may_see(principal: Principal, row: AssignmentCustomer) -> bool:
+    """An RM sees the customers they are primary or backup RM of; a branch manager those of the
+    branch (home branch, or the centre that serves them)."""
+    if principal.sees_everyone:
+        return True
+    if principal.role == "rm":
+        return principal.rm_id is not None and principal.rm_id in (row.primary_rm, row.backup_rm)
+    if principal.role == "branch_manager":
+        return principal.branch_id in (row.home_branch_id, row.serving_branch)
+    return False
+
+
+async def _visible_customer(session: AsyncSession, principal: Principal, customer_id: str) -> AssignmentCustomer:
+    row = await session.get(AssignmentCustomer, customer_id)
+    if row is not None and may_see(principal, row):
+        return row
+    if row is None and principal.sees_everyone:
+        raise Problem(404, "Customer not found", f"Assignment has no customer {customer_id}.")
+    raise Problem(403, "Forbidden", f"Customer {customer_id} is not in your book.")
+
+
+async def _visible_rm(session: AsyncSession, principal: Principal, rm_id: str) -> AssignmentRm:
+    if principal.role == "rm" and principal.rm_id != rm_id:
+        raise Problem(403, "Forbidden", "An RM sees only their own worklist and book.")
+    row = await session.get(AssignmentRm, rm_id)
+    if row is None:
+        raise Problem(404, "RM not found", f"No RM {rm_id} in the registry.")
+    if principal.role == "branch_manager" and row.branch_id != principal.branch_id:
+        raise Problem(403, "Forbidden", f"RM {rm_id} is not in your branch.")
+    return row
+
+
+def _actor(principal: Principal, cause: str) -> service.Actor:
+    return service.Actor(f"{principal.role}:{principal.subject}", cause)
+
+
+def _limit(settings, limit: int | None) -> int:
+    return min(limit or settings.assignment.page_size, settings.assignment.max_page_size)
+
