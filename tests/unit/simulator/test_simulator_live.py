@@ -1,0 +1,124 @@
+"""The live feed of ``strata run`` in the single-process harness: tiers move, Ctrl-C stops it,
+and the next run continues the same books without a duplicated or missing posting."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections import defaultdict
+from datetime import date
+from types import SimpleNamespace
+
+from sqlalchemy import func, select
+
+from services.tiering.models import TieringAccount, TieringTierHistory
+from shared.contracts.cloudevents import decode_record
+from strata.simulator.live import LiveFeed, start_live_feed, story_dates
+from strata.simulator.position import FILE_NAME, data_dir_of
+from strata.simulator.screen import FeedStatus, Screen
+
+
+def _args(tmp: str) -> SimpleNamespace:
+    return SimpleNamespace(customers=120, seed=5, speed=86_400 * 20.0, quiet=True, data_dir=tmp,
+                           history_months=1, host="127.0.0.1", port=8000)
+
+
+async def _until(predicate, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "the live feed did not get there in time"
+        await asyncio.sleep(0.2)
+
+
+async def _stop(tasks) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_story_starts_months_back_and_goes_live_before_the_third_month_end():
+    start, live = story_dates(date(2026, 11, 28), 3)
+    assert (start, live) == (date(2026, 8, 1), date(2026, 10, 25))
+
+
+async def test_live_feed_upgrades_customers_then_resumes_without_duplicates(fresh_strata):
+    strata = fresh_strata
+    runtime = strata.runtime
+    published = []
+    publish = runtime.bus.publish
+
+    async def recording(messages):
+        published.extend(messages)
+        await publish(messages)
+
+    runtime.bus.publish = recording
+    directory = data_dir_of(strata.settings.database_url, ".")
+    args = _args(str(directory))
+    path = directory / FILE_NAME
+
+    async def upgraded_mid_stream():
+        async with runtime.db.sessions() as session:
+            upgrades = await session.scalar(select(func.count()).select_from(TieringTierHistory)
+                                            .where(TieringTierHistory.change == "upgrade"))
+        return upgrades > 0 and path.exists() and json.loads(path.read_text())["phase"] == "stream" \
+            and json.loads(path.read_text())["day"] > json.loads(path.read_text())["start"]
+
+    tasks = start_live_feed(strata.app, runtime, args, asyncio.Event())
+    await _until(upgraded_mid_stream)
+    await _stop(tasks)
+    first = json.loads(path.read_text())
+    count_first = len(published)
+
+    async def moved_on():
+        return len(published) > count_first + 200 and json.loads(path.read_text())["day"] > first["day"]
+
+    tasks = start_live_feed(strata.app, runtime, args, asyncio.Event())
+    await _until(moved_on)
+    await _stop(tasks)
+    await strata.settle(60)
+
+    events = [decode_record(m.value, m.headers) for m in published]
+    ids = [e.id for e in events]
+    assert len(ids) == len(set(ids)), "an event was published twice"
+    seqs = defaultdict(list)
+    for e in events:
+        if e.type == "bank.posting.v1":
+            seqs[e.data.account_id].append(e.data.account_seq)
+    assert seqs
+    for account, numbers in seqs.items():
+        assert numbers == list(range(1, len(numbers) + 1)), f"{account}: account_seq {numbers}"
+    async with runtime.db.sessions() as session:
+        applied = dict((await session.execute(select(TieringAccount.account_id, TieringAccount.seq))).all())
+    assert all(applied[a] == n[-1] for a, n in seqs.items()), "tiering applied every posting"
+
+
+async def test_summary_redraws_in_place_with_tiers_and_dashes_for_what_is_missing(fresh_strata):
+    status = FeedStatus(customers=10, seed=1, phase="live", business_day="2026-11-02", speed=1440)
+    out = io.StringIO()
+    screen = Screen(fresh_strata.runtime, status, base_url="http://127.0.0.1:8000", tty=True, out=out)
+    await screen.draw()
+    await screen.draw()
+    text = out.getvalue()
+    assert text.startswith("\x1b[H") and text.count("\x1b[H") == 2
+    assert "\x1b[2J" not in text, "no full clear on every refresh (it flickers)"
+    assert "\x1b[K\n" in text and "business date    2026-11-02" in text
+    assert "http://127.0.0.1:8000/docs" in text
+
+
+async def test_without_a_terminal_the_summary_is_one_compact_line(fresh_strata):
+    status = FeedStatus(customers=10, seed=1, phase="history", business_day="2026-09-03")
+    out = io.StringIO()
+    screen = Screen(fresh_strata.runtime, status, base_url="http://x", tty=False, out=out)
+    await screen.draw()
+    line = out.getvalue()
+    assert line.count("\n") == 1 and "\x1b" not in line
+    assert line.startswith("[simulator] 2026-09-03 history")
+
+
+def test_live_feed_keeps_its_position_beside_the_sqlite_database(tmp_path):
+    runtime = SimpleNamespace(settings=SimpleNamespace(database_url=f"sqlite+aiosqlite:///{tmp_path}/db/strata.db"))
+    (tmp_path / "db").mkdir()
+    feed = LiveFeed(None, runtime, _args("unused"), asyncio.Event())
+    assert feed.path == tmp_path / "db" / FILE_NAME

@@ -1,0 +1,61 @@
+"""``strata simulate``: publishes the feed at the asked rate and prints what it produced."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import date
+from types import SimpleNamespace
+
+from shared.bus.memory import MemoryBus
+from shared.contracts.cloudevents import decode_record
+from strata.simulator import publish
+from strata.simulator.feed import Feed
+from strata.simulator.publish import Progress, Publisher
+
+
+class _Bus(MemoryBus):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+        _Bus.last = self
+
+
+def test_simulate_publishes_every_event_and_prints_the_distribution(monkeypatch, capsys):
+    monkeypatch.setattr(publish, "KafkaBus", _Bus)
+    args = SimpleNamespace(customers=300, days=12, rate=0.0, seed=3, start="2026-03-01", api_url=None)
+    assert publish.simulate_command(args) == 0
+    out, err = capsys.readouterr()
+    bus = _Bus.last
+    records = [r for parts in bus.topics.values() for p in parts for r in p.records]
+    events = [decode_record(r.value, r.headers) for r in records]
+    assert {e.type for e in events} >= {"bank.customer.v1", "bank.account.v1", "bank.balance.v1", "bank.posting.v1"}
+    assert f"Published {len(events):,} events" in out
+    assert "The 50,000–1,000,000 band" in out and "salary" in out
+    assert "100%" in err
+
+
+def test_simulate_refuses_a_malformed_start_date(capsys):
+    args = SimpleNamespace(customers=3, days=1, rate=0.0, seed=3, start="March", api_url=None)
+    assert publish.simulate_command(args) == 2
+    assert "--start" in capsys.readouterr().err
+
+
+async def test_publisher_keeps_to_the_rate(settings):
+    feed = Feed(3, 40, date(2026, 3, 1), settings)
+    events = list(feed.master_events())[:150]
+    bus = MemoryBus()
+    publisher = Publisher(bus, rate=1000)
+    began = time.monotonic()
+    await publisher.publish(events)
+    assert time.monotonic() - began >= 0.13
+    assert publisher.sent == 150
+
+
+def test_progress_bar_is_plain_text_when_not_a_terminal():
+    out = io.StringIO()
+    progress = Progress(10, out)
+    progress.day(5, date(2026, 3, 6))
+    progress.done()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[###############...............]  50%  2026-03-06")
+    assert lines[-1].startswith("[" + "#" * 30 + "] 100%  done")
