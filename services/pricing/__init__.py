@@ -1,0 +1,65 @@
+"""Pricing: every posting priced once with the tier in force at it, free uses, contribution
+discounts, points, products by tier, quotes and what-if re-pricing.
+
+Why a posting gets the tier of its own moment
+---------------------------------------------
+Pricing never reads ``bank.postings``. It prices from ``strata.postings.tiered``, where tiering
+passes every posting on with the tier in force for the customer right after applying it:
+
+1. Core banking keys postings by ``customer_id``, so one customer's postings sit in one
+   partition and tiering applies them one at a time, in that order.
+2. Tiering writes the posting's effect (balance, AUM, an upgrade) and the tiered posting (its
+   outbox row) in the same database transaction. The tier stamped on posting *n* is therefore
+   exactly the tier after postings 1..n, never one ahead or behind, whatever is committed later.
+3. The outbox relay publishes rows in the order they were written, keyed by ``customer_id``, so
+   the tiered postings of one customer arrive in one partition of ``strata.postings.tiered``
+   in the order tiering applied them, and pricing (one partition, one batch at a time) prices
+   them in that order.
+
+So a withdrawal posted before the salary that upgrades the customer carries the old tier and one
+posted after it the new tier, whether pricing runs a millisecond or a day behind tiering: the
+tier travels with the posting instead of being looked up when pricing gets round to it. Reading
+``bank.postings`` and ``strata.tiers`` side by side could not give this: Kafka orders nothing
+across topics, so how far one had been read when the other was would depend on lag. The tests
+price postings after tiering has run far ahead (tests/unit/pricing/test_pricing_service.py,
+tests/integration/test_pricing_kafka.py).
+
+The tier of a posting is the tier tiering held when it applied it: a month-end downgrade takes
+effect when the close runs, and a posting that arrives late (older ``posted_at`` than ones
+already applied) is priced with the tier of its arrival. ``strata.tiers`` is read only to know
+the tier *now*, for quotes and product eligibility.
+
+Exactly once
+------------
+The runtime drops an event id it has processed. Tiering derives the tiered posting's id from the
+``posting_id``, so a posting sent twice by core banking under two ``ce_id`` reaches pricing as
+one event; ``pricing_fees.posting_id`` is unique and checked first besides, so a posting is never
+priced twice. The fee, the month's free-use counter, the points ledger and the
+``strata.fee_assessed.v1`` (id derived from the ``posting_id``) are written in one transaction,
+committed before the offset: a restart between the two redelivers events that are then skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.runtime.service import ServiceSpec
+
+log = logging.getLogger(__name__)
+
+
+async def _check_settings(runtime) -> None:
+    """Say at start-up if the pricing settings name tiers the bank does not have."""
+    from services.pricing.service import unknown_tier_ids
+
+    unknown = unknown_tier_ids(runtime.settings)
+    if unknown:
+        log.error("pricing settings name unknown tiers; their benefits and products never apply",
+                  extra={"tiers": sorted(unknown)})
+
+
+def spec() -> ServiceSpec:
+    from services.pricing.messaging import EMITS, SUBSCRIPTIONS
+    from services.pricing.views import router
+
+    return ServiceSpec("pricing", SUBSCRIPTIONS, (router,), EMITS, (_check_settings,))

@@ -1,0 +1,357 @@
+"""Pricing's HTTP routes: a customer's fees and points, quotes, the what-if, redemption
+requests, products by tier and the daily points expiry."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.access import ensure_customer_visible
+from shared.auth import Principal, current_principal, require_roles
+from shared.contracts.types import Identifier, Money, PositiveMoney, ProductType, Timestamp, TxType
+from shared.http import db_session
+from shared.paging import decode_cursor, encode_cursor
+from shared.problems import Problem
+from shared.settings.pricing import Benefit, ContributionSettings, FeeRule, PricingSettings
+from services.pricing import service
+from services.pricing.domain import Transaction
+
+router = APIRouter(tags=["pricing"])
+
+SERVICE = "pricing"
+
+
+# --- shapes ---------------------------------------------------------------------------------
+
+
+class Step(BaseModel):
+    rule: str
+    effect: str
+    amount: Money
+    note: str
+    points: int = 0
+
+
+class Fee(BaseModel):
+    """A priced posting (or a quote): CONTRACT.md's fee fields, then how it came about."""
+
+    posting_id: str | None
+    fee_id: str | None
+    base: Money
+    waived: Money
+    discount: Money
+    points_used: int
+    net: Money
+    rules: list[str]
+    tier: str
+    use_number: int | None = Field(description="which use of this fee in the calendar month (1 = first)")
+    points_value: Money
+    points_earned: int
+    contribution_score: Money
+    breakdown: list[Step]
+
+
+class PricedPosting(Fee):
+    tx_type: str
+    amount: Money
+    posted_at: datetime
+    points_balance: int
+
+
+class LedgerEntry(BaseModel):
+    id: int
+    kind: Literal["earn", "spend", "expire"]
+    points: int
+    balance_after: int
+    lot_year: int
+    rule: str
+    posting_id: str | None
+    at: datetime
+    note: str
+
+
+class FeesPage(BaseModel):
+    customer_id: str
+    items: list[PricedPosting]
+    next: str | None
+    points_balance: int
+    auto_points_offset: bool
+    redeem_allowance: int
+    points_ledger: list[LedgerEntry] = Field(description="the latest ledger entries, newest first")
+
+
+class PointsLot(BaseModel):
+    year: int
+    earned: int
+    spent: int
+    expired: int
+    remaining: int
+    expires_at: datetime
+
+
+class PointsPage(BaseModel):
+    customer_id: str
+    points_balance: int
+    auto_points_offset: bool
+    redeem_allowance: int
+    lots: list[PointsLot]
+    items: list[LedgerEntry]
+    next: str | None
+
+
+class QuoteRequest(BaseModel):
+    customer_id: Identifier
+    tx_type: TxType
+    amount: PositiveMoney
+    channel: Identifier
+    counterparty_bank: Identifier | None = None
+    cross_region: bool = False
+    product_type: ProductType = "demand_deposit"
+    direction: Literal["debit", "credit"] = "debit"
+    at: Timestamp | None = Field(default=None, description="price as of this moment (default: now)")
+
+
+class Quote(Fee):
+    customer_id: str
+    at: datetime
+
+
+class SimulateRequest(BaseModel):
+    """A proposed schedule, benefits and contribution discount (each optional: what is left
+    out stays as it is) and the business dates whose postings to price again."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    to: date
+    fees: list[FeeRule] | None = None
+    benefits: dict[str, list[Benefit]] | None = None
+    contribution: ContributionSettings | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> SimulateRequest:
+        if self.to < self.from_:
+            raise ValueError("to is before from")
+        return self
+
+
+class Totals(BaseModel):
+    count: int = Field(description="postings that incurred the fee")
+    charged_count: int = Field(description="of them, postings left with something to pay")
+    base: Money
+    waived: Money
+    discount: Money
+    income: Money = Field(description="base - waived - discount, whether paid in cash or points")
+
+
+class Change(BaseModel):
+    income: Money
+    waived: Money
+    discount: Money
+
+
+class SimulateItem(BaseModel):
+    tier: str
+    fee_id: str
+    old: Totals
+    new: Totals
+    change: Change
+
+
+class SimulateTotals(BaseModel):
+    old: Totals
+    new: Totals
+    change: Change
+
+
+class SimulateResult(BaseModel):
+    from_: date = Field(serialization_alias="from")
+    to: date
+    postings: int
+    items: list[SimulateItem]
+    totals: SimulateTotals
+
+
+class RedeemRequest(BaseModel):
+    points: int = Field(ge=1, description="points to spend on the customer's next fees")
+    request_id: Identifier | None = Field(default=None, description="idempotency key of the request")
+
+
+class RedeemResult(BaseModel):
+    request_id: str
+    customer_id: str
+    points: int
+    requested_at: datetime
+    redeem_allowance: int
+    points_balance: int
+    repeated: bool
+
+
+class ExpiryRequest(BaseModel):
+    date: date
+
+
+class ExpiryResult(BaseModel):
+    date: date
+    customers: int
+    points_expired: int
+    expired_years_through: int
+    first_run_at: datetime
+
+
+class Product(BaseModel):
+    code: str
+    name: str
+    priority: bool
+
+
+class RefusedProduct(BaseModel):
+    code: str
+    name: str
+    reasons: list[str]
+
+
+class EligibleProducts(BaseModel):
+    customer_id: str
+    tier: str
+    risk_level: str | None
+    date: date
+    items: list[Product]
+    ineligible: list[RefusedProduct]
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+def _before(cursor: str | None) -> int | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    if not isinstance(position.get("id"), int):
+        raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.")
+    return position["id"]
+
+
+def _today(request: Request) -> date:
+    return datetime.now(request.app.state.settings.zone).date()
+
+
+@router.get("/v1/customers/{customer_id}/fees", response_model=FeesPage)
+async def get_fees(customer_id: str, request: Request, limit: int = Query(50, ge=1, le=500),
+                   cursor: str | None = None, principal: Principal = Depends(current_principal),
+                   session: AsyncSession = Depends(db_session)):
+    """The customer's priced postings, newest first, each with the rules that applied in order;
+    the points balance and the latest points ledger entries."""
+    await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
+    view = await service.fees_view(session, customer_id, limit, _before(cursor))
+    if view is None:
+        raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
+    next_id = view.pop("next_id")
+    return FeesPage(**view, next=encode_cursor({"id": next_id}) if next_id else None)
+
+
+@router.get("/v1/customers/{customer_id}/points", response_model=PointsPage)
+async def get_points(customer_id: str, request: Request, limit: int = Query(50, ge=1, le=500),
+                     cursor: str | None = None, principal: Principal = Depends(current_principal),
+                     session: AsyncSession = Depends(db_session)):
+    """Points balance, what is left of each year's points and when it expires, and the ledger
+    (every earn, spend and expiry with its cause), newest first."""
+    await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
+    view = await service.points_view(session, request.app.state.settings, customer_id, limit,
+                                     _before(cursor))
+    if view is None:
+        raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
+    next_id = view.pop("next_id")
+    return PointsPage(**view, next=encode_cursor({"id": next_id}) if next_id else None)
+
+
+@router.post("/v1/customers/{customer_id}/points/redeem", response_model=RedeemResult)
+async def redeem_points(customer_id: str, body: RedeemRequest, request: Request,
+                        principal: Principal = Depends(require_roles("rm", "branch_manager", "admin"))):
+    """Spend points on request: the customer's next fees are paid from these points (rule
+    ``points.redeem``) until they are used. An assessed fee is never reopened, so a redemption
+    works forward, like an opt-in for a number of points. Idempotent by ``request_id``."""
+    await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
+    runtime = request.app.state.runtime
+    request_id = body.request_id or str(uuid.uuid4())
+    now = datetime.now(timezone.utc)
+    try:
+        async with runtime.unit_of_work(SERVICE, cause=f"redeem:{request_id}") as uow:
+            result = await service.request_redemption(uow, customer_id, body.points, request_id,
+                                                      principal.subject, now)
+    except service.NotFound as exc:
+        raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.") from exc
+    except service.Refused as exc:
+        raise Problem(409, "Redemption refused", str(exc)) from exc
+    return RedeemResult(**result)
+
+
+@router.post("/v1/pricing/quote", response_model=Quote)
+async def post_quote(body: QuoteRequest, request: Request,
+                     principal: Principal = Depends(current_principal),
+                     session: AsyncSession = Depends(db_session)):
+    """What the described transaction would cost this customer now (their tier now, this
+    month's uses, contribution and points), with the rules in order. Changes nothing."""
+    await ensure_customer_visible(request, principal, body.customer_id, service=SERVICE)
+    tx = Transaction(body.tx_type, body.amount, body.channel, body.counterparty_bank,
+                     body.cross_region, body.product_type, body.direction)
+    at = body.at or datetime.now(timezone.utc)
+    return Quote(**await service.quote(session, request.app.state.settings, body.customer_id, tx, at))
+
+
+@router.post("/v1/pricing/simulate", response_model=SimulateResult, response_model_by_alias=True)
+async def post_simulate(body: SimulateRequest, request: Request,
+                        principal: Principal = Depends(require_roles("analyst", "admin")),
+                        session: AsyncSession = Depends(db_session)):
+    """What-if: price the stored postings of the date range again under the proposed schedule,
+    benefits and contribution discount, and compare fee income, waivers and discounts by tier
+    and fee, old against new. Changes nothing."""
+    current = request.app.state.settings.pricing
+    proposed = current.model_dump()
+    for part in ("fees", "benefits", "contribution"):
+        value = getattr(body, part)
+        if value is not None:
+            proposed[part] = (value.model_dump() if isinstance(value, BaseModel) else
+                              [v.model_dump() for v in value] if isinstance(value, list) else
+                              {k: [b.model_dump() for b in bs] for k, bs in value.items()})
+    try:
+        proposal = PricingSettings.model_validate(proposed)
+    except ValidationError as exc:
+        raise Problem(422, "Invalid proposal", "; ".join(e["msg"] for e in exc.errors()[:5])) from exc
+    result = await service.simulate(session, request.app.state.settings, proposal, body.from_, body.to)
+    result["from_"] = result.pop("from")
+    return SimulateResult(**result)
+
+
+@router.get("/v1/pricing/schedule", response_model=PricingSettings)
+async def get_schedule(request: Request, principal: Principal = Depends(current_principal)):
+    """The fee schedule, tier benefits, contribution discount, points rules and products in force."""
+    return request.app.state.settings.pricing
+
+
+@router.get("/v1/customers/{customer_id}/eligible-products", response_model=EligibleProducts)
+async def get_eligible_products(customer_id: str, request: Request, on: date | None = None,
+                                principal: Principal = Depends(current_principal),
+                                session: AsyncSession = Depends(db_session)):
+    """The products this customer may buy today (``on``: another business date), with priority
+    purchase where their tier has it, and why each other product is refused."""
+    await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
+    view = await service.eligible_products(session, request.app.state.settings, customer_id,
+                                           on or _today(request))
+    if view is None:
+        raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
+    return EligibleProducts(**view)
+
+
+@router.post("/v1/pricing/points-expiry", response_model=ExpiryResult)
+async def post_points_expiry(body: ExpiryRequest, request: Request,
+                             principal: Principal = Depends(require_roles("admin"))):
+    """The daily job: expire the points whose last valid year ended before ``date`` (points
+    earned in year Y expire at the end of Y+1). Idempotent: run again, it expires nothing more."""
+    result = await service.expire_points(request.app.state.runtime, body.date)
+    return ExpiryResult(**result)
