@@ -32,11 +32,12 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 
 
 def routes_of(app) -> set[tuple[str, str]]:
-    """(method, path) of every route an in-process app serves."""
+    """(method, path) of every route an in-process app serves, from its OpenAPI document (the
+    public view of the routes, whatever the framework nests them in)."""
     found = set()
-    for route in getattr(app, "routes", ()):
-        for method in getattr(route, "methods", None) or ():
-            found.add((method, getattr(route, "path", "")))
+    for path, operations in app.openapi().get("paths", {}).items():
+        for method in operations:
+            found.add((method.upper(), path))
     return found
 
 

@@ -122,3 +122,26 @@ def test_live_feed_keeps_its_position_beside_the_sqlite_database(tmp_path):
     (tmp_path / "db").mkdir()
     feed = LiveFeed(None, runtime, _args("unused"), asyncio.Event())
     assert feed.path == tmp_path / "db" / FILE_NAME
+
+
+async def test_scheduler_registers_rms_scans_and_closes_through_the_apps_own_routes(fresh_strata):
+    import httpx
+
+    from strata.simulator.bank import SyntheticBank
+    from strata.simulator.scheduler import BankScheduler, routes_of
+
+    app = fresh_strata.app
+    routes = routes_of(app)
+    assert ("POST", "/v1/admin/month-end-close") in routes
+    rms = SyntheticBank(5, 1000, date(2026, 5, 1), fresh_strata.settings).rms()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://in") as client:
+        scheduler = BankScheduler(client, fresh_strata.settings, routes)
+        if ("PUT", "/v1/rms/{rm_id}") in routes:
+            assert await scheduler.register_rms(rms) == len(rms)
+            listed = (await fresh_strata.get("/v1/rms", params={"limit": 500})).json()["items"]
+            assert {r.rm_id for r in rms} <= {r["rm_id"] for r in listed}
+        if ("POST", "/v1/admin/daily-scan") in routes:
+            assert await scheduler.daily_scan(date(2026, 5, 2))
+        summary = await scheduler.close_month("2026-04")
+        assert summary is not None and summary["month"] == "2026-04"
+        assert scheduler.last["month_end"].startswith("2026-04 closed")
