@@ -337,7 +337,7 @@ class AssignmentRules:
         if branch is None:
             return "the customer's home branch is not known yet"
         if rm.branch_id != branch:
-            return f"RM {rm.rm_id} is at {rm.branch_id}; {tier} customers of this customer are served at {branch}"
+            return f"RM {rm.rm_id} is at {rm.branch_id}; this {tier} customer is served at {branch}"
         return None
 
     def backup_misfit(self, rm: Rm | None, tier: str, branch: str | None, primary: str | None) -> str | None:
