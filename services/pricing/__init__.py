@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 async def _check_settings(runtime) -> None:
     """Say at start-up if the pricing settings name tiers the bank does not have."""
-    from services.pricing.service import unknown_tier_ids
+    from services.pricing.rules import unknown_tier_ids
 
     unknown = unknown_tier_ids(runtime.settings)
     if unknown:
@@ -60,6 +60,7 @@ async def _check_settings(runtime) -> None:
 
 def spec() -> ServiceSpec:
     from services.pricing.messaging import EMITS, SUBSCRIPTIONS
+    from services.pricing.state import prefetch
     from services.pricing.views import router
 
-    return ServiceSpec("pricing", SUBSCRIPTIONS, (router,), EMITS, (_check_settings,))
+    return ServiceSpec("pricing", SUBSCRIPTIONS, (router,), EMITS, (_check_settings,), prefetch=prefetch)

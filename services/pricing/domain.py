@@ -74,6 +74,19 @@ def window_start(month: str, months: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+def months_between(first: str, last: str) -> list[str]:
+    """Every month key from ``first`` to ``last``, both included.
+
+    >>> months_between("2025-11", "2026-02")
+    ['2025-11', '2025-12', '2026-01', '2026-02']
+    """
+    def index(month: str) -> int:
+        year, mon = (int(x) for x in month.split("-"))
+        return year * 12 + mon - 1
+
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index(first), index(last) + 1)]
+
+
 def start_of_day(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone)
 

@@ -18,7 +18,7 @@ from shared.http import db_session
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.settings.pricing import Benefit, ContributionSettings, FeeRule, PricingSettings
-from services.pricing import service
+from services.pricing import queries, service
 from services.pricing.domain import Transaction
 
 router = APIRouter(tags=["pricing"])
@@ -100,6 +100,13 @@ class PointsPage(BaseModel):
     auto_points_offset: bool
     redeem_allowance: int
     lots: list[PointsLot]
+    items: list[LedgerEntry]
+    next: str | None
+
+
+class LedgerPage(BaseModel):
+    customer_id: str
+    points_balance: int
     items: list[LedgerEntry]
     next: str | None
 
@@ -248,7 +255,7 @@ async def get_fees(customer_id: str, request: Request, limit: int = Query(50, ge
     """The customer's priced postings, newest first, each with the rules that applied in order;
     the points balance and the latest points ledger entries."""
     await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
-    view = await service.fees_view(session, customer_id, limit, _before(cursor))
+    view = await queries.fees_view(session, customer_id, limit, _before(cursor))
     if view is None:
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
     next_id = view.pop("next_id")
@@ -262,12 +269,27 @@ async def get_points(customer_id: str, request: Request, limit: int = Query(50, 
     """Points balance, what is left of each year's points and when it expires, and the ledger
     (every earn, spend and expiry with its cause), newest first."""
     await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
-    view = await service.points_view(session, request.app.state.settings, customer_id, limit,
+    view = await queries.points_view(session, request.app.state.settings, customer_id, limit,
                                      _before(cursor))
     if view is None:
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
     next_id = view.pop("next_id")
     return PointsPage(**view, next=encode_cursor({"id": next_id}) if next_id else None)
+
+
+@router.get("/v1/customers/{customer_id}/points/ledger", response_model=LedgerPage)
+async def get_points_ledger(customer_id: str, request: Request, limit: int = Query(50, ge=1, le=500),
+                            cursor: str | None = None, principal: Principal = Depends(current_principal),
+                            session: AsyncSession = Depends(db_session)):
+    """The points ledger alone: every earn, spend and expiry with its cause, newest first."""
+    await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
+    view = await queries.points_view(session, request.app.state.settings, customer_id, limit,
+                                     _before(cursor))
+    if view is None:
+        raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
+    next_id = view["next_id"]
+    return LedgerPage(customer_id=customer_id, points_balance=view["points_balance"], items=view["items"],
+                      next=encode_cursor({"id": next_id}) if next_id else None)
 
 
 @router.post("/v1/customers/{customer_id}/points/redeem", response_model=RedeemResult)
@@ -301,7 +323,7 @@ async def post_quote(body: QuoteRequest, request: Request,
     tx = Transaction(body.tx_type, body.amount, body.channel, body.counterparty_bank,
                      body.cross_region, body.product_type, body.direction)
     at = body.at or datetime.now(timezone.utc)
-    return Quote(**await service.quote(session, request.app.state.settings, body.customer_id, tx, at))
+    return Quote(**await queries.quote(session, request.app.state.settings, body.customer_id, tx, at))
 
 
 @router.post("/v1/pricing/simulate", response_model=SimulateResult, response_model_by_alias=True)
@@ -323,7 +345,7 @@ async def post_simulate(body: SimulateRequest, request: Request,
         proposal = PricingSettings.model_validate(proposed)
     except ValidationError as exc:
         raise Problem(422, "Invalid proposal", "; ".join(e["msg"] for e in exc.errors()[:5])) from exc
-    result = await service.simulate(session, request.app.state.settings, proposal, body.from_, body.to)
+    result = await queries.simulate(session, request.app.state.settings, proposal, body.from_, body.to)
     result["from_"] = result.pop("from")
     return SimulateResult(**result)
 
@@ -341,7 +363,7 @@ async def get_eligible_products(customer_id: str, request: Request, on: date | N
     """The products this customer may buy today (``on``: another business date), with priority
     purchase where their tier has it, and why each other product is refused."""
     await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
-    view = await service.eligible_products(session, request.app.state.settings, customer_id,
+    view = await queries.eligible_products(session, request.app.state.settings, customer_id,
                                            on or _today(request))
     if view is None:
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")

@@ -3,7 +3,7 @@ edges (free uses, percentage bounds, contribution after the tier benefit, points
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 

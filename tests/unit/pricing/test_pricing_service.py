@@ -277,6 +277,8 @@ async def test_spending_uses_the_oldest_points_first(strata):
     spends = [(e["lot_year"], e["points"]) for e in points["items"] if e["kind"] == "spend"]
     assert sorted(spends) == [(2025, -10), (2026, -100)]
     assert points["points_balance"] == 0
+    ledger = (await strata.get(f"/v1/customers/{c.customer_id}/points/ledger", params={"limit": 2})).json()
+    assert [e["kind"] for e in ledger["items"]] == ["spend", "spend"] and ledger["next"]
 
 
 # --- quote ------------------------------------------------------------------------------------

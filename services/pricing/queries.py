@@ -1,0 +1,236 @@
+"""The reads behind pricing's views: a customer's fees and points, quotes, the what-if and
+products by tier. Nothing here writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts.types import KNOWN_TX_TYPES
+from shared.money import ZERO
+from shared.runtime.unit_of_work import UnitOfWork
+from shared.settings import Settings
+from shared.settings.pricing import PricingSettings
+from services.pricing.domain import (
+    Eligibility,
+    FeeTotals,
+    PricingContext,
+    PricingEngine,
+    Repricer,
+    Step,
+    StoredPosting,
+    Transaction,
+    business_day,
+    contribution_score,
+    expires_at,
+    is_expired,
+    month_key,
+    points_earned,
+    product_eligibility,
+    start_of_day,
+)
+from services.pricing.models import PricingCustomer, PricingFee, PricingPointsLedger, PricingPointsLot
+from services.pricing.rules import rules_of
+from services.pricing.service import AUTO_OFFSET_RULE, spendable_points
+from services.pricing.state import MonthlyUsage
+
+
+def fee_view(row: PricingFee) -> dict:
+    return {
+        "posting_id": row.posting_id, "fee_id": row.fee_id, "base": row.base, "waived": row.waived,
+        "discount": row.discount, "points_used": row.points_used, "net": row.net,
+        "rules": json.loads(row.rules), "tier": row.tier, "tx_type": row.tx_type,
+        "amount": row.amount, "posted_at": row.posted_at, "use_number": row.use_number,
+        "points_value": row.points_value, "points_earned": row.points_earned,
+        "points_balance": row.points_balance, "contribution_score": row.contribution_score,
+        "breakdown": json.loads(row.breakdown),
+    }
+
+
+def ledger_view(row: PricingPointsLedger) -> dict:
+    return {"id": row.id, "kind": row.kind, "points": row.points, "balance_after": row.balance_after,
+            "lot_year": row.lot_year, "rule": row.rule, "posting_id": row.posting_id, "at": row.at,
+            "note": row.note}
+
+
+async def fees_view(session: AsyncSession, customer_id: str, limit: int, before_id: int | None,
+                    ledger_limit: int = 20) -> dict | None:
+    """The customer's priced postings, newest first, with the points balance and latest ledger."""
+    customer = await session.get(PricingCustomer, customer_id)
+    if customer is None:
+        return None
+    q = select(PricingFee).where(PricingFee.customer_id == customer_id)
+    if before_id is not None:
+        q = q.where(PricingFee.id < before_id)
+    rows = (await session.execute(q.order_by(PricingFee.id.desc()).limit(limit + 1))).scalars().all()
+    ledger = (await session.execute(
+        select(PricingPointsLedger).where(PricingPointsLedger.customer_id == customer_id)
+        .order_by(PricingPointsLedger.id.desc()).limit(ledger_limit)
+    )).scalars().all()
+    return {
+        "customer_id": customer_id,
+        "items": [fee_view(r) for r in rows[:limit]],
+        "next_id": rows[limit - 1].id if len(rows) > limit else None,
+        "points_balance": customer.points_balance,
+        "auto_points_offset": customer.auto_points_offset,
+        "redeem_allowance": customer.redeem_allowance,
+        "points_ledger": [ledger_view(r) for r in ledger],
+    }
+
+
+async def points_view(session: AsyncSession, settings: Settings, customer_id: str, limit: int,
+                      before_id: int | None) -> dict | None:
+    """Balance, lots by earn year with their expiry, and the ledger newest first."""
+    customer = await session.get(PricingCustomer, customer_id)
+    if customer is None:
+        return None
+    rules = rules_of(settings)
+    lots = (await session.execute(
+        select(PricingPointsLot).where(PricingPointsLot.customer_id == customer_id)
+        .order_by(PricingPointsLot.year)
+    )).scalars().all()
+    q = select(PricingPointsLedger).where(PricingPointsLedger.customer_id == customer_id)
+    if before_id is not None:
+        q = q.where(PricingPointsLedger.id < before_id)
+    rows = (await session.execute(q.order_by(PricingPointsLedger.id.desc()).limit(limit + 1))).scalars().all()
+    return {
+        "customer_id": customer_id,
+        "points_balance": customer.points_balance,
+        "auto_points_offset": customer.auto_points_offset,
+        "redeem_allowance": customer.redeem_allowance,
+        "lots": [{"year": lot.year, "earned": lot.earned, "spent": lot.spent, "expired": lot.expired,
+                  "remaining": lot.remaining,
+                  "expires_at": expires_at(lot.year, rules.expiry_years, rules.zone)} for lot in lots],
+        "items": [ledger_view(r) for r in rows[:limit]],
+        "next_id": rows[limit - 1].id if len(rows) > limit else None,
+    }
+
+
+async def quote(session: AsyncSession, settings: Settings, customer_id: str, tx: Transaction,
+                at: datetime) -> dict:
+    """What ``tx`` would cost the customer at ``at`` (now): their tier now, this month's uses,
+    their contribution score and points, exactly as a posting would be priced. Reads only."""
+    rules = rules_of(settings)
+    customer = await session.get(PricingCustomer, customer_id)
+    day = business_day(at, rules.zone)
+    month = month_key(day)
+    tier = customer.tier if customer is not None and customer.tier else rules.lowest_tier
+    fee = rules.engine.schedule.match(tx) if tx.tx_type in KNOWN_TX_TYPES else None
+    uses, fees_paid = {}, ZERO
+    if fee is not None:
+        usage = MonthlyUsage(UnitOfWork(session, "pricing", settings, cause="quote"), customer_id, rules)
+        uses = {fee.id: await usage.usage(month, fee.id)}
+        fees_paid = await usage.fees_paid_before(month)
+    average = customer.average_aum_12m if customer is not None else ZERO
+    score = contribution_score(average, fees_paid, rules.pricing.contribution)
+    spendable, points_rule = 0, AUTO_OFFSET_RULE
+    if customer is not None and customer.points_balance > 0:
+        lots = (await session.execute(
+            select(PricingPointsLot).where(PricingPointsLot.customer_id == customer_id)
+        )).scalars().all()
+        expired = sum(lot.remaining for lot in lots if is_expired(lot.year, day, rules.expiry_years))
+        balance = customer.points_balance - expired
+        spendable, points_rule = spendable_points(customer)
+        spendable = min(spendable, balance)
+    priced = rules.engine.price(tx, PricingContext(tier, uses, score, spendable, points_rule))
+    earned, earn_rule = points_earned(tx, rules.pricing.points.earn)
+    if earned:
+        priced = priced.with_steps(Step(earn_rule, "earn", ZERO, f"{earned} points earned on {tx.amount}",
+                                        points=earned))
+    return {
+        "posting_id": None, "customer_id": customer_id, "fee_id": priced.fee_id, "base": priced.base,
+        "waived": priced.waived, "discount": priced.discount, "points_used": priced.points_used,
+        "net": priced.net, "rules": priced.rules, "tier": tier, "at": at,
+        "use_number": priced.use_number, "points_value": priced.points_value,
+        "points_earned": earned, "contribution_score": score,
+        "breakdown": [s.as_dict() for s in priced.steps],
+    }
+
+
+async def simulate(session: AsyncSession, settings: Settings, proposal: PricingSettings,
+                   first: date, last: date) -> dict:
+    """Price the stored postings of ``first``..``last`` (business dates) again under
+    ``proposal`` and compare with what they were charged: fee income, waivers and discounts by
+    tier and fee, old against new. Changes nothing.
+
+    The postings of the first month before ``first`` are priced too (not reported), so free
+    uses are counted from the 1st. Contribution scores are rebuilt from what each posting was
+    priced on; points are a way of paying, so income is counted before them.
+    """
+    rules = rules_of(settings)
+    repricer = Repricer(PricingEngine(proposal, KNOWN_TX_TYPES), proposal.contribution)
+    start = start_of_day(first.replace(day=1), rules.zone)
+    end = start_of_day(last + timedelta(days=1), rules.zone)
+    f = PricingFee
+    result = await session.stream(
+        select(f.customer_id, f.month, f.tier, f.tx_type, f.amount, f.channel, f.counterparty_bank,
+               f.cross_region, f.product_type, f.direction, f.average_aum_12m, f.fees_paid,
+               f.posted_at, f.fee_id, f.base, f.waived, f.discount)
+        .where(f.posted_at >= start, f.posted_at < end)
+        .order_by(f.customer_id, f.id)
+        .execution_options(yield_per=2000)
+    )
+    old: dict[tuple[str, str], FeeTotals] = {}
+    new: dict[tuple[str, str], FeeTotals] = {}
+    reported = 0
+    async for row in result:
+        tx = Transaction(row.tx_type, row.amount, row.channel, row.counterparty_bank,
+                         row.cross_region, row.product_type, row.direction)
+        priced = repricer.price(StoredPosting(row.customer_id, row.month, row.tier, tx,
+                                              row.average_aum_12m, row.fees_paid))
+        if business_day(row.posted_at, rules.zone) < first:
+            continue  # only warms the month's free-use counters
+        reported += 1
+        if row.fee_id is not None:
+            old.setdefault((row.tier, row.fee_id), FeeTotals()).add(row.base, row.waived, row.discount)
+        if priced.fee_id is not None:
+            new.setdefault((row.tier, priced.fee_id), FeeTotals()).add(
+                priced.base, priced.waived, priced.discount)
+    keys = sorted(set(old) | set(new), key=lambda k: (rules.tier_ranks.get(k[0], 99), k[0], k[1]))
+    items = []
+    for key in keys:
+        o, n = old.get(key, FeeTotals()), new.get(key, FeeTotals())
+        items.append({"tier": key[0], "fee_id": key[1], "old": o.as_dict(), "new": n.as_dict(),
+                      "change": _change(o, n)})
+    total_old, total_new = _sum(old.values()), _sum(new.values())
+    return {"from": first, "to": last, "postings": reported, "items": items,
+            "totals": {"old": total_old.as_dict(), "new": total_new.as_dict(),
+                       "change": _change(total_old, total_new)}}
+
+
+def _change(o: FeeTotals, n: FeeTotals) -> dict:
+    return {"income": n.income - o.income, "waived": n.waived - o.waived,
+            "discount": n.discount - o.discount}
+
+
+def _sum(groups) -> FeeTotals:
+    total = FeeTotals()
+    for g in groups:
+        total.count += g.count
+        total.charged_count += g.charged_count
+        total.base += g.base
+        total.waived += g.waived
+        total.discount += g.discount
+    return total
+
+
+async def eligible_products(session: AsyncSession, settings: Settings, customer_id: str,
+                            on: date) -> dict | None:
+    """The catalogue as this customer sees it on ``on``: what they may buy (with priority
+    purchase where it applies) and why the rest is refused."""
+    customer = await session.get(PricingCustomer, customer_id)
+    if customer is None:
+        return None
+    rules = rules_of(settings)
+    tier = customer.tier or rules.lowest_tier
+    checks: list[Eligibility] = [product_eligibility(p, tier, customer.risk_level, on, rules.tier_ranks)
+                                 for p in rules.pricing.products]
+    return {
+        "customer_id": customer_id, "tier": tier, "risk_level": customer.risk_level, "date": on,
+        "items": [{"code": e.code, "name": e.name, "priority": e.priority} for e in checks if e.eligible],
+        "ineligible": [{"code": e.code, "name": e.name, "reasons": list(e.reasons)}
+                       for e in checks if not e.eligible],
+    }
