@@ -29,6 +29,26 @@ effect when the close runs, and a posting that arrives late (older ``posted_at``
 already applied) is priced with the tier of its arrival. ``strata.tiers`` is read only to know
 the tier *now*, for quotes and product eligibility.
 
+The order of the rules
+----------------------
+Base fee (fixed, or a percentage held between its minimum and maximum) -> the tier's benefits in
+their configured order (waivers, free uses, discounts) -> the contribution discount on what is
+left -> points on what is left. Free uses are counted per fee and calendar month in
+Asia/Shanghai (by ``posted_at``) against the free uses already given that month. Every posting
+gets a fee event, a zero one naming the rule that made it zero (``no_fee``,
+``unknown_tx_type``, a waiver...).
+
+Points
+------
+Earned by the product leg of a purchase or placement and by debit-card spending
+(``pricing.points.earn``), available from the next posting on. Spent oldest first, on the fees of
+customers who opted in (``auto_points_offset``), or on request: ``POST
+/v1/customers/{id}/points/redeem`` sets points aside for the customer's next fees. An assessed fee
+has gone to core banking for collection and is never reopened, so a redemption works forward.
+Points earned in calendar year Y expire at the end of Y+1 (``expiry_calendar_years: 2``): the
+daily ``POST /v1/pricing/points-expiry`` expires them, and a posting dated after that moment
+expires them first itself, so the result never depends on when the job ran.
+
 Exactly once
 ------------
 The runtime drops an event id it has processed. Tiering derives the tiered posting's id from the

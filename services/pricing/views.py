@@ -333,14 +333,8 @@ async def post_simulate(body: SimulateRequest, request: Request,
     """What-if: price the stored postings of the date range again under the proposed schedule,
     benefits and contribution discount, and compare fee income, waivers and discounts by tier
     and fee, old against new. Changes nothing."""
-    current = request.app.state.settings.pricing
-    proposed = current.model_dump()
-    for part in ("fees", "benefits", "contribution"):
-        value = getattr(body, part)
-        if value is not None:
-            proposed[part] = (value.model_dump() if isinstance(value, BaseModel) else
-                              [v.model_dump() for v in value] if isinstance(value, list) else
-                              {k: [b.model_dump() for b in bs] for k, bs in value.items()})
+    proposed = request.app.state.settings.pricing.model_dump()
+    proposed.update(body.model_dump(include={"fees", "benefits", "contribution"}, exclude_none=True))
     try:
         proposal = PricingSettings.model_validate(proposed)
     except ValidationError as exc:
