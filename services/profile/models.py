@@ -39,6 +39,16 @@ class ProfileCustomer(Base):
     liabilities: Mapped[str] = mapped_column(Text, default="{}")
     aum_business_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     aum_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # the latest strata.aum's balance of each product type of the contract, as columns so that a
+    # branch report sums them in one pass (``BALANCE_COLUMNS``)
+    balance_demand_deposit: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    balance_time_deposit: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    balance_wealth_product: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    balance_fund: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    balance_insurance: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    balance_precious_metal: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    balance_loan: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    balance_credit_card: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
     # strata.tiers
     tier: Mapped[str] = mapped_column(String(32))
     watch: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -114,26 +124,6 @@ class ProfileAccount(Base):
     )
 
 
-class ProfileProductBalance(Base):
-    """A customer's balance in one product type, from the latest ``strata.aum`` (AUM products
-    and liabilities alike), so branch reports sum them in the database."""
-
-    __tablename__ = "profile_product_balances"
-
-    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    product_type: Mapped[str] = mapped_column(String(32), primary_key=True)
-    amount: Mapped[Decimal] = mapped_column(MoneyType)
-
-
-class ProfileHousehold(Base):
-    """A household's combined AUM, kept as its members' AUM changes."""
-
-    __tablename__ = "profile_households"
-
-    household_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    aum: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
-
-
 class ProfileSignal(Base):
     """A signal raised for an RM, by id; open until a status change closes it."""
 
@@ -206,3 +196,10 @@ class ProfileSegment(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+BALANCE_COLUMNS: dict[str, str] = {
+    t: f"balance_{t}" for t in ("demand_deposit", "time_deposit", "wealth_product", "fund", "insurance",
+                                "precious_metal", "loan", "credit_card")
+}
+"""Product type -> the customer column holding its balance (every product type of the contract)."""

@@ -8,19 +8,19 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.money import ZERO, format_money
 from shared.settings import Settings
 from services.profile.domain import Identity, age_on, combined_aum, identity_for, month_bounds, start_of_day
 from services.profile.models import (
+    BALANCE_COLUMNS,
     ProfileAccount,
     ProfileAttribute,
     ProfileBranchFlow,
     ProfileCustomer,
     ProfileFeePosting,
-    ProfileProductBalance,
     ProfileSignal,
     ProfileTierChange,
 )
@@ -182,14 +182,16 @@ async def _products(session: AsyncSession, members, accounts) -> dict[str, dict[
         return products.setdefault(product_type, {"accounts": 0, "customers": 0, "balance": ZERO,
                                                   "holders_with_balance": 0})
 
-    balances = await session.execute(
-        select(ProfileProductBalance.product_type, func.sum(ProfileProductBalance.amount), func.count())
-        .where(ProfileProductBalance.customer_id.in_(members))
-        .group_by(ProfileProductBalance.product_type)
-    )
-    for product_type, amount, count in balances:
-        e = entry(product_type)
-        e["balance"], e["holders_with_balance"] = amount or ZERO, count
+    columns = [getattr(C, column) for column in BALANCE_COLUMNS.values()]
+    sums = (await session.execute(
+        select(*(func.sum(c) for c in columns), *(func.sum(case((c != 0, 1), else_=0)) for c in columns))
+        .where(C.customer_id.in_(members))
+    )).one()
+    for i, product_type in enumerate(BALANCE_COLUMNS):
+        holders = sums[len(columns) + i] or 0
+        if holders:
+            e = entry(product_type)
+            e["balance"], e["holders_with_balance"] = sums[i] or ZERO, holders
     held = accounts.where(A.status != "closed").subquery()
     rows = await session.execute(
         select(held.c.product_type, func.count(), func.count(distinct(held.c.customer_id)))

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from shared.db import MoneyType
 from shared.settings import Settings
@@ -35,14 +36,19 @@ from services.profile.filters import (
 from services.profile.models import (
     ProfileAccount,
     ProfileCustomer,
-    ProfileHousehold,
     ProfileSegment,
     ProfileSignal,
     ProfileTag,
 )
 
 C = ProfileCustomer
-HOUSEHOLD_AUM = type_coerce(func.coalesce(ProfileHousehold.aum, C.aum), MoneyType())
+_MEMBER = aliased(ProfileCustomer, name="household_member")
+HOUSEHOLD_AUM = type_coerce(func.coalesce(
+    select(func.sum(_MEMBER.aum)).where(_MEMBER.household_id == C.household_id).scalar_subquery(), C.aum
+), MoneyType())
+"""The combined AUM of the customer's household (the customer's own without one), read
+through the household index rather than kept as a running total that two consumers could race
+on."""
 
 
 def vocabulary_of(settings: Settings) -> Vocabulary:
@@ -139,8 +145,7 @@ class CompileContext:
 
 
 def compile_filter(node: Node, ctx: CompileContext) -> ColumnElement[bool]:
-    """A bound filter as a WHERE clause over ``profile_customers`` (outer-joined to
-    ``profile_households``). Never NULL: a condition on a missing value is false, so ``not``
+    """A bound filter as a WHERE clause over ``profile_customers``. Never NULL: a condition on a missing value is false, so ``not``
     means what it says."""
     if isinstance(node, AllOf):
         return and_(true(), *(compile_filter(n, ctx) for n in node.items))
@@ -309,18 +314,13 @@ MEMBER_COLUMNS = (
     C.household_id, HOUSEHOLD_AUM.label("household_aum"), C.risk_level, C.gender, C.birth_date,
     C.phone, C.primary_rm, C.backup_rm, C.open_signals, C.points_balance, C.last_contact_at,
 )
-MEMBER_FIELDS = tuple(col.key if hasattr(col, "key") else col.name for col in MEMBER_COLUMNS)
 
 
 def members_query(node: Node, ctx: CompileContext, visible=None, *, after: str | None = None,
                   limit: int | None = None):
     """The members of a bound filter, ordered by customer id; ``visible`` limits them to the
     caller's book (``shared.access.visible_filter``)."""
-    stmt = (select(*MEMBER_COLUMNS)
-            .select_from(C.__table__.outerjoin(ProfileHousehold.__table__,
-                                               ProfileHousehold.household_id == C.household_id))
-            .where(compile_filter(node, ctx))
-            .order_by(C.customer_id))
+    stmt = select(*MEMBER_COLUMNS).where(compile_filter(node, ctx)).order_by(C.customer_id)
     if visible is not None:
         stmt = stmt.where(C.customer_id.in_(visible))
     if after is not None:

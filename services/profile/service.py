@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import delete, select
+from sqlalchemy import event as sql_events
 
-from shared.access import CustomerAccess
+from shared.access import ACCESS_TOPICS, CustomerAccess
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
     AccountV1,
@@ -34,13 +35,12 @@ from shared.runtime.unit_of_work import UnitOfWork
 from services.profile import metrics
 from services.profile.domain import DayFlow, FlowChange, apply_aum_change, is_newer, signal_status_after
 from services.profile.models import (
+    BALANCE_COLUMNS,
     ProfileAccount,
     ProfileAttribute,
     ProfileBranchFlow,
     ProfileCustomer,
     ProfileFeePosting,
-    ProfileHousehold,
-    ProfileProductBalance,
     ProfileSignal,
     ProfileTag,
     ProfileTierChange,
@@ -80,40 +80,28 @@ async def on_customer(event: Event, uow: UnitOfWork) -> None:
         else:
             metrics.STALE_EVENTS.labels(event.topic).inc()
     await _apply_attributes(uow, data)
-    await _flush_new_access_rows(uow)
 
 
 async def _apply_master_data(uow: UnitOfWork, customer: ProfileCustomer, data: CustomerV1) -> None:
-    if customer.household_id != data.household_id:
-        await _move_household(uow, customer, data.household_id)
     tags = list(dict.fromkeys(data.tags))
-    if json.loads(customer.tags) != tags:
-        await uow.session.execute(delete(ProfileTag).where(ProfileTag.customer_id == customer.customer_id))
-        if tags:
-            await uow.session.execute(insert_for(uow.session)(ProfileTag).on_conflict_do_nothing(),
-                                      [{"customer_id": customer.customer_id, "tag": t} for t in tags])
+    before = json.loads(customer.tags)
+    if before != tags:
+        if before:
+            await uow.session.flush()  # tags added earlier in the batch go too
+            await uow.session.execute(delete(ProfileTag).where(ProfileTag.customer_id == customer.customer_id))
+        uow.session.add_all(ProfileTag(customer_id=customer.customer_id, tag=t) for t in tags)
     customer.name = data.name
     customer.id_number = data.id_number
     customer.phone = data.phone
     customer.birth_date = data.birth_date
     customer.gender = data.gender
     customer.home_branch_id = data.home_branch_id
+    customer.household_id = data.household_id
     customer.household_role = data.household_role
     customer.risk_level = data.risk_level
     customer.tags = json.dumps(tags, ensure_ascii=False)
     customer.auto_points_offset = data.auto_points_offset
     customer.master_updated_at = data.updated_at
-
-
-async def _move_household(uow: UnitOfWork, customer: ProfileCustomer, household_id: str | None) -> None:
-    """The customer's AUM leaves the old household's combined AUM and joins the new one's."""
-    if customer.household_id:
-        old = await _household(uow, customer.household_id)
-        old.aum -= customer.aum
-    customer.household_id = household_id
-    if household_id:
-        new = await _household(uow, household_id)
-        new.aum += customer.aum
 
 
 async def _apply_attributes(uow: UnitOfWork, data: CustomerV1) -> None:
@@ -145,6 +133,9 @@ async def on_account(event: Event, uow: UnitOfWork) -> None:
     elif event.time < account.event_at:
         metrics.STALE_EVENTS.labels(event.topic).inc()
         return
+    else:
+        (await _accounts_of(uow, account.customer_id)).remove(account)
+    (await _accounts_of(uow, data.customer_id)).append(account)
     account.customer_id = data.customer_id
     account.branch_id = data.branch_id
     account.product_type = data.product_type
@@ -170,36 +161,17 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
         metrics.STALE_EVENTS.labels(event.topic).inc()
         return
     delta = data.aum - customer.aum
-    await _store_product_balances(uow, customer, data)
+    amounts = {**data.by_product_type, **data.liabilities}
+    for product_type, column in BALANCE_COLUMNS.items():
+        setattr(customer, column, amounts.get(product_type, ZERO))
     customer.aum = data.aum
     customer.mtd_average_daily_aum = data.mtd_average_daily_aum
     customer.aum_by_product_type = _money_json(data.by_product_type)
     customer.liabilities = _money_json(data.liabilities)
     customer.aum_business_date = data.business_date
     customer.aum_as_of = data.as_of
-    if delta == 0:
-        return
-    if customer.household_id:
-        household = await _household(uow, customer.household_id)
-        household.aum += delta
-    await _count_flow(uow, customer, data.business_date, delta)
-
-
-async def _store_product_balances(uow: UnitOfWork, customer: ProfileCustomer, data: AumV1) -> None:
-    before = {**json.loads(customer.aum_by_product_type), **json.loads(customer.liabilities)}
-    after = {k: str(v) for k, v in {**data.by_product_type, **data.liabilities}.items()}
-    changed = [{"customer_id": customer.customer_id, "product_type": k, "amount": Decimal(v)}
-               for k, v in after.items() if before.get(k) != v]
-    gone = [k for k in before if k not in after]
-    if changed:
-        stmt = insert_for(uow.session)(ProfileProductBalance)
-        stmt = stmt.on_conflict_do_update(index_elements=["customer_id", "product_type"],
-                                          set_={"amount": stmt.excluded.amount})
-        await uow.session.execute(stmt, changed)
-    if gone:
-        await uow.session.execute(delete(ProfileProductBalance).where(
-            ProfileProductBalance.customer_id == customer.customer_id,
-            ProfileProductBalance.product_type.in_(gone)))
+    if delta != 0:
+        await _count_flow(uow, customer, data.business_date, delta)
 
 
 async def _count_flow(uow: UnitOfWork, customer: ProfileCustomer, day, delta: Decimal) -> None:
@@ -207,11 +179,7 @@ async def _count_flow(uow: UnitOfWork, customer: ProfileCustomer, day, delta: De
                     tuple(json.loads(customer.flow_account_branches)))
     branches: list[str] = []
     if state.day is None or day > state.day:
-        await uow.session.flush()  # accounts registered earlier in this batch count
-        branches = list((await uow.session.execute(
-            select(ProfileAccount.branch_id).where(ProfileAccount.customer_id == customer.customer_id,
-                                                   ProfileAccount.status != "closed").distinct()
-        )).scalars())
+        branches = [a.branch_id for a in await _accounts_of(uow, customer.customer_id) if a.status != "closed"]
     state, changes = apply_aum_change(state, day, delta, customer.home_branch_id, branches)
     customer.flow_day = state.day
     customer.flow_net = state.net
@@ -221,31 +189,49 @@ async def _count_flow(uow: UnitOfWork, customer: ProfileCustomer, day, delta: De
 
 
 async def _add_flows(uow: UnitOfWork, changes: list[FlowChange]) -> None:
-    if not changes:
-        return
-    stmt = insert_for(uow.session)(ProfileBranchFlow)
-    stmt = stmt.on_conflict_do_update(
+    """Add to the branches' daily figures: with the batch's changes collected and written once
+    when it commits (see :func:`prefetch`), or at once."""
+    pending = uow.batch.get(_FLOWS)
+    if pending is not None:
+        pending.extend(changes)
+    elif changes:
+        await uow.session.execute(_flows_upsert(uow.session), _flow_rows(changes))
+
+
+def _flows_upsert(session):
+    """Added atomically in the database, so instances consuming different partitions never
+    overwrite each other's figures."""
+    stmt = insert_for(session)(ProfileBranchFlow)
+    return stmt.on_conflict_do_update(
         index_elements=["branch_id", "view", "day"],
         set_={"inflow": ProfileBranchFlow.inflow + stmt.excluded.inflow,
               "outflow": ProfileBranchFlow.outflow + stmt.excluded.outflow},
     )
-    await uow.session.execute(stmt, [
-        {"branch_id": c.branch_id, "view": c.view, "day": c.day, "inflow": c.inflow, "outflow": c.outflow}
-        for c in changes
-    ])
+
+
+def _flow_rows(changes: list[FlowChange]) -> list[dict]:
+    summed: dict[tuple, list[Decimal]] = {}
+    for c in changes:
+        total = summed.setdefault((c.branch_id, c.view, c.day), [ZERO, ZERO])
+        total[0] += c.inflow
+        total[1] += c.outflow
+    return [{"branch_id": b, "view": v, "day": d, "inflow": i, "outflow": o}
+            for (b, v, d), (i, o) in sorted(summed.items())]
+
+
+def _write_pending_flows(session, pending: list[FlowChange]) -> None:
+    """``before_commit`` of a batch's session: one upsert of the whole batch's flow changes, in
+    the batch's transaction (a rolled-back attempt writes nothing)."""
+    if pending:
+        session.execute(_flows_upsert(session), _flow_rows(pending))
+        pending.clear()
 
 
 @read_model_handler
 async def on_tier(event: Event, uow: UnitOfWork) -> None:
     """The tier and watch state in force, and the change for the branch's monthly counts."""
     data: TierChangedV1 = event.data
-    inserted = await uow.session.execute(
-        insert_for(uow.session)(ProfileTierChange).values(
-            customer_id=data.customer_id, effective_at=data.effective_at, change=data.change,
-            from_tier=data.from_, to_tier=data.to, reason=data.reason,
-        ).on_conflict_do_nothing()
-    )
-    if not inserted.rowcount:
+    if not await _first_time(uow, ProfileTierChange, _tier_change_row(data)):
         metrics.DUPLICATE_FACTS.labels(event.topic).inc()
     customer = await _customer(uow, data.customer_id)
     if not is_newer(data.effective_at, customer.tier_effective_at):
@@ -282,14 +268,8 @@ async def on_signal(event: Event, uow: UnitOfWork) -> None:
 async def on_fee(event: Event, uow: UnitOfWork) -> None:
     """Fees charged (once per posting id) and the points balance after the latest posting."""
     data: FeeAssessedV1 = event.data
-    inserted = await uow.session.execute(
-        insert_for(uow.session)(ProfileFeePosting).values(
-            posting_id=data.posting_id, customer_id=data.customer_id, fee_id=data.fee_id,
-            net=data.net, points_used=data.points_used, posted_at=data.posted_at,
-        ).on_conflict_do_nothing()
-    )
     customer = await _customer(uow, data.customer_id)
-    if not inserted.rowcount:
+    if not await _first_time(uow, ProfileFeePosting, _fee_row(data)):
         metrics.DUPLICATE_FACTS.labels(event.topic).inc()
         return
     customer.fees_charged += data.net
@@ -310,40 +290,126 @@ async def on_assignment(event: Event, uow: UnitOfWork) -> None:
         customer.backup_rm, customer.backup_at = data.to, data.changed_at
     else:
         metrics.STALE_EVENTS.labels(event.topic).inc()
-    await _flush_new_access_rows(uow)
 
 
-async def _flush_new_access_rows(uow: UnitOfWork) -> None:
-    """The runtime adds a customer's access row (``shared.access``) without flushing it, and
-    looks it up again with ``session.get``, which does not see unflushed rows: a customer record
-    and an assignment of a new customer in one batch would add the row twice and fail the whole
-    batch at commit. Flushing a new row here makes the next event of the batch find it."""
-    if any(isinstance(row, CustomerAccess) for row in uow.session.new):
-        await uow.session.flush()
+# --- business facts recorded once ----------------------------------------------------------
+
+_FLOWS = "flows"
+
+
+def _fee_row(data: FeeAssessedV1) -> dict:
+    return {"posting_id": data.posting_id, "customer_id": data.customer_id, "fee_id": data.fee_id,
+            "net": data.net, "points_used": data.points_used, "posted_at": data.posted_at}
+
+
+def _tier_change_row(data: TierChangedV1) -> dict:
+    return {"customer_id": data.customer_id, "effective_at": data.effective_at, "change": data.change,
+            "from_tier": data.from_, "to_tier": data.to, "reason": data.reason}
+
+
+def _fact_key(model, row: dict) -> tuple:
+    return tuple(row[c.key] for c in model.__mapper__.primary_key)
+
+
+async def _record_facts(uow: UnitOfWork, model, rows: list[dict]) -> None:
+    """Insert a batch's facts (priced postings, tier changes) in a few statements; the keys the
+    database did not have yet are the batch's new facts, each to be applied once."""
+    fresh = uow.batch.setdefault(("fresh", model), set())
+    unique = list({_fact_key(model, r): r for r in rows}.values())
+    keys = list(model.__mapper__.primary_key)
+    for start in range(0, len(unique), 200):
+        stmt = insert_for(uow.session)(model).values(unique[start:start + 200]).on_conflict_do_nothing()
+        fresh.update(tuple(r) for r in await uow.session.execute(stmt.returning(*keys)))
+
+
+async def _first_time(uow: UnitOfWork, model, row: dict) -> bool:
+    """Whether this fact is new, by its key: from what :func:`_record_facts` inserted for the
+    batch (the first event of the batch carrying it takes it), or by inserting it now."""
+    fresh = uow.batch.get(("fresh", model))
+    if fresh is None:
+        result = await uow.session.execute(insert_for(uow.session)(model).values(**row).on_conflict_do_nothing())
+        return bool(result.rowcount)
+    key = _fact_key(model, row)
+    if key in fresh:
+        fresh.discard(key)
+        return True
+    return False
 
 
 # --- rows the handlers share ----------------------------------------------------------------
 
 
 async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
-    """Load the customers, accounts, signals and households a batch touches in a few queries;
-    the handlers then find them (or their absence) in ``uow.batch``."""
-    wanted: dict[type, set[str]] = {ProfileCustomer: set(), ProfileAccount: set(), ProfileSignal: set(),
-                                    ProfileHousehold: set()}
+    """Load what a batch touches in a few queries: customers, their accounts, signals and access
+    rows; the handlers then find them (or their absence) in ``uow.batch`` and the session. Record
+    the batch's priced postings and tier changes in one insert each, and have the flow changes
+    the handlers compute written in one upsert when the batch commits.
+
+    Access rows missing for a customer record or an assignment are created here and flushed
+    once: the runtime's ``apply_access`` looks a row up with ``session.get``, which does not see
+    a row it added earlier in the batch without a flush, and would add it twice."""
+    customers, accounts, signals, access = set(), set(), set(), set()
+    fees, tier_changes = [], []
     for event in events:
         data = event.data
-        wanted[ProfileCustomer].add(data.customer_id)
+        customers.add(data.customer_id)
         if isinstance(data, AccountV1):
-            wanted[ProfileAccount].add(data.account_id)
+            accounts.add(data.account_id)
         elif isinstance(data, SignalV1):
-            wanted[ProfileSignal].add(data.id)
-        elif isinstance(data, CustomerV1) and data.household_id:
-            wanted[ProfileHousehold].add(data.household_id)
-    await _load(uow, ProfileCustomer, wanted[ProfileCustomer])
-    wanted[ProfileHousehold] |= {c.household_id for c in uow.batch[ProfileCustomer].values()
-                                 if c is not None and c.household_id}
-    for model in (ProfileAccount, ProfileSignal, ProfileHousehold):
-        await _load(uow, model, wanted[model])
+            signals.add(data.id)
+        elif isinstance(data, FeeAssessedV1):
+            fees.append(_fee_row(data))
+        elif isinstance(data, TierChangedV1):
+            tier_changes.append(_tier_change_row(data))
+        if event.topic in ACCESS_TOPICS and (not isinstance(data, CustomerV1) or data.source == "core"):
+            access.add(data.customer_id)
+    await _load(uow, ProfileCustomer, customers)
+    await _load_accounts_of(uow, customers)
+    await _load(uow, ProfileAccount, accounts)
+    await _load(uow, ProfileSignal, signals)
+    await _create_access_rows(uow, access)
+    await _record_facts(uow, ProfileFeePosting, fees)
+    await _record_facts(uow, ProfileTierChange, tier_changes)
+    pending = uow.batch.setdefault(_FLOWS, [])
+    sql_events.listen(uow.session.sync_session, "before_commit",
+                 lambda session: _write_pending_flows(session, pending))
+
+
+async def _create_access_rows(uow: UnitOfWork, customer_ids: set[str]) -> None:
+    ids = sorted(customer_ids)
+    rows = uow.batch.setdefault(CustomerAccess, {})  # the session holds rows weakly: keep them
+    for start in range(0, len(ids), 1000):
+        found = await uow.session.execute(select(CustomerAccess).where(
+            CustomerAccess.service == uow.service, CustomerAccess.customer_id.in_(ids[start:start + 1000])))
+        rows.update({r.customer_id: r for r in found.scalars()})
+    missing = [i for i in ids if i not in rows]
+    for customer_id in missing:
+        rows[customer_id] = CustomerAccess(service=uow.service, customer_id=customer_id)
+        uow.session.add(rows[customer_id])
+    if missing:
+        await uow.session.flush()
+
+
+async def _load_accounts_of(uow: UnitOfWork, customer_ids: set[str]) -> None:
+    """Every account of these customers, by customer (the branches an AUM change counts for)."""
+    lists = uow.batch.setdefault("accounts_of", {})
+    by_id = uow.batch.setdefault(ProfileAccount, {})
+    ids = sorted(i for i in customer_ids if i not in lists)
+    for i in ids:
+        lists[i] = []
+    for start in range(0, len(ids), 1000):
+        rows = await uow.session.execute(
+            select(ProfileAccount).where(ProfileAccount.customer_id.in_(ids[start:start + 1000])))
+        for account in rows.scalars():
+            lists[account.customer_id].append(account)
+            by_id[account.account_id] = account
+
+
+async def _accounts_of(uow: UnitOfWork, customer_id: str) -> list[ProfileAccount]:
+    lists = uow.batch.setdefault("accounts_of", {})
+    if customer_id not in lists:
+        await _load_accounts_of(uow, {customer_id})
+    return lists[customer_id]
 
 
 async def _load(uow: UnitOfWork, model, ids: set[str]) -> None:
@@ -382,14 +448,6 @@ async def _customer(uow: UnitOfWork, customer_id: str) -> ProfileCustomer:
         )
         _remember(uow, customer, customer_id)
     return customer
-
-
-async def _household(uow: UnitOfWork, household_id: str) -> ProfileHousehold:
-    household = await _cached(uow, ProfileHousehold, household_id)
-    if household is None:
-        household = ProfileHousehold(household_id=household_id, aum=ZERO)
-        _remember(uow, household, household_id)
-    return household
 
 
 def _money_json(amounts: dict[str, Decimal]) -> str:

@@ -72,9 +72,10 @@ async def list_segments(request: Request, principal: Principal = Depends(current
     return {"items": [t.as_dict(settings) for t in found], "next": None}
 
 
-@router.get("/v1/segment-fields", response_model=list[FieldInfo])
+@router.get("/v1/segments/_fields", response_model=list[FieldInfo])
 async def list_segment_fields(request: Request, principal: Principal = Depends(current_principal)):
-    """The fields a segment filter may use, with their operators."""
+    """The fields a segment filter may use, with their operators (no template name starts with
+    an underscore, so this path never hides one)."""
     vocabulary = segments.vocabulary_of(request.app.state.settings)
     return [FieldInfo(field=f.name, kind=f.kind, description=f.description, ops=list(f.ops()),
                       values=list(vocabulary.ranks(f.ranks)) if f.ranks else None,

@@ -1,5 +1,5 @@
-"""profile: customers, attributes, tags, accounts, product balances, households, signals, priced
-postings, tier changes, branch flows, segment templates
+"""profile: customers, attributes, tags, accounts, signals, priced postings, tier changes, branch
+flows, segment templates
 
 Revision ID: profile_0001
 Revises:
@@ -38,6 +38,9 @@ def upgrade() -> None:
         sa.Column("liabilities", sa.Text, nullable=False),
         sa.Column("aum_business_date", sa.Date, nullable=True),
         sa.Column("aum_as_of", When, nullable=True),
+        *[sa.Column(f"balance_{t}", Money, nullable=False) for t in (
+            "demand_deposit", "time_deposit", "wealth_product", "fund", "insurance", "precious_metal",
+            "loan", "credit_card")],
         sa.Column("tier", sa.String(32), nullable=False),
         sa.Column("watch", sa.Boolean, nullable=False),
         sa.Column("tier_effective_at", When, nullable=True),
@@ -96,19 +99,6 @@ def upgrade() -> None:
     op.create_index("ix_profile_accounts_customer_id", "profile_accounts", ["customer_id"])
     op.create_index("ix_profile_accounts_branch_id", "profile_accounts", ["branch_id", "status"])
 
-    op.create_table(
-        "profile_product_balances",
-        sa.Column("customer_id", sa.String(64), nullable=False),
-        sa.Column("product_type", sa.String(32), nullable=False),
-        sa.Column("amount", Money, nullable=False),
-        sa.PrimaryKeyConstraint("customer_id", "product_type", name="pk_profile_product_balances"),
-    )
-    op.create_table(
-        "profile_households",
-        sa.Column("household_id", sa.String(64), nullable=False),
-        sa.Column("aum", Money, nullable=False),
-        sa.PrimaryKeyConstraint("household_id", name="pk_profile_households"),
-    )
     op.create_table(
         "profile_signals",
         sa.Column("id", sa.String(200), nullable=False),
@@ -172,7 +162,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in ("profile_segments", "profile_branch_flows", "profile_tier_changes",
-                  "profile_fee_postings", "profile_signals", "profile_households",
-                  "profile_product_balances", "profile_accounts", "profile_tags",
+                  "profile_fee_postings", "profile_signals", "profile_accounts", "profile_tags",
                   "profile_attributes", "profile_customers"):
         op.drop_table(table)

@@ -24,9 +24,9 @@ from services.profile.filters import (
     query_parameters,
 )
 from services.profile.models import (
+    BALANCE_COLUMNS,
     ProfileAccount,
     ProfileCustomer,
-    ProfileHousehold,
     ProfileSignal,
     ProfileTag,
 )
@@ -51,7 +51,8 @@ def customer(cid, tier, aum, *, risk=None, branch=None, gender=None, birth=None,
                 open_signals=signals, last_contact_at=contact, points_balance=points, watch=watch,
                 tags="[]", auto_points_offset=False, aum_by_product_type="{}", liabilities="{}",
                 fees_charged=Decimal("0.00"), fees_priced=0, flow_net=Decimal("0.00"),
-                flow_account_branches="[]")
+                flow_account_branches="[]",
+                **{column: Decimal("0.00") for column in BALANCE_COLUMNS.values()})
 
 
 def account(aid, cid, branch, product_type, *, status="open", code="X", maturity=None, expiry=None):
@@ -81,10 +82,6 @@ def engine():
                      birth=date(1980, 1, 1), points=0),
             customer("K6", "gold", "50000.00", risk="C2", branch="BR1", household="H2", role="member",
                      contact=at("2026-08-30T23:59:00+08:00")),
-        ])
-        conn.execute(insert(ProfileHousehold), [
-            {"household_id": "H1", "aum": Decimal("360000.00")},
-            {"household_id": "H2", "aum": Decimal("2050000.00")},
         ])
         conn.execute(insert(ProfileTag), [
             {"customer_id": "K1", "tag": "travel"}, {"customer_id": "K1", "tag": "golf"},

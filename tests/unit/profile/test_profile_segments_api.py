@@ -115,7 +115,7 @@ async def test_a_shipped_template_name_cannot_be_taken(profile_strata):
 
 
 async def test_the_field_whitelist_is_published(profile_strata):
-    fields = {f["field"]: f for f in (await profile_strata.get("/v1/segment-fields", role="rm", rm_id="R")).json()}
+    fields = {f["field"]: f for f in (await profile_strata.get("/v1/segments/_fields", role="rm", rm_id="R")).json()}
     assert fields["tier"]["values"] == ["mass", "gold", "platinum", "diamond", "private"]
     assert "gte" in fields["risk_level"]["ops"] and fields["maturity_within_days"]["product_types"]
 
