@@ -18,11 +18,10 @@ import calendar
 import random
 from collections import Counter
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Iterator, Protocol
 
 from shared.contracts.cloudevents import Event, new_event
-from shared.contracts.events import AccountV1, BalanceV1, CustomerV1, PostingV1
+from shared.contracts.events import AccountV1, BalanceV1, PostingV1
 from shared.money import from_cents
 from shared.settings import Settings
 from strata.simulator.bank import (
@@ -131,10 +130,6 @@ class Feed:
             if self.observer is not None:
                 self.observer.on_aum(plan.index, self.ledger.aum[plan.index], self.start)
 
-
-    def customer_records(self) -> Iterator[CustomerV1]:
-        for plan in self.bank.population():
-            yield plan.master
 
     # --- the day ----------------------------------------------------------------------------
 
@@ -575,7 +570,9 @@ class Feed:
                         if r < p:
                             break
                         r -= p
-                    stories[c] = (kind, rng.randint(1, days))
+                    day = rng.randint(1, days)
+                    # money leaves early in a month, so that month's average is already below
+                    stories[c] = (kind, 1 + day % 8 if kind == "drain" else day)
             self._stories = (key, stories)
         return self._stories[1]
 

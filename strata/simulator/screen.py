@@ -184,8 +184,8 @@ class Screen:
             f"  events/s         {self.rates[0]:,.0f} published   {self.rates[1]:,.0f} handled by the services"
             f"   ({s.published:,} published)",
             f"  customers        {self.tier_line(snap)}",
-            f"  tier changes     upgrades {_n(changes.get('upgrade'))}   downgrades {_n(changes.get('downgrade'))}"
-            f"   watch {_n(changes.get('watch'))}" if changes else f"  tier changes     {DASH}",
+            f"  tier changes     upgrades {_n(changes.get('upgrade', 0))}   downgrades {_n(changes.get('downgrade', 0))}"
+            f"   watch {_n(changes.get('watch', 0))}" if changes else f"  tier changes     {DASH}",
             f"  signals raised   {signals}   (since this process started)",
             f"  fees             {fee_line}   (since this process started)",
         ]
