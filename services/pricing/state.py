@@ -235,6 +235,8 @@ class PointsBook:
                             f"points earned in {year} expired at the end of {year + years - 1}")
         await self._refresh_oldest()
         if total:
+            # Points set aside for the next fees cannot outlive the points themselves.
+            self.customer.redeem_allowance = min(self.customer.redeem_allowance, self.customer.points_balance)
             after_commit(self.uow, lambda: metrics.POINTS_EXPIRED.inc(total))
         return total
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from datetime import datetime
 from decimal import Decimal as D
+from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client import REGISTRY
@@ -42,6 +44,10 @@ async def fees_of(strata, customer_id: str, **kw) -> dict:
 
 async def by_posting(strata, customer_id: str) -> dict[str, dict]:
     return {f["posting_id"]: f for f in (await fees_of(strata, customer_id))["items"]}
+
+
+def this_year() -> int:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).year
 
 
 def sample(name: str, **labels) -> float:
@@ -211,10 +217,11 @@ async def test_a_fund_purchase_sent_as_two_legs_earns_once(strata):
 
 async def test_points_are_spent_on_request_against_the_next_fees_only(strata):
     c = Feed(new_customer())
+    day = f"{this_year()}-01-16T{{:02d}}:00:00+08:00".format  # redemptions happen today
     await strata.publish(customer(c.customer_id, auto_points_offset=False),
-                         c.salary("5000.00", "2026-11-16T08:00:00+08:00"),
-                         c.card_spend("4000.00", "2026-11-16T09:00:00+08:00"),
-                         cash := c.interbank_atm("2026-11-16T10:00:00+08:00"))
+                         c.salary("5000.00", day(8)),
+                         c.card_spend("4000.00", day(9)),
+                         cash := c.interbank_atm(day(10)))
     await strata.settle()
     assert (await by_posting(strata, c.customer_id))[cash.posting_id]["net"] == "4.00"
     path = f"/v1/customers/{c.customer_id}/points/redeem"
@@ -224,8 +231,8 @@ async def test_points_are_spent_on_request_against_the_next_fees_only(strata):
     again = await strata.post(path, {"points": 100, "request_id": f"R-{c.customer_id}-1"})
     assert first.status_code == again.status_code == 200, first.text
     assert (first.json()["redeem_allowance"], again.json()["redeem_allowance"], again.json()["repeated"]) == (100, 100, True)
-    paid = c.interbank_atm("2026-11-16T11:00:00+08:00")
-    after = c.interbank_atm("2026-11-16T12:00:00+08:00")
+    paid = c.interbank_atm(day(11))
+    after = c.interbank_atm(day(12))
     await strata.publish(paid, after)
     await strata.settle()
     view = await fees_of(strata, c.customer_id)
@@ -263,6 +270,21 @@ async def test_points_expire_at_the_end_of_the_second_calendar_year():
         assert (fee["points_used"], fee["net"], fee["points_balance"]) == (0, "4.00", 0)
         assert (await run("2028-01-05")).json()["points_expired"] == 0
         assert (await strata.post("/v1/pricing/points-expiry", {"date": "2028-01-05"}, role="analyst")).status_code == 403
+
+
+async def test_points_set_aside_for_the_next_fees_expire_with_the_points():
+    async with private_strata(["tiering", "pricing"]) as strata:
+        year = this_year()   # a redemption is made today
+        c = Feed("EXP2")
+        await strata.publish(customer("EXP2"), c.salary("900.00", f"{year}-01-02T08:00:00+08:00"),
+                             c.card_spend("400.00", f"{year}-01-02T09:00:00+08:00"))   # 20 points
+        await strata.settle()
+        redeemed = await strata.post("/v1/customers/EXP2/points/redeem", {"points": 20})
+        assert redeemed.json()["redeem_allowance"] == 20, redeemed.text
+        expired = await strata.post("/v1/pricing/points-expiry", {"date": f"{year + 2}-01-01"})
+        assert expired.json()["points_expired"] == 20
+        points = (await strata.get("/v1/customers/EXP2/points")).json()
+        assert (points["points_balance"], points["redeem_allowance"]) == (0, 0)
 
 
 async def test_spending_uses_the_oldest_points_first(strata):
