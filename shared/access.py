@@ -46,10 +46,16 @@ ACCESS_TOPICS = (topics.CUSTOMERS, topics.ASSIGNMENTS)
 
 
 async def _row(uow: UnitOfWork, customer_id: str) -> CustomerAccess:
-    row = await uow.session.get(CustomerAccess, (uow.service, customer_id))
+    # The batch cache, not only the session: sessions do not autoflush, so a row added by an
+    # earlier event of the same batch is not found by a lookup.
+    cache = uow.batch.setdefault(CustomerAccess, {})
+    row = cache.get(customer_id)
+    if row is None:
+        row = await uow.session.get(CustomerAccess, (uow.service, customer_id))
     if row is None:
         row = CustomerAccess(service=uow.service, customer_id=customer_id)
         uow.session.add(row)
+    cache[customer_id] = row
     return row
 
 

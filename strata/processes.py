@@ -1,4 +1,4 @@
-"""Separate service processes of the distributed mode, for the fault tests."""
+"""Separate service processes of the distributed mode, for the fault tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -81,6 +81,20 @@ class ServiceProcess:
                 self.proc.wait(40)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def rss_bytes(self) -> tuple[int, int]:
+        """Current and peak resident set size of the process (VmRSS, VmHWM)."""
+        if not self.proc or self.proc.poll() is not None:
+            return 0, 0
+        values = {}
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    name, amount, _unit = line.split()
+                    values[name[:-1]] = int(amount) * 1024
+        except OSError:
+            return 0, 0
+        return values.get("VmRSS", 0), values.get("VmHWM", 0)
 
     def tail(self, lines: int = 20) -> str:
         if not self.log_path or not self.log_path.exists():

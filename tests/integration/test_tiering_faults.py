@@ -18,7 +18,7 @@ from shared.db import Database
 from shared.runtime.models import OutboxMessage
 from services.tiering.models import TieringCustomer
 from tests.integration.conftest import KAFKA, create_database
-from tests.integration.processes import ServiceProcess
+from strata.processes import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("integration_env")]
 

@@ -195,3 +195,22 @@ async def test_processed_ids_are_forgotten_only_after_the_retention():
         assert await runtime.prune_processed(now=much_later) == 2
         async with runtime.db.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
+
+
+async def test_customer_and_assignment_for_a_new_customer_in_one_batch_both_apply():
+    from shared.access import CustomerAccess
+    from shared.contracts.events import AssignmentChangedV1, CustomerV1
+    from tests.conftest import private_strata
+
+    async with private_strata(["tiering"]) as strata:
+        await strata.publish(
+            CustomerV1(customer_id="AX1", name="n", home_branch_id="BR-9", updated_at="2026-11-01T09:00:00+08:00"),
+            AssignmentChangedV1(customer_id="AX1", role="primary", from_=None, to="RM-1", reason="r",
+                                changed_at="2026-11-01T09:00:00+08:00"),
+            AssignmentChangedV1(customer_id="AX1", role="backup", from_=None, to="RM-2", reason="r",
+                                changed_at="2026-11-01T09:00:00+08:00"),
+        )
+        await strata.settle()
+        async with strata.runtime.db.sessions() as session:
+            row = await session.get(CustomerAccess, ("tiering", "AX1"))
+        assert (row.branch_id, row.primary_rm, row.backup_rm) == ("BR-9", "RM-1", "RM-2")
