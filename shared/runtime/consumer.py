@@ -34,6 +34,10 @@ from shared.runtime.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 
+class _ConcurrentlyProcessed(Exception):
+    """Another member of the group applied some of these events first (after a rebalance)."""
+
+
 class _HandlerFailed(Exception):
     def __init__(self, index: int, reason: str, category: str) -> None:
         super().__init__(reason)
@@ -151,8 +155,13 @@ class ConsumerLoop:
            If a handler rejects its event or fails with a non-retryable error, the transaction
            is rolled back and the batch re-run with that event marked for the dead-letter topic,
            so nothing of the bad event remains and the rest of the batch still applies.
+           Recording the ids inserts only ids not yet there; if another instance recorded one
+           meanwhile (a rebalance), the transaction is rolled back and retried, and the retry
+           skips it, so two instances never both apply one event.
         3. Commit the transaction. A retryable error (database or bus down, lock conflict) up to
-           here rolls back and retries the same batch with backoff: never dropped.
+           here rolls back and retries the same batch with backoff: never dropped. A
+           non-retryable failure that no single handler owned (e.g. at commit) re-runs the
+           batch one event per transaction, to find and dead-letter the event that causes it.
         4. Commit the offsets to the bus, only now. A crash between 3 and 4 redelivers the batch,
            and step 2 finds every id already processed: no effect, nothing counted twice.
         5. Wake the outbox relay, which publishes and then deletes the outbox rows; a crash
@@ -162,10 +171,19 @@ class ConsumerLoop:
         items = [self._decode(r) for r in records]
         cfg = self.settings.runtime
         backoff = Backoff(cfg.retry_initial_ms / 1000, cfg.retry_max_ms / 1000)
+        await self._apply_until_done(items, backoff)
+        checkpoint("after_db_commit")
+        await self._commit_offsets(records, backoff)
+        checkpoint("after_offset_commit")
+        self.batches += 1
+        BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
+        self.on_commit()
+
+    async def _apply_until_done(self, items: list[_Item], backoff: Backoff) -> None:
         while True:
             try:
                 await self._apply(items)
-                break
+                return
             except _HandlerFailed as failed:
                 item = items[failed.index]
                 item.dead_reason, item.dead_category = failed.reason, failed.category
@@ -173,17 +191,20 @@ class ConsumerLoop:
                     "service": self.spec.name, "topic": item.record.topic,
                     "event_id": item.idempotency_key, "reason": failed.reason})
             except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                RETRIES.labels(self.spec.name, "batch").inc()
-                log.warning("batch retry after outage", extra={"service": self.spec.name, "error": str(exc)[:300]})
-                await backoff.wait()
-        checkpoint("after_db_commit")
-        await self._commit_offsets(records, backoff)
-        checkpoint("after_offset_commit")
-        self.batches += 1
-        BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
-        self.on_commit()
+                if is_retryable(exc) or isinstance(exc, _ConcurrentlyProcessed):
+                    RETRIES.labels(self.spec.name, "batch").inc()
+                    log.warning("batch retry", extra={"service": self.spec.name, "error": str(exc)[:300]})
+                    await backoff.wait()
+                    continue
+                if len(items) > 1:
+                    log.warning("batch failed at commit; applying its events one by one",
+                                extra={"service": self.spec.name, "error": str(exc)[:300]})
+                    for item in items:
+                        await self._apply_until_done([item], backoff)
+                    return
+                log.exception("event cannot be stored", extra={"service": self.spec.name})
+                items[0].dead_reason = f"cannot be stored: {type(exc).__name__}: {exc}"[:500]
+                items[0].dead_category = "handler_error"
 
     def _decode(self, record: Record) -> _Item:
         try:
@@ -238,10 +259,13 @@ class ConsumerLoop:
                 tally.append(("consumed", topic, None))
             await UnitOfWork(session, name, self.settings, "flush", batch, outbox).flush()
             if seen:
-                insert = insert_for(session)(ProcessedEvent).on_conflict_do_nothing()
-                await session.execute(insert, [
+                insert = (insert_for(session)(ProcessedEvent).on_conflict_do_nothing()
+                          .returning(ProcessedEvent.event_id))
+                recorded = (await session.execute(insert, [
                     {"consumer": self.group, "event_id": k, "processed_at": now} for k in seen
-                ])
+                ])).scalars().all()
+                if len(recorded) != len(seen):
+                    raise _ConcurrentlyProcessed(f"{len(seen) - len(recorded)} events were applied by another instance")
         for kind, topic, category in tally:
             if kind == "consumed":
                 EVENTS_CONSUMED.labels(name, topic).inc()

@@ -214,3 +214,25 @@ async def test_customer_and_assignment_for_a_new_customer_in_one_batch_both_appl
         async with strata.runtime.db.sessions() as session:
             row = await session.get(CustomerAccess, ("tiering", "AX1"))
         assert (row.branch_id, row.primary_rm, row.backup_rm) == ("BR-9", "RM-1", "RM-2")
+
+
+async def test_failure_at_commit_is_traced_to_its_event_which_alone_is_dead_lettered(rig):
+    from datetime import datetime, timezone
+
+    from shared.runtime.models import ProcessedEvent
+
+    settings, db, bus, probe, spec = rig
+
+    async def clashing(event, uow):
+        await probe.handle(event, uow)
+        if event.data.posting_id in ("P1", "P3"):
+            # two events writing the same key: only visible when the batch is flushed
+            uow.session.add(ProcessedEvent(consumer="x", event_id="same", processed_at=datetime.now(timezone.utc)))
+
+    spec = ServiceSpec("probe", {topics.POSTINGS: clashing}, keeps_access=False)
+    await publish(bus, *[new_event(posting(n), "core") for n in range(5)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P1", "P2", "P4"]
+    dead = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    assert len(dead) == 1 and b"cannot be stored" in dict(dead[0].headers)["strata_dlq_reason"]
