@@ -1,0 +1,1 @@
+"""Strata's benchmarks: ``python -m bench.run`` (see README, Benchmarks)."""
