@@ -105,12 +105,6 @@ def month_bounds(day: date) -> tuple[date, date]:
     return first, following
 
 
-def contacted_before_for_days_since(today: date, days: int, zone: ZoneInfo) -> datetime:
-    """``days_since_last_contact >= n`` is ``last_contact_at < contacted_before_for_days_since
-    (today, n)``: the contact was on a business date at least ``n`` days before today."""
-    return start_of_day(today - timedelta(days=days - 1), zone)
-
-
 # --- AUM flows ------------------------------------------------------------------------------
 
 
@@ -185,15 +179,6 @@ def signal_status_after(current: str | None, incoming: str) -> str | None:
 
 
 # --- ordered vocabularies -------------------------------------------------------------------
-
-
-def at_or_above(order: Sequence[str], value: str) -> tuple[str, ...]:
-    """The members of ``order`` ranked at or above ``value``.
-
-    >>> at_or_above(("C1", "C2", "C3", "C4", "C5"), "C3")
-    ('C3', 'C4', 'C5')
-    """
-    return tuple(order[order.index(value):])
 
 
 def ranked(order: Sequence[str], op: str, value: str | tuple[str, str]) -> tuple[str, ...]:

@@ -30,8 +30,6 @@ from services.profile.filters import (
     Node,
     Not,
     Vocabulary,
-    check_template,
-    parameter_names,
 )
 from services.profile.models import (
     ProfileAccount,
@@ -79,15 +77,26 @@ class StoredTemplate:
     def name(self) -> str:
         return self.template.name
 
-    def as_dict(self, settings: Settings) -> dict[str, Any]:
-        node = check_template(self.template.filter, self.template.parameters, vocabulary_of(settings),
-                              limits_of(settings))
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.template.name, "description": self.template.description,
             "filter": self.template.filter, "parameters": self.template.parameters,
-            "parameter_names": sorted(parameter_names(node)), "source": self.source,
+            "parameter_names": sorted(_named_parameters(self.template.filter)), "source": self.source,
             "created_by": self.created_by, "created_at": self.created_at, "updated_at": self.updated_at,
         }
+
+
+def _named_parameters(raw: Any) -> set[str]:
+    """The ``{"param": name}`` a stored filter names, read without checking it: listing
+    templates must work even if one no longer checks (say, a tier was renamed in configuration);
+    asking for its members then says what is wrong."""
+    if isinstance(raw, dict):
+        if set(raw) == {"param"} and isinstance(raw["param"], str):
+            return {raw["param"]}
+        return set().union(*(_named_parameters(v) for v in raw.values())) if raw else set()
+    if isinstance(raw, list):
+        return set().union(*(_named_parameters(v) for v in raw)) if raw else set()
+    return set()
 
 
 def shipped_templates(settings: Settings) -> dict[str, StoredTemplate]:

@@ -69,7 +69,7 @@ async def list_segments(request: Request, principal: Principal = Depends(current
     """Every segment template: those shipped in configuration and those analysts stored."""
     settings = request.app.state.settings
     found = await segments.all_templates(session, settings)
-    return {"items": [t.as_dict(settings) for t in found], "next": None}
+    return {"items": [t.as_dict() for t in found], "next": None}
 
 
 @router.get("/v1/segments/_fields", response_model=list[FieldInfo])
@@ -112,7 +112,7 @@ async def _save(body: SegmentTemplate, request: Request, principal: Principal, *
             saved = await segments.save_template(session, body, principal.subject, replace=replace)
         except FileExistsError:
             raise Problem(409, "Segment exists", f"A segment named {body.name!r} exists; PUT replaces it.") from None
-    return saved.as_dict(settings)
+    return saved.as_dict()
 
 
 @router.get("/v1/segments/{name}", response_model=Segment)
@@ -122,7 +122,7 @@ async def get_segment(name: str, request: Request, principal: Principal = Depend
     found = await segments.find_template(session, settings, name)
     if found is None:
         raise Problem(404, "Segment not found", f"No segment template named {name!r}.")
-    return found.as_dict(settings)
+    return found.as_dict()
 
 
 @router.get("/v1/segments/{name}/members", response_model=MemberPage,

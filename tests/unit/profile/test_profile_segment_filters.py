@@ -3,7 +3,7 @@ bad input refused with the path of the mistake, and injection attempts inert."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
