@@ -48,3 +48,7 @@ HTTP_EVENTS_ACCEPTED = Counter(
 HTTP_EVENTS_REFUSED = Counter(
     "strata_http_events_refused_total", "Requests to POST /v1/events refused as invalid.", [],
 )
+READY = Gauge(
+    "strata_ready", "1 while the service's database and bus answer and its loops run, else 0.",
+    ["service"],
+)

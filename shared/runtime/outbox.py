@@ -73,12 +73,13 @@ class OutboxRelay:
                 got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self.lock_key})
                 if not got:
                     return 0
+            t = OutboxMessage.__table__
             rows = (await session.execute(
-                select(OutboxMessage)
-                .where(OutboxMessage.service == self.service)
-                .order_by(OutboxMessage.id)
+                select(t.c.id, t.c.topic, t.c.key, t.c.value, t.c.headers)
+                .where(t.c.service == self.service)
+                .order_by(t.c.id)
                 .limit(self.batch_size)
-            )).scalars().all()
+            )).all()
             if not rows:
                 return 0
             await self.bus.publish([
@@ -88,9 +89,7 @@ class OutboxRelay:
             # Exactly the rows published: a row with a lower id may commit after this read.
             ids = [r.id for r in rows]
             for start in range(0, len(ids), 500):
-                await session.execute(
-                    delete(OutboxMessage).where(OutboxMessage.id.in_(ids[start:start + 500]))
-                )
+                await session.execute(delete(t).where(t.c.id.in_(ids[start:start + 500])))
         for r in rows:
             EVENTS_EMITTED.labels(self.service, r.topic).inc()
         return len(rows)

@@ -113,7 +113,15 @@ class Runtime:
                 log.warning("pruning processed event ids failed; retrying later")
 
     async def _gauges(self) -> None:
+        from shared.metrics import READY
+
         while True:
+            try:
+                ok = all((await self.ready()).values())
+            except Exception:
+                ok = False
+            for spec in self.services:
+                READY.labels(spec.name).set(1 if ok else 0)
             for relay in self.relays.values():
                 try:
                     await relay.backlog()
