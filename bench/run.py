@@ -67,6 +67,12 @@ async def section_tiering(args, records) -> dict:
     return result
 
 
+async def section_close(args, records) -> dict:
+    from bench import close
+
+    return await close.run(await new_database(args.database_url), args.close_customers)
+
+
 async def run(args) -> dict:
     print(f"generating {args.postings} postings over {args.customers} customers...", file=sys.stderr)
     records = list(feed.PostingFeed(args.postings, args.customers, seed=args.seed))
@@ -99,6 +105,7 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--tools-records", type=int, default=1_000_000)
+    parser.add_argument("--close-customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated sections")
     args = parser.parse_args()

@@ -351,7 +351,7 @@ async def _store_month_totals(session: AsyncSession, month: str, days: int) -> N
     """Every customer's sum of end-of-day AUM for the month, then its average (half up)."""
     await session.execute(text(
         "INSERT INTO tiering_monthly_aum (customer_id, month, total, average) "
-        "SELECT c.customer_id, :month, "
+        "SELECT c.customer_id, CAST(:month AS VARCHAR(7)), "
         "  CASE WHEN c.mtd_month = :month THEN c.mtd_sum + c.aum * (:days - c.mtd_dom + 1) "
         "       ELSE c.aum * :days END, NULL "
         "FROM tiering_customers c "
@@ -390,14 +390,20 @@ async def _decide_month_end(uow: UnitOfWork, month: str, first: date, days: int)
     ), params)).all()
     effective_at = datetime.combine(next_month(first), time(0), settings.zone)
     counts = {"watch": 0, "watch_cleared": 0, "downgrade": 0}
-    for customer_id, basis_cents, now_cents in rows:
-        customer = await session.get(TieringCustomer, customer_id)
-        decision = policy.on_month_end(_state(customer), from_cents(basis_cents),
-                                       from_cents(now_cents), month)
-        uow.cause = f"month-end:{month}:{customer_id}"
-        await _decide(uow, customer, decision, effective_at, from_cents(basis_cents))
-        if decision.change:
-            counts[decision.change] += 1
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start:start + 1000]
+        loaded = (await session.execute(select(TieringCustomer).where(
+            TieringCustomer.customer_id.in_([r[0] for r in chunk])))).scalars()
+        customers = {c.customer_id: c for c in loaded}
+        for customer_id, basis_cents, now_cents in chunk:
+            customer = customers[customer_id]
+            decision = policy.on_month_end(_state(customer), from_cents(basis_cents),
+                                           from_cents(now_cents), month)
+            uow.cause = f"month-end:{month}:{customer_id}"
+            await _decide(uow, customer, decision, effective_at, from_cents(basis_cents))
+            if decision.change:
+                counts[decision.change] += 1
+        await session.flush()
     total = await session.scalar(select(func.count()).select_from(TieringMonthlyAum)
                                  .where(TieringMonthlyAum.month == month))
     return CloseSummary(month, total or 0, counts["watch"], counts["watch_cleared"], counts["downgrade"])

@@ -100,3 +100,33 @@ async def test_restart_midstream_counts_every_posting_once():
             rows = (await session.execute(select(TieringCustomer))).scalars().all()
         assert customer.aum == Decimal("100000.00") and customer.tier == "gold"
         assert len(rows) == 1
+
+
+async def test_month_end_closes_on_postgres_watch_then_downgrade_and_are_idempotent():
+    async with distributed(["tiering"]) as strata:
+        feed = [posting(1, "250000.00", customer="M1", account="MA1", amount="250000.00",
+                        at="2026-08-01T09:00:00+08:00"),
+                posting(2, "120000.00", customer="M1", account="MA1", amount="130000.00",
+                        direction="debit", at="2026-09-01T09:00:00+08:00"),
+                posting(1, "80000.00", customer="M2", account="MA2", amount="80000.00",
+                        at="2026-08-15T09:00:00+08:00")]
+        await strata.publish(*feed)
+        await strata.settle()
+        results = []
+        for month in ("2026-08", "2026-09", "2026-09", "2026-10", "2026-11"):
+            response = await strata.post("/v1/admin/month-end-close", {"month": month})
+            assert response.status_code == 200, response.text
+            results.append(response.json())
+        assert [r["watch"] for r in results] == [1, 1, 1, 1, 0]  # M2's half month of August, then M1
+        assert results[2]["already_closed"] is True
+        assert results[4]["downgrades"] == 1
+        m1 = (await strata.get("/v1/customers/M1/tier")).json()
+        assert (m1["tier"], m1["watch"]) == ("gold", False)
+        m2 = (await strata.get("/v1/customers/M2/tier")).json()
+        # August: 17 days at 80,000 of 31 -> 43,870.97 < 50,000 -> watch; September at the floor
+        assert (m2["tier"], m2["watch"], [h["change"] for h in m2["history"]]) == (
+            "gold", False, ["upgrade", "watch", "watch_cleared"])
+        prefix = strata.settings.kafka.topic_prefix
+        await strata.settle()
+        tiers = await read_topic(prefix + "strata.tiers", expect=7)
+        assert len(tiers) == 7  # 2 upgrades, M2 watch + cleared, M1 watch, watch, downgrade
