@@ -137,14 +137,15 @@ class Runtime:
         loops = [t for t in self._tasks if t.get_name().endswith("-consumer")]
         if loops:
             await asyncio.wait(loops, timeout=30)
+        # A stopped relay publishes what is committed and then returns: waiting for it (rather
+        # than cancelling it) never cuts a publish off from the delete that follows it.
         for relay in self.relays.values():
-            try:
-                while await relay.publish_pending():
-                    pass
-            except Exception:
-                log.warning("outbox not drained at shutdown; it is published at next start",
-                            extra={"service": relay.service})
             relay.stop()
+        relays = [t for t in self._tasks if t.get_name().endswith("-outbox")]
+        if relays:
+            _done, late = await asyncio.wait(relays, timeout=30)
+            if late:
+                log.warning("outbox not drained at shutdown; it is published at next start")
         for task in self._tasks:
             if not task.done():
                 task.cancel()

@@ -33,12 +33,13 @@ def tx(tx_type, amount, product_type="demand_deposit", direction="debit") -> Tra
 
 
 @pytest.mark.parametrize("posting, points, rule", [
-    (tx("wealth_purchase", "10000.00", "wealth_product", "credit"), 100, "points.wealth"),
-    (tx("fund_purchase", "250.00", "fund", "credit"), 2, "points.wealth"),          # whole 100s only
-    (tx("fund_purchase", "99.99", "fund", "credit"), 0, None),
-    (tx("deposit_placement", "50000.00", "time_deposit", "credit"), 50, "points.time_deposit"),
-    (tx("deposit_placement", "49999.99", "time_deposit", "credit"), 0, None),        # below 50,000
-    (tx("deposit_placement", "123456.00", "time_deposit", "credit"), 123, "points.time_deposit"),
+    (tx("wealth_purchase", "10000.00"), 100, "points.wealth"),
+    (tx("fund_purchase", "250.00"), 2, "points.wealth"),          # whole 100s only
+    (tx("fund_purchase", "99.99"), 0, None),
+    (tx("deposit_placement", "50000.00"), 50, "points.time_deposit"),
+    (tx("deposit_placement", "49999.99"), 0, None),        # below 50,000
+    (tx("deposit_placement", "123456.00"), 123, "points.time_deposit"),
+    (tx("fund_purchase", "10000.00", "fund", "credit"), 0, None),   # the product's leg: not again
     (tx("card_spend", "1000.00"), 50, "points.card_spend"),
     (tx("pos_purchase", "39.99"), 1, "points.card_spend"),
     (tx("salary", "10000.00", direction="credit"), 0, None),

@@ -212,7 +212,7 @@ async def test_a_fund_purchase_sent_as_two_legs_earns_once(strata):
     await strata.settle()
     view = await fees_of(strata, c.customer_id)
     assert view["points_balance"] == 100
-    assert [e["posting_id"] for e in view["points_ledger"]] == [legs[1].posting_id]
+    assert [e["posting_id"] for e in view["points_ledger"]] == [legs[0].posting_id]  # the paying leg
 
 
 async def test_points_are_spent_on_request_against_the_next_fees_only(strata):
