@@ -28,7 +28,7 @@ class AlertsCustomer(Base):
     primary_rm: Mapped[str | None] = mapped_column(String(64), nullable=True)
     primary_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    profile_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    master_data_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     birth_md: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The birthday as ``MMDD`` (``domain.month_day``), so a date window is a range scan."""

@@ -205,10 +205,10 @@ async def on_customer(event: Event, uow: UnitOfWork) -> None:
     if c.source != "core":
         return
     customer = await _customer(uow, c.customer_id)
-    if customer.profile_at is not None and c.updated_at < customer.profile_at:
+    if customer.master_data_at is not None and c.updated_at < customer.master_data_at:
         _count_stale(uow, "customer")
         return
-    customer.profile_at = c.updated_at
+    customer.master_data_at = c.updated_at
     customer.birth_date = c.birth_date
     customer.birth_md = month_day(c.birth_date) if c.birth_date else None
     moved = c.home_branch_id is not None and c.home_branch_id != customer.branch_id

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("primary_rm", sa.String(64), nullable=True),
         sa.Column("primary_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("branch_id", sa.String(64), nullable=True),
-        sa.Column("profile_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("master_data_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("birth_date", sa.Date, nullable=True),
         sa.Column("birth_md", sa.Integer, nullable=True),
         sa.PrimaryKeyConstraint("customer_id", name="pk_alerts_customers"),
