@@ -470,7 +470,3 @@ def transition(status: str, action: str) -> str:
         raise TransitionRefused(f"a signal that is {status} cannot be {'acknowledged' if action == 'ack' else 'done'}")
     return after
 
-
-def status_after_reroute(status: str) -> str:
-    """A signal handed to a new RM is open again: the new RM has not acknowledged it."""
-    return OPEN if status == ACKNOWLEDGED else status

@@ -43,7 +43,6 @@ from services.alerts.domain import (
     is_large_interbank_outflow,
     month_day,
     near_upgrade,
-    status_after_reroute,
     suppressed,
     tier_signal,
     track_high,
@@ -369,8 +368,9 @@ async def expire_where(uow: UnitOfWork, conditions: tuple[Any, ...]) -> int:
 
 
 async def reroute(uow: UnitOfWork, customer: AlertsCustomer) -> int:
-    """Hand the customer's active signals to their primary RM and branch as they are now; an
-    acknowledged signal is open again for a new RM."""
+    """Hand the customer's active signals (open or acknowledged) to their primary RM and branch
+    as they are now. The status stays: statuses only move forward (open, acknowledged, then
+    done or expired), which is what consumers of ``strata.signal.v1`` may rely on."""
     rows = (await uow.session.execute(
         select(AlertsSignal).where(AlertsSignal.customer_id == customer.customer_id,
                                    AlertsSignal.status.in_(ACTIVE))
@@ -380,9 +380,7 @@ async def reroute(uow: UnitOfWork, customer: AlertsCustomer) -> int:
     for signal in rows:
         if (signal.rm_id, signal.branch_id) == (customer.primary_rm, customer.branch_id):
             continue
-        new_rm = signal.rm_id != customer.primary_rm
         signal.rm_id, signal.branch_id = customer.primary_rm, customer.branch_id
-        signal.status = status_after_reroute(signal.status) if new_rm else signal.status
         signal.status_at, signal.version = _now(), signal.version + 1
         announce(uow, signal)
         metrics.after_commit(uow.session, metrics.SIGNALS_REROUTED.labels(signal.signal_type).inc)

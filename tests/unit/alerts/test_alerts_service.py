@@ -202,7 +202,7 @@ async def test_without_an_rm_a_signal_waits_in_the_branch_queue_and_follows_the_
                                               ("near_upgrade", "RM-R1", "open")]
 
 
-async def test_a_new_primary_rm_takes_over_open_signals_and_acknowledged_ones_reopen(strata):
+async def test_a_new_primary_rm_takes_over_open_and_acknowledged_signals_as_they_are(strata):
     c = new_customer()
     await feed(strata, customer(c), assignment(c, "RM-A", at("2026-11-01")),
                tier_change(c, "upgrade", "mass", "gold", at("2026-11-03")),
@@ -212,14 +212,16 @@ async def test_a_new_primary_rm_takes_over_open_signals_and_acknowledged_ones_re
     await feed(strata, assignment(c, "RM-B", at("2026-11-10"), from_="RM-A"),
                assignment(c, "RM-A", at("2026-11-09"), from_=None),  # older: changes nothing
                assignment(c, "RM-X", at("2026-11-11"), role="backup"))  # a backup routes nothing
-    assert kinds(await signals(strata, c)) == [("tier_upgraded", "RM-B", "open"),
+    assert kinds(await signals(strata, c)) == [("tier_upgraded", "RM-B", "acknowledged"),
                                               ("near_upgrade", "RM-B", "open")]
     await feed(strata, aum(c, "140000.00", at("2026-11-12")),
                tier_change(c, "upgrade", "gold", "platinum", at("2026-11-20")))
     assert kinds(await signals(strata, c))[-1] == ("tier_upgraded", "RM-B", "open")
     announced = [(e.data.status, e.data.rm_id) for e in published_signals(strata, c)
                  if e.data.id == upgraded["id"]]
-    assert announced == [("open", "RM-A"), ("acknowledged", "RM-A"), ("open", "RM-B")]
+    assert announced == [("open", "RM-A"), ("acknowledged", "RM-A"), ("acknowledged", "RM-B")]
+    assert (await strata.post(f"/v1/signals/{upgraded['id']}/done", role="rm", rm_id="RM-A")).status_code == 403
+    assert (await strata.post(f"/v1/signals/{upgraded['id']}/done", role="rm", rm_id="RM-B")).status_code == 200
 
 
 async def test_a_new_home_branch_takes_over_the_branch_queue(strata):

@@ -22,7 +22,6 @@ from services.alerts.domain import (
     maturity_threshold,
     month_day,
     near_upgrade,
-    status_after_reroute,
     suppressed,
     tier_signal,
     track_high,
@@ -338,7 +337,3 @@ def test_a_closed_signal_cannot_be_acknowledged_or_done_again(status, action):
     with pytest.raises(TransitionRefused):
         transition(status, action)
 
-
-def test_a_signal_handed_to_a_new_rm_is_open_again():
-    assert status_after_reroute("acknowledged") == "open"
-    assert status_after_reroute("open") == "open"
