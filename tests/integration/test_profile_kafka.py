@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import func, select
 
 from shared.contracts.events import (
     AccountV1,
@@ -33,6 +34,7 @@ from shared.contracts.events import (
     SignalV1,
     TierChangedV1,
 )
+from shared.runtime.models import ProcessedEvent
 from services.profile.models import BALANCE_COLUMNS
 from tests.integration.conftest import distributed
 
@@ -281,9 +283,25 @@ def actual_branch_view(body: dict) -> dict:
     }
 
 
-async def publish_in_chunks(strata, items: list, size: int = 2000) -> None:
-    for start in range(0, len(items), size):
-        await strata.publish(*items[start:start + size])
+async def publish_and_apply(strata, items: list, timeout: float = 240.0) -> None:
+    """Publish, wait until profile has recorded every event id (a cheap count, where asking
+    the broker for offsets every few milliseconds would cost more than the consuming), then
+    settle."""
+    group = strata.runtime.loops["profile"].group
+    async with strata.runtime.db.sessions() as session:
+        before = await session.scalar(select(func.count()).select_from(ProcessedEvent)
+                                      .where(ProcessedEvent.consumer == group))
+    for start in range(0, len(items), 2000):
+        await strata.publish(*items[start:start + 2000])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with strata.runtime.db.sessions() as session:
+            done = await session.scalar(select(func.count()).select_from(ProcessedEvent)
+                                        .where(ProcessedEvent.consumer == group))
+        if done >= before + len(items):
+            break
+        await asyncio.sleep(0.25)
+    await strata.settle(timeout=timeout)
 
 
 async def test_360_and_branch_reports_equal_figures_computed_from_the_same_kafka_input():
@@ -293,8 +311,7 @@ async def test_360_and_branch_reports_equal_figures_computed_from_the_same_kafka
     async with distributed(["profile"]) as strata:
         started = time.monotonic()
         for phase in ("master", "strata", "late"):
-            await publish_in_chunks(strata, phases[phase])
-            await strata.settle(timeout=240)
+            await publish_and_apply(strata, phases[phase])
         elapsed = time.monotonic() - started
         events = sum(len(v) for v in phases.values())
         print(f"\nprofile applied {events} events from Kafka in {elapsed:.1f} s ({events / elapsed:.0f}/s)")

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.profile.profile_events import account, assignment, aum, customer, new_id, tier, today
+from services.profile.models import ProfileSegment
+from tests.unit.profile.profile_events import account, assignment, aum, customer, new_id, now, tier, today
 
 TEMPLATE = "td-maturing-30d-platinum-c3"
 
@@ -212,3 +213,16 @@ async def test_segment_query_latency_is_measured(profile_strata, book):
     text = (await profile_strata.client.get("/metrics")).text
     assert 'strata_profile_segment_query_seconds_count{format="json"}' in text
     assert 'strata_profile_segment_query_seconds_count{format="csv"}' in text
+
+
+async def test_a_stored_template_that_no_longer_checks_still_lists_and_its_members_say_why(profile_strata):
+    """A bank may rename a tier in configuration after an analyst stored a template using it."""
+    s = profile_strata
+    async with s.runtime.db.transaction() as session:
+        session.add(ProfileSegment(name="old-titanium", description="", created_by="analyst",
+                                   filter='{"field": "tier", "op": "gte", "value": {"param": "t"}}',
+                                   parameters='{"t": "titanium"}', created_at=now(), updated_at=now()))
+    listed = {t["name"]: t for t in (await s.get("/v1/segments")).json()["items"]}
+    assert listed["old-titanium"]["parameter_names"] == ["t"]
+    refused = await s.get("/v1/segments/old-titanium/members")
+    assert refused.status_code == 422 and "not a tier" in refused.json()["detail"]

@@ -1,0 +1,84 @@
+"""Batch-at-a-time I/O changes nothing but speed: the same events give the same read model
+with and without the prefetch, however they fall into batches."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from datetime import date, datetime, timedelta
+
+from strata.registry import load
+from strata.testing import Harness
+from tests.conftest import single_process_settings
+from tests.unit.profile.profile_events import ZONE, account, aum, customer, fee, new_id, signal, tier
+
+DAY = date(2026, 11, 20)
+
+
+def story(cid: str, branch: str) -> list:
+    """Events of one customer that exercise every write made at once per batch: tags replaced
+    twice, a fee and a tier change repeated under new event ids, flows within and across days."""
+    t = datetime(2026, 11, 20, 9, tzinfo=ZONE)
+    return [
+        customer(cid, branch=branch, tags=["golf"], updated_at=t),
+        customer(cid, branch=branch, tags=["golf", "car"], updated_at=t + timedelta(minutes=1)),
+        account(f"{cid}-A", cid, "time_deposit", branch=f"{branch}-X"),
+        aum(cid, "1000.00", day=DAY - timedelta(days=1), as_of=t - timedelta(days=1)),
+        aum(cid, "5000.00", day=DAY, as_of=t),
+        aum(cid, "3000.00", day=DAY, as_of=t + timedelta(hours=1)),
+        fee(f"{cid}-P", cid, "4.00", points=7, at=t), fee(f"{cid}-P", cid, "4.00", points=7, at=t),
+        tier(cid, "gold", at=t), tier(cid, "gold", at=t),
+        signal(f"{cid}-S", cid), signal(f"{cid}-S", cid, status="done"),
+        customer(cid, branch=branch, tags=["car", "tea"], updated_at=t + timedelta(minutes=2)),
+    ]
+
+
+async def read_model(s: Harness, cid: str, branch: str) -> tuple:
+    body = (await s.get(f"/v1/customers/{cid}")).json()
+    report = (await s.get(f"/v1/branches/{branch}/report", params={"date": DAY.isoformat()})).json()
+    holders = (await s.get(f"/v1/branches/{branch}-X/report", params={"date": DAY.isoformat()})).json()
+    for volatile in ("updated_at",):
+        body["profile"].pop(volatile)
+    return body, report, holders["account_holders"]
+
+
+async def run(events_in_batches: list[list], cid: str, branch: str, *, prefetch: bool) -> tuple:
+    spec = load("profile")
+    if not prefetch:
+        spec = dataclasses.replace(spec, prefetch=None)
+    with tempfile.TemporaryDirectory(prefix="strata-test-") as tmp:
+        s = await Harness(single_process_settings(tmp), [spec]).start()
+        try:
+            for events in events_in_batches:
+                await s.publish(*events)
+                await s.settle()
+            return await read_model(s, cid, branch)
+        finally:
+            await s.stop()
+
+
+async def test_the_read_model_is_the_same_with_and_without_prefetch_in_one_batch_or_many():
+    cid, branch = new_id("BT"), new_id("BR-BT")
+    events = story(cid, branch)
+    together = await run([events], cid, branch, prefetch=True)
+    one_by_one = await run([[e] for e in events], cid, branch, prefetch=True)
+    unbatched = await run([[e] for e in events], cid, branch, prefetch=False)
+    assert together == one_by_one == unbatched
+    body, report, holders = together
+    assert body["profile"]["tags"] == ["car", "tea"]
+    assert body["fees"]["priced_postings"] == 1 and body["open_signals"] == []
+    assert (report["inflow_today"], report["outflow_today"]) == ("2000.00", "0.00")
+    assert (report["inflow_mtd"], holders["inflow_mtd"]) == ("3000.00", "3000.00")  # 1,000 on the 19th
+    assert report["tier_changes_mtd"] == {"upgrades": 1, "downgrades": 0}
+
+
+async def test_tags_replaced_twice_in_one_batch_select_only_the_last_ones(profile_strata):
+    s, cid = profile_strata, new_id("BT")
+    await s.publish(*story(cid, new_id("BR-BT")))
+    await s.settle()
+    for tag, expected in (("tea", [cid]), ("golf", [])):
+        created = await s.post("/v1/segments", {"name": f"tag-{tag}-{cid.lower()}",
+                                                "filter": {"field": "tags", "op": "contains", "value": tag}})
+        assert created.status_code == 201
+        members = (await s.get(f"/v1/segments/tag-{tag}-{cid.lower()}/members")).json()["items"]
+        assert [m["customer_id"] for m in members] == expected
