@@ -67,6 +67,125 @@ async def section_tiering(args, records) -> dict:
     return result
 
 
+def _groups(services: list[str]) -> dict[str, list[str]]:
+    from shared.access import ACCESS_TOPICS
+    from strata.registry import load
+
+    out = {}
+    for name in services:
+        spec = load(name)
+        topics = list(spec.subscriptions) + (list(ACCESS_TOPICS) if spec.keeps_access else [])
+        out[name] = list(dict.fromkeys(topics))
+    return out
+
+
+async def _preloaded(args, records, services: list[str]) -> Deployment:
+    dep = Deployment(args.kafka, await new_database(args.database_url), args.partitions)
+    await kafka_ceiling.create_topic(args.kafka, dep.prefix + "bank.postings", args.partitions)
+    await kafka_ceiling.produce(args.kafka, dep.prefix + "bank.postings", records)
+    await dep.start(services)
+    return dep
+
+
+async def section_pipeline(args, records) -> dict:
+    """All five services as separate processes draining the same preloaded postings."""
+    from strata.registry import available
+
+    services = available()
+    dep = await _preloaded(args, records, services)
+    try:
+        result = await wait_drained(dep, _groups(services), len(records))
+        result["services"] = services
+        if args.http_seconds:
+            result["http"] = await _http_load(args, dep, records)
+    finally:
+        dep.stop()
+    result["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in dep.peak_rss.items()}
+    return result
+
+
+async def _http_load(args, dep: Deployment, records) -> dict:
+    """Customer 360, tier, worklist and segment reads from a second process, open loop."""
+    import tempfile
+
+    from shared.auth import issue_token
+    from shared.settings import Settings
+
+    token = issue_token(Settings().auth.secret.get_secret_value(), "admin")
+    ids = sorted({k.decode() for k, _v, _h in records})
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(ids))
+        ids_file = fh.name
+    ports = {p.service: p.port for p in dep.processes}
+    targets = [("profile", "/v1/customers/{id}"), ("tiering", "/v1/customers/{id}/tier")]
+    if "assignment" in ports:
+        targets.append(("assignment", "/v1/rms?limit=50"))
+    out = []
+    for service, path in targets:
+        if service not in ports:
+            continue
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.loadgen", "--base", f"http://127.0.0.1:{ports[service]}",
+            "--token", token, "--path", path, "--ids", ids_file, "--rate", str(args.http_rate),
+            "--seconds", str(args.http_seconds), stdout=asyncio.subprocess.PIPE, cwd=str(REPO))
+        stdout, _ = await proc.communicate()
+        out.append({"service": service, **json.loads(stdout)})
+        dep.sample_rss()
+    return {"customers": len(ids), "results": out}
+
+
+async def section_latency(args, records) -> dict:
+    """Posting produced to tiered posting (the tier decision) and to fee event, at a fixed rate."""
+    from aiokafka import AIOKafkaConsumer
+
+    dep = Deployment(args.kafka, await new_database(args.database_url), args.partitions)
+    for topic in ("bank.postings", "strata.postings.tiered", "strata.fees"):
+        await kafka_ceiling.create_topic(args.kafka, dep.prefix + topic, args.partitions)
+    await dep.start(["tiering", "pricing"])
+    count = int(args.latency_rate * args.latency_seconds)
+    feed_records = list(feed.PostingFeed(count, max(1000, count // 3), seed=args.seed + 1))
+    sent: dict[str, float] = {}
+    received: dict[str, dict[str, float]] = {"strata.postings.tiered": {}, "strata.fees": {}}
+
+    async def watch(topic: str) -> None:
+        consumer = AIOKafkaConsumer(dep.prefix + topic, bootstrap_servers=args.kafka,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            while len(received[topic]) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for recs in batch.values():
+                    for r in recs:
+                        body = json.loads(r.value)
+                        pid = body["posting"]["posting_id"] if "posting" in body else body["posting_id"]
+                        received[topic].setdefault(pid, r.timestamp / 1000)
+        finally:
+            await consumer.stop()
+
+    watchers = [asyncio.create_task(watch(t)) for t in received]
+
+    def stamped():
+        for key, value, headers in feed_records:
+            sent[json.loads(value)["posting_id"]] = time.time()
+            yield key, value, headers
+
+    try:
+        produced = await kafka_ceiling.produce(args.kafka, dep.prefix + "bank.postings", stamped(),
+                                               rate=args.latency_rate)
+        await asyncio.wait_for(asyncio.gather(*watchers), timeout=600)
+    finally:
+        for w in watchers:
+            w.cancel()
+        dep.stop()
+    out = {"offered_rate": args.latency_rate, "achieved_rate": produced["events_per_s"], "postings": count}
+    for topic, name in (("strata.postings.tiered", "posting_to_tier"), ("strata.fees", "posting_to_fee")):
+        ms = sorted((received[topic][p] - sent[p]) * 1000 for p in received[topic] if p in sent)
+        out[name] = {"p50_ms": round(ms[len(ms) // 2], 1), "p99_ms": round(ms[int(len(ms) * 0.99)], 1),
+                     "max_ms": round(ms[-1], 1), "n": len(ms)}
+    out["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in dep.peak_rss.items()}
+    return out
+
+
 async def section_close(args, records) -> dict:
     from bench import close
 
@@ -84,15 +203,16 @@ async def run(args) -> dict:
                     "platform": platform.platform()},
         "parameters": vars(args),
     }
-    sections = args.only.split(",") if args.only else ["ceiling", "tiering"]
+    sections = args.only.split(",") if args.only else ["ceiling", "tiering", "pipeline", "latency", "close"]
     for name in sections:
         print(f"== {name}", file=sys.stderr)
         fn = globals()[f"section_{name}"]
         results[name] = await fn(args, records)
         print(json.dumps(results[name]), file=sys.stderr)
-    if "ceiling" in results and "tiering" in results:
+    if "ceiling" in results:
         ceiling = results["ceiling"]["aiokafka_consume"]["events_per_s"]
-        results["ratios"] = {"tiering_to_aiokafka_consume": round(results["tiering"]["events_per_s"] / ceiling, 3)}
+        results["ratios"] = {f"{name}_to_aiokafka_consume": round(results[name]["events_per_s"] / ceiling, 4)
+                             for name in ("tiering", "pipeline") if name in results}
     return results
 
 
@@ -106,6 +226,10 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--tools-records", type=int, default=1_000_000)
     parser.add_argument("--close-customers", type=int, default=1_000_000)
+    parser.add_argument("--latency-rate", type=float, default=2000)
+    parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--http-rate", type=float, default=200)
+    parser.add_argument("--http-seconds", type=float, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated sections")
     args = parser.parse_args()

@@ -37,11 +37,17 @@ def migrated_services(services: Sequence[str]) -> list[str]:
     return [s for s in services if service_migrations(s) is not None]
 
 
+KNOWN_SERVICES = ("profile", "tiering", "alerts", "pricing", "assignment")
+
+
 def alembic_config(services: Sequence[str]) -> Config:
+    """Every service's branch is on the path, whichever services this process runs: processes
+    of several services share one database and its alembic_version table, whose heads name
+    other services' revisions."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    services = migrated_services(services)
-    locations = [str(MIGRATIONS / "versions")] + [str(service_migrations(s)) for s in services]
+    everyone = migrated_services(list(dict.fromkeys([*KNOWN_SERVICES, *services])))
+    locations = [str(MIGRATIONS / "versions")] + [str(service_migrations(s)) for s in everyone]
     cfg.set_main_option("version_locations", " ".join(locations))
     cfg.set_main_option("path_separator", "space")
     return cfg

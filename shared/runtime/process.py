@@ -171,5 +171,11 @@ class Runtime:
         """What /readyz reports: the database and the bus answer now, and no consumer loop or
         relay has died."""
         db_ok, bus_ok = await asyncio.gather(self.db.ping(), self.bus.ping())
-        loops_ok = all(not t.done() for t in self._tasks) if self.started else False
+        def healthy(task: asyncio.Task) -> bool:
+            if task.get_name().endswith(("-consumer", "-outbox")):
+                return not task.done()
+            # a background task may finish its work; it is unhealthy only if it failed
+            return not task.done() or task.cancelled() or task.exception() is None
+
+        loops_ok = all(healthy(t) for t in self._tasks) if self.started else False
         return {"database": db_ok, "bus": bus_ok, "consumers": loops_ok}

@@ -130,3 +130,15 @@ async def test_month_end_closes_on_postgres_watch_then_downgrade_and_are_idempot
         await strata.settle()
         tiers = await read_topic(prefix + "strata.tiers", expect=7)
         assert len(tiers) == 7  # 2 upgrades, M2 watch + cleared, M1 watch, watch, downgrade
+
+
+async def test_services_in_separate_processes_share_one_database_and_migrate_in_turn():
+    from tests.integration.conftest import create_database
+
+    url = await create_database()
+    async with distributed(["tiering"], database_url=url):
+        pass
+    async with distributed(["pricing"], database_url=url):
+        pass  # its process must accept a database whose alembic_version names tiering's head
+    async with distributed(["tiering", "pricing"], database_url=url) as strata:
+        assert (await strata.client.get("/readyz")).status_code == 200
