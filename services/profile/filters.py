@@ -69,6 +69,8 @@ class FieldSpec:
     item: str = "text"
     nullable: bool = False
     product_types: bool = False
+    maximum: int = MAX_COUNT
+    """The largest whole number a ``count`` or ``within_days`` field takes."""
 
     def ops(self) -> tuple[str, ...]:
         return OPS_BY_KIND[self.kind] + (NULL_OPS if self.nullable else ())
@@ -84,19 +86,21 @@ FIELDS: dict[str, FieldSpec] = {f.name: f for f in (
     FieldSpec("account_branches", "set", "branches where the customer holds an account that is not closed"),
     FieldSpec("gender", "text", "F, M or U", nullable=True),
     FieldSpec("household_role", "text", "head, spouse, child, parent or member", nullable=True),
-    FieldSpec("age", "count", "age in whole years today, from the birth date", nullable=True),
+    FieldSpec("age", "count", "age in whole years today, from the birth date", nullable=True, maximum=150),
     FieldSpec("tags", "set", "hobby and consumption tags"),
     FieldSpec("products_held", "set", "product types of accounts that are not closed", item="product_type"),
     FieldSpec("product_codes_held", "set", "product codes of accounts that are not closed"),
     FieldSpec("maturity_within_days", "within_days",
-              "a holding (not closed) matures between today and today + N days", product_types=True),
+              "a holding (not closed) matures between today and today + N days", product_types=True,
+              maximum=MAX_DAYS),
     FieldSpec("card_expiry_within_days", "within_days",
-              "a card (not closed) expires between today and today + N days", product_types=True),
+              "a card (not closed) expires between today and today + N days", product_types=True,
+              maximum=MAX_DAYS),
     FieldSpec("open_signals", "count", "number of open signals"),
     FieldSpec("open_signal_types", "set", "types of the open signals"),
     FieldSpec("days_since_last_contact", "count",
               "whole days since the last logged contact; never contacted counts as longer than any N",
-              nullable=True),
+              nullable=True, maximum=MAX_DAYS),
     FieldSpec("watch", "flag", "on downgrade watch"),
     FieldSpec("points_balance", "count", "points balance", nullable=True),
 )}
@@ -316,10 +320,9 @@ def _scalar(spec: FieldSpec, value: Any, vocabulary: Vocabulary, allow_params: b
         except MoneyError as exc:
             raise ValueError(str(exc)) from exc
     if kind in ("count", "within_days"):
-        top = MAX_DAYS if kind == "within_days" else MAX_COUNT
         number = _integer(value)
-        if number is None or not 0 <= number <= top:
-            raise ValueError(f"{_show(value)} is not a whole number from 0 to {top}")
+        if number is None or not 0 <= number <= spec.maximum:
+            raise ValueError(f"{_show(value)} is not a whole number from 0 to {spec.maximum}")
         return number
     if kind == "flag":
         if isinstance(value, bool):

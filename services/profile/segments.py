@@ -73,10 +73,6 @@ class StoredTemplate:
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    @property
-    def name(self) -> str:
-        return self.template.name
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.template.name, "description": self.template.description,
@@ -123,6 +119,10 @@ async def find_template(session: AsyncSession, settings: Settings, name: str) ->
     return _from_row(row) if row is not None else None
 
 
+class SegmentExists(Exception):
+    """A stored template of that name exists (and the caller did not ask to replace it)."""
+
+
 async def save_template(session: AsyncSession, template: SegmentTemplate, author: str,
                         *, replace: bool) -> StoredTemplate:
     """Store a checked template; ``replace`` overwrites one of the same name."""
@@ -132,7 +132,7 @@ async def save_template(session: AsyncSession, template: SegmentTemplate, author
         row = ProfileSegment(name=template.name, created_by=author, created_at=now)
         session.add(row)
     elif not replace:
-        raise FileExistsError(template.name)
+        raise SegmentExists(template.name)
     row.description = template.description
     row.filter = json.dumps(template.filter, ensure_ascii=False)
     row.parameters = json.dumps(template.parameters, ensure_ascii=False, default=str)

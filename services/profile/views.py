@@ -7,6 +7,7 @@ from datetime import date
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.access import ensure_customer_visible, visible_filter
@@ -107,11 +108,12 @@ async def _save(body: SegmentTemplate, request: Request, principal: Principal, *
         raise _invalid(exc) from exc
     if body.name in segments.shipped_templates(settings):
         raise Problem(409, "Segment exists", f"{body.name!r} is shipped in configuration; choose another name.")
-    async with request.app.state.runtime.db.transaction() as session:
-        try:
+    exists = Problem(409, "Segment exists", f"A segment named {body.name!r} exists; PUT replaces it.")
+    try:
+        async with request.app.state.runtime.db.transaction() as session:
             saved = await segments.save_template(session, body, principal.subject, replace=replace)
-        except FileExistsError:
-            raise Problem(409, "Segment exists", f"A segment named {body.name!r} exists; PUT replaces it.") from None
+    except (segments.SegmentExists, IntegrityError):  # IntegrityError: another request stored it first
+        raise exists from None
     return saved.as_dict()
 
 
@@ -141,14 +143,8 @@ async def segment_members(name: str, request: Request,
         found = await segments.find_template(session, settings, name)
     if found is None:
         raise Problem(404, "Segment not found", f"No segment template named {name!r}.")
-    vocabulary, limits = segments.vocabulary_of(settings), segments.limits_of(settings)
-    try:
-        node = check_template(found.template.filter, found.template.parameters, vocabulary, limits)
-        given = {k: request.query_params.getlist(k) for k in request.query_params.keys()}
-        values = query_parameters(parameter_names(node), found.template.parameters, given, RESERVED_QUERY)
-        bound = bind(node, values, vocabulary, limits)
-    except FilterError as exc:
-        raise _invalid(exc) from exc
+    vocabulary = segments.vocabulary_of(settings)
+    bound = _bound_filter(found.template, request, vocabulary, segments.limits_of(settings))
     ctx = segments.CompileContext(segments.business_today(settings), settings.zone, vocabulary)
     visible = visible_filter(principal, "profile")
     how = {"role": principal.role, "unmasked_roles": settings.auth.unmasked_roles, "today": ctx.today}
@@ -171,6 +167,17 @@ async def segment_members(name: str, request: Request,
     more = len(items) > size
     items = items[:size]
     return {"items": items, "next": encode_cursor({"after": items[-1]["customer_id"]}) if more else None}
+
+
+def _bound_filter(template: SegmentTemplate, request: Request, vocabulary, limits):
+    """The template's filter with its parameters bound: defaults, overridden by the query."""
+    try:
+        node = check_template(template.filter, template.parameters, vocabulary, limits)
+        given = {k: request.query_params.getlist(k) for k in request.query_params.keys()}
+        values = query_parameters(parameter_names(node), template.parameters, given, RESERVED_QUERY)
+        return bind(node, values, vocabulary, limits)
+    except FilterError as exc:
+        raise _invalid(exc) from exc
 
 
 def _invalid(exc: FilterError) -> Problem:

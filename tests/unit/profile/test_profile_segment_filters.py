@@ -313,6 +313,8 @@ BAD = [
     (cond("aum", "gte", True), "filter.value", "not an amount"),
     (cond("age", "gte", -1), "filter.value", "not a whole number"),
     (cond("age", "gte", "6 0"), "filter.value", "not a whole number"),
+    (cond("age", "gte", 151), "filter.value", "from 0 to 150"),
+    (cond("days_since_last_contact", "gte", 10**9), "filter.value", "from 0 to 36600"),
     (cond("maturity_within_days", "lte", 100000), "filter.value", "from 0 to"),
     (cond("watch", "eq", "yes"), "filter.value", "not true or false"),
     (cond("products_held", "contains", "crypto"), "filter.value", "not a product type"),
