@@ -43,7 +43,7 @@ from services.alerts.domain import (
     maturity_due,
 )
 from services.alerts.models import AlertsAccount, AlertsCustomer, AlertsDailyScan, AlertsSignal
-from services.alerts.service import change_status, ladder_of, store_signal
+from services.alerts.service import Routed, change_status, ladder_of, store_signals
 
 SCANNED_TYPES = (MATURITY_DUE, BIRTHDAY, CARD_EXPIRY)
 _ATTEMPTS = 5
@@ -184,16 +184,10 @@ async def _run_rule(runtime, rule: ScanRule, day: date, started: datetime) -> in
         async def page(after=after) -> tuple[int, tuple | None, int]:
             async with runtime.unit_of_work("alerts", cause=f"daily-scan:{day}") as uow:
                 rows = (await uow.session.execute(rule.query(after, page_size))).all()
-                raised = 0
-                for row in rows:
-                    finding = rule.finding(row)
-                    if finding is None:
-                        continue
-                    branch = row.home_branch or getattr(row, "account_branch", None)
-                    signal = await store_signal(uow, finding, rm_id=row.primary_rm, branch_id=branch,
-                                                raised_at=raised_at, trigger_time=started)
-                    raised += signal is not None
-                return len(rows), (rule.position(rows[-1]) if rows else None), raised
+                routed = [Routed(finding, row.primary_rm, row.home_branch or getattr(row, "account_branch", None))
+                          for row in rows if (finding := rule.finding(row)) is not None]
+                stored = await store_signals(uow, routed, raised_at=raised_at, trigger_time=started)
+                return len(rows), (rule.position(rows[-1]) if rows else None), len(stored)
 
         count, last, raised = await _retrying(runtime, page)
         total += raised

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +35,9 @@ from services.alerts import metrics
 from services.alerts.domain import (
     ACTIVE,
     EXPIRED,
+    OPEN,
     ROLLING_TYPES,
+    VIP_OUTFLOW,
     AumHighs,
     Finding,
     TierLadder,
@@ -129,7 +131,7 @@ async def on_posting(event: Event, uow: UnitOfWork) -> None:
         return
     session = uow.session
     if await session.get(AlertsOutflow, p.posting_id) is not None:
-        metrics.after_commit(session, metrics.SIGNALS_SUPPRESSED.labels("vip_outflow").inc)
+        _count(session, metrics.SIGNALS_SUPPRESSED, VIP_OUTFLOW)
         return
     session.add(AlertsOutflow(posting_id=p.posting_id, customer_id=p.customer_id, posted_at=p.posted_at))
     await session.flush()
@@ -291,11 +293,12 @@ async def raise_signal(uow: UnitOfWork, customer: AlertsCustomer, finding: Findi
     if finding.suppress_until is not None:
         window = await _cached(uow, AlertsSuppression, (customer.customer_id, signal_type))
         if window is not None and suppressed(window.until, finding.occurs_on):
-            metrics.after_commit(session, metrics.SIGNALS_SUPPRESSED.labels(signal_type).inc)
+            _count(session, metrics.SIGNALS_SUPPRESSED, signal_type)
             return None
-    signal = await store_signal(uow, finding, rm_id=customer.primary_rm, branch_id=customer.branch_id,
-                                raised_at=at, trigger_event_id=event.id if event else None,
-                                trigger_time=event.time if event else None)
+    stored = await store_signals(uow, [Routed(finding, customer.primary_rm, customer.branch_id)],
+                                 raised_at=at, trigger_event_id=event.id if event else None,
+                                 trigger_time=event.time if event else None)
+    signal = stored[0] if stored else None
     if signal is not None and finding.suppress_until is not None:
         if window is None:
             window = AlertsSuppression(customer_id=customer.customer_id, signal_type=signal_type)
@@ -307,34 +310,58 @@ async def raise_signal(uow: UnitOfWork, customer: AlertsCustomer, finding: Findi
     return signal
 
 
-async def store_signal(uow: UnitOfWork, finding: Finding, *, rm_id: str | None, branch_id: str | None,
-                       raised_at: datetime, trigger_event_id: str | None = None,
-                       trigger_time: datetime | None = None) -> AlertsSignal | None:
-    """Insert the signal once (a second insert of the same id does nothing) and emit it."""
+@dataclass(frozen=True)
+class Routed:
+    """A finding and who it goes to: the customer's primary RM, and their branch (whose queue
+    it waits in when there is no RM)."""
+
+    finding: Finding
+    rm_id: str | None
+    branch_id: str | None
+
+
+_INSERT_ROWS = 1000  # 17 parameters a row: well inside PostgreSQL's 32,767 per statement
+
+
+async def store_signals(uow: UnitOfWork, routed: Sequence[Routed], *, raised_at: datetime,
+                        trigger_event_id: str | None = None,
+                        trigger_time: datetime | None = None) -> list[AlertsSignal]:
+    """Insert the signals once, a thousand to a statement (an id that exists is left alone:
+    the same fact raised again), and announce the ones that are new."""
     session = uow.session
     now = _now()
-    values = dict(
-        id=finding.id, signal_type=finding.signal_type, customer_id=finding.customer_id,
-        rm_id=rm_id, branch_id=branch_id, status="open", raised_at=raised_at,
-        evidence=json.dumps(finding.evidence, sort_keys=True, ensure_ascii=False),
-        subject=finding.subject, occurs_on=finding.occurs_on, threshold=finding.threshold,
-        expires_on=finding.expires_on, version=1, trigger_event_id=trigger_event_id,
+    rows = [dict(
+        id=r.finding.id, signal_type=r.finding.signal_type, customer_id=r.finding.customer_id,
+        rm_id=r.rm_id, branch_id=r.branch_id, status=OPEN, raised_at=raised_at,
+        evidence=json.dumps(r.finding.evidence, sort_keys=True, ensure_ascii=False),
+        subject=r.finding.subject, occurs_on=r.finding.occurs_on, threshold=r.finding.threshold,
+        expires_on=r.finding.expires_on, version=1, trigger_event_id=trigger_event_id,
         created_at=now, status_at=now, acted_by=None,
-    )
-    result = await session.execute(
-        insert_for(session)(AlertsSignal).values(**values).on_conflict_do_nothing()
-    )
-    signal_type = finding.signal_type
-    if result.rowcount != 1:
-        metrics.after_commit(session, metrics.SIGNALS_SUPPRESSED.labels(signal_type).inc)
-        return None
-    signal = await session.get(AlertsSignal, finding.id)
-    announce(uow, signal)
+    ) for r in routed]
+    stored: list[AlertsSignal] = []
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start:start + _INSERT_ROWS]
+        inserted = set((await session.execute(
+            insert_for(session)(AlertsSignal).values(chunk).on_conflict_do_nothing()
+            .returning(AlertsSignal.id)
+        )).scalars())
+        for row in chunk:
+            if row["id"] in inserted:
+                stored.append(AlertsSignal(**row))
+            else:
+                _count(session, metrics.SIGNALS_SUPPRESSED, row["signal_type"])
     latency = max(0.0, (now - trigger_time).total_seconds()) if trigger_time else None
-    metrics.after_commit(session, metrics.SIGNALS_RAISED.labels(signal_type).inc)
-    if latency is not None:
-        metrics.after_commit(session, lambda: metrics.SIGNAL_LATENCY.labels(signal_type).observe(latency))
-    return signal
+    for signal in stored:
+        announce(uow, signal)
+        _count(session, metrics.SIGNALS_RAISED, signal.signal_type)
+        if latency is not None:
+            histogram = metrics.SIGNAL_LATENCY.labels(signal.signal_type)
+            metrics.after_commit(session, lambda h=histogram: h.observe(latency))
+    return stored
+
+
+def _count(session: AsyncSession, counter, signal_type: str) -> None:
+    metrics.after_commit(session, counter.labels(signal_type).inc)
 
 
 def announce(uow: UnitOfWork, signal: AlertsSignal) -> None:

@@ -143,7 +143,7 @@ async def test_a_debit_card_expiring_within_60_days_is_signalled_once_per_card(s
     assert (items[0]["rm_id"], items[0]["branch_id"]) == (None, "BR-CARD"), "no RM: the branch's queue"
 
 
-async def test_the_scan_is_one_query_per_rule_and_page_whatever_the_number_of_customers(strata):
+async def test_the_scan_is_a_few_statements_per_rule_and_page_whatever_the_number_of_customers(strata):
     ids = [new_customer() for _ in range(40)]
     await strata.publish(*[account(c, f"{c}-TD", "time_deposit", maturity="2039-01-20") for c in ids])
     await strata.settle()
@@ -162,6 +162,8 @@ async def test_the_scan_is_one_query_per_rule_and_page_whatever_the_number_of_cu
     candidates = [s for s in statements if s.lstrip().upper().startswith("SELECT")
                   and ("FROM alerts_accounts" in s or "birth_md BETWEEN" in s)]
     assert len(candidates) == 4, "one candidate query per rule (two maturity bands, cards, birthdays)"
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO ALERTS_SIGNALS")]
+    assert len(inserts) == 1, "the 40 reminders are stored in one statement"
 
 
 async def test_near_upgrade_expires_when_its_window_ends(strata):
