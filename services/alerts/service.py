@@ -320,14 +320,14 @@ class Routed:
     branch_id: str | None
 
 
-_INSERT_ROWS = 1000  # 17 parameters a row: well inside PostgreSQL's 32,767 per statement
+_INSERT_ROWS = 1000
 
 
 async def store_signals(uow: UnitOfWork, routed: Sequence[Routed], *, raised_at: datetime,
                         trigger_event_id: str | None = None,
                         trigger_time: datetime | None = None) -> list[AlertsSignal]:
-    """Insert the signals once, a thousand to a statement (an id that exists is left alone:
-    the same fact raised again), and announce the ones that are new."""
+    """Insert the signals once (an id that exists is left alone: the same fact raised again),
+    in bulk (SQLAlchemy batches the rows into multi-row INSERTs), and announce the new ones."""
     session = uow.session
     now = _now()
     rows = [dict(
@@ -342,8 +342,8 @@ async def store_signals(uow: UnitOfWork, routed: Sequence[Routed], *, raised_at:
     for start in range(0, len(rows), _INSERT_ROWS):
         chunk = rows[start:start + _INSERT_ROWS]
         inserted = set((await session.execute(
-            insert_for(session)(AlertsSignal).values(chunk).on_conflict_do_nothing()
-            .returning(AlertsSignal.id)
+            insert_for(session)(AlertsSignal).on_conflict_do_nothing().returning(AlertsSignal.id),
+            chunk,
         )).scalars())
         for row in chunk:
             if row["id"] in inserted:
