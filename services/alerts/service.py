@@ -243,7 +243,12 @@ async def on_assignment(event: Event, uow: UnitOfWork) -> None:
 
 async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
     """Load the customers of a batch and their suppression windows in two queries per
-    thousand customers; the handlers then find them (or their absence) in ``uow.batch``."""
+    thousand customers; the handlers then find them (or their absence) in ``uow.batch``.
+
+    It first checks the signal settings: a ``min_tier`` that is not a tier stops the consumer
+    here, before any event is handled (nothing dead-lettered, offsets not committed, readiness
+    reports the loop), rather than failing every event one by one."""
+    ladder_of(uow.settings)
     ids = sorted({event.data.customer_id for event in events})
     customers = uow.batch.setdefault(AlertsCustomer, {})
     windows = uow.batch.setdefault(AlertsSuppression, {})

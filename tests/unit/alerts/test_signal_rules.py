@@ -337,3 +337,11 @@ def test_a_closed_signal_cannot_be_acknowledged_or_done_again(status, action):
     with pytest.raises(TransitionRefused):
         transition(status, action)
 
+
+
+def test_a_signal_tier_that_is_not_a_tier_is_refused():
+    from services.alerts.service import ladder_of
+
+    settings = Settings(signals={"vip_outflow": {"min_tier": "platinium"}})
+    with pytest.raises(ValueError, match="vip_outflow.min_tier is 'platinium'"):
+        ladder_of(settings)
