@@ -455,8 +455,10 @@ class TransitionRefused(Exception):
     """An action the signal's status does not allow (e.g. acknowledging a done signal)."""
 
 
-_ACTIONS = {"ack": ({OPEN: ACKNOWLEDGED, ACKNOWLEDGED: ACKNOWLEDGED}),
-            "done": ({OPEN: DONE, ACKNOWLEDGED: DONE, DONE: DONE})}
+_ACTIONS = {
+    "ack": ("acknowledged", {OPEN: ACKNOWLEDGED, ACKNOWLEDGED: ACKNOWLEDGED}),
+    "done": ("done", {OPEN: DONE, ACKNOWLEDGED: DONE, DONE: DONE}),
+}
 
 
 def transition(status: str, action: str) -> str:
@@ -465,8 +467,9 @@ def transition(status: str, action: str) -> str:
     >>> transition("open", "ack"), transition("acknowledged", "done")
     ('acknowledged', 'done')
     """
-    after = _ACTIONS[action].get(status)
+    done_as, moves = _ACTIONS[action]
+    after = moves.get(status)
     if after is None:
-        raise TransitionRefused(f"a signal that is {status} cannot be {'acknowledged' if action == 'ack' else 'done'}")
+        raise TransitionRefused(f"a signal that is {status} cannot be {done_as}")
     return after
 
