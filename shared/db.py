@@ -94,7 +94,7 @@ class Database:
             _make_sqlite_transactional(self.engine)
         else:
             self.engine = create_async_engine(
-                url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
                 pool_recycle=1800,
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

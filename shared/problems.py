@@ -50,6 +50,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, title, str(exc.detail), instance=request.url.path,
                                 headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        from shared.runtime.errors import is_retryable
+
+        if is_retryable(exc):
+            return problem_response(503, "Service unavailable",
+                                    "The database or the bus does not answer now; retry shortly.",
+                                    instance=request.url.path, headers={"Retry-After": "2"})
+        import logging
+
+        logging.getLogger("strata.http").exception("unhandled error", extra={"path": request.url.path})
+        return problem_response(500, "Internal error", "The error was logged.", instance=request.url.path)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         errors = [
