@@ -236,12 +236,14 @@ async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: Ti
         customer.liabilities += delta
         return
     customer.aum += delta
-    customer.updated_at = at
+    # the newest time applied to the customer: one account's snapshot may be older than
+    # another's posting, and readers keep the latest AUM by this time
+    customer.updated_at = max(at, customer.updated_at) if customer.updated_at else at
     if customer.household_id:
         household = await _household(uow.session, customer.household_id)
         household.aum += delta
     await _upgrade_if_due(uow, customer, at)
-    _emit_aum(uow, customer, at)
+    _emit_aum(uow, customer, customer.updated_at)
 
 
 async def _upgrade_if_due(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:

@@ -13,14 +13,24 @@ from shared.db import Base, Database
 from strata.registry import available, load
 
 
+def _table_of(diff) -> str | None:
+    """The table a difference is about (alembic gives tuples, or lists of tuples for columns)."""
+    flat = diff[0] if isinstance(diff, list) else diff
+    for part in flat[1:]:
+        if isinstance(part, str):
+            return part
+        name = getattr(part, "name", None)
+        table = getattr(part, "table", None)
+        if table is not None and getattr(table, "name", None):
+            return table.name
+        if name and hasattr(part, "columns"):
+            return name
+    return None
+
+
 def _own_tables(diffs, prefixes):
-    out = []
-    for diff in diffs:
-        flat = diff if isinstance(diff, tuple) else diff[0]
-        text = repr(flat)
-        if any(p in text for p in prefixes):
-            out.append(diff)
-    return out
+    prefixes = tuple(p.strip("'") for p in prefixes)
+    return [d for d in diffs if (_table_of(d) or "").startswith(prefixes)]
 
 
 @pytest.mark.parametrize("service", available())
