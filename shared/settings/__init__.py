@@ -15,7 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.settings.assignment import AssignmentSettings
@@ -89,6 +89,24 @@ class Settings(BaseSettings):
     @classmethod
     def _tiers_ordered(cls, tiers: list[TierRule]) -> list[TierRule]:
         return check_tier_order(tiers)
+
+    @model_validator(mode="after")
+    def _tier_references_exist(self) -> "Settings":
+        """Every tier id named anywhere (signals, pricing, assignment) must be a configured tier,
+        so a typo fails at start-up, not as dead letters at run time."""
+        known = {t.id for t in self.tiers}
+        named = {
+            "signals.vip_outflow.min_tier": {self.signals.vip_outflow.min_tier},
+            "signals.birthday.min_tier": {self.signals.birthday.min_tier},
+            "pricing": self.pricing.tier_ids_named(),
+            "assignment.primary_levels": set(self.assignment.primary_levels),
+            "assignment.weights": set(self.assignment.weights),
+        }
+        for where, ids in named.items():
+            unknown = sorted(ids - known)
+            if unknown:
+                raise ValueError(f"{where} names unknown tier(s) {unknown}; tiers are {sorted(known)}")
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -75,3 +75,11 @@ def test_masks_keep_only_the_ends():
     assert mask_id_number("360102198807150023") == "3601**********0023"
     assert mask_phone("13800000000") == "138****0000"
     assert mask_phone(None) is None
+
+
+def test_a_tier_id_that_does_not_exist_fails_at_start_up(tmp_path, monkeypatch):
+    bank = tmp_path / "bank.yaml"
+    bank.write_text("signals: {vip_outflow: {min_tier: platnium}}\n")
+    monkeypatch.setenv("STRATA_CONFIG", str(bank))
+    with pytest.raises(ValueError, match="platnium"):
+        Settings()
