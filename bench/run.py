@@ -186,6 +186,46 @@ async def section_latency(args, records) -> dict:
     return out
 
 
+async def section_services(args, records) -> dict:
+    """Each service alone, in turn, on one deployment: tiering drains the preloaded postings,
+    then pricing drains what tiering emitted, then alerts, assignment and profile drain every
+    topic they read (their inputs are the earlier services' real outputs)."""
+    from bench.drain import wait_drained as drained
+    from strata.processes import ServiceProcess
+
+    dep = Deployment(args.kafka, await new_database(args.database_url), args.partitions)
+    await kafka_ceiling.create_topic(args.kafka, dep.prefix + "bank.postings", args.partitions)
+    await kafka_ceiling.produce(args.kafka, dep.prefix + "bank.postings", records)
+    out = {}
+    from strata.registry import available
+
+    for name in [n for n in ("tiering", "pricing", "alerts", "assignment", "profile") if n in available()]:
+        groups = _groups([name])
+        backlog = await _pending(dep, groups)
+        proc = ServiceProcess(name, dep.env()).start()
+        dep.processes.append(proc)
+        try:
+            await proc.wait_ready(120)
+            result = await drained(dep, groups, backlog)
+        finally:
+            dep.stop()
+        result["peak_rss_mb"] = round(dep.peak_rss.get(name, 0) / 2**20, 1)
+        out[name] = result
+    return out
+
+
+async def _pending(dep: Deployment, groups: dict[str, list[str]]) -> int:
+    from shared.bus.kafka import KafkaBus
+
+    bus = KafkaBus(dep.bootstrap, topic_prefix=dep.prefix)
+    await bus.start()
+    try:
+        await bus.ensure_topics(sorted({t for ts in groups.values() for t in ts}), dep.partitions)
+        return sum([await bus.pending(dep.prefix + "strata." + g, ts) for g, ts in groups.items()])
+    finally:
+        await bus.stop()
+
+
 async def section_close(args, records) -> dict:
     from bench import close
 
@@ -203,7 +243,7 @@ async def run(args) -> dict:
                     "platform": platform.platform()},
         "parameters": vars(args),
     }
-    sections = args.only.split(",") if args.only else ["ceiling", "tiering", "pipeline", "latency", "close"]
+    sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "close"]
     for name in sections:
         print(f"== {name}", file=sys.stderr)
         fn = globals()[f"section_{name}"]
@@ -211,8 +251,10 @@ async def run(args) -> dict:
         print(json.dumps(results[name]), file=sys.stderr)
     if "ceiling" in results:
         ceiling = results["ceiling"]["aiokafka_consume"]["events_per_s"]
-        results["ratios"] = {f"{name}_to_aiokafka_consume": round(results[name]["events_per_s"] / ceiling, 4)
-                             for name in ("tiering", "pipeline") if name in results}
+        measured = {name: results[name] for name in ("tiering", "pipeline") if name in results}
+        measured.update({f"{name}_alone": r for name, r in results.get("services", {}).items()})
+        results["ratios"] = {f"{name}_to_aiokafka_consume": round(r["events_per_s"] / ceiling, 4)
+                             for name, r in measured.items()}
     return results
 
 
