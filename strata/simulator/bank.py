@@ -22,6 +22,7 @@ from typing import Iterator
 
 from shared.contracts.events import AccountV1, CustomerV1
 from shared.settings import Settings
+from shared.money import to_cents as exact_cents  # configured amounts, Decimal to cents
 from strata.simulator.catalogue import (
     BRANCHES,
     GIVEN,
@@ -193,7 +194,7 @@ class SyntheticBank:
     def tier_shares(self, sample: int = 4000) -> dict[str, float]:
         """The expected share of customers in each tier, from a sample of the wealth mix."""
         rng = random.Random(mix_seed(self.seed, "tier-shares"))
-        floors = [(t.id, to_cents(float(t.floor))) for t in self.settings.tiers]
+        floors = [(t.id, exact_cents(t.floor)) for t in self.settings.tiers]
         counts = {t: 0 for t, _ in floors}
         for i in range(sample):
             wealth = to_cents(draw_wealth(rng, (i * GOLDEN) % 1.0))

@@ -24,6 +24,7 @@ from shared.contracts.cloudevents import Event, new_event
 from shared.contracts.events import AccountV1, BalanceV1, PostingV1
 from shared.money import from_cents
 from shared.settings import Settings
+from shared.money import to_cents as exact_cents  # configured amounts, Decimal to cents
 from strata.simulator.bank import (
     FLAG_INVESTOR,
     FLAG_OTHER_ATM,
@@ -84,13 +85,13 @@ class Feed:
             self.ledger.add_customer(plan, _installment(plan))
         self.light_until = light_until
         self.history_intensity = history_intensity
-        self.floors = [to_cents(float(t.floor)) for t in settings.tiers]
-        tier_floor = {t.id: to_cents(float(t.floor)) for t in settings.tiers}
+        self.floors = [exact_cents(t.floor) for t in settings.tiers]
+        tier_floor = {t.id: exact_cents(t.floor) for t in settings.tiers}
         vip = settings.signals.vip_outflow
         self.vip_floor = tier_floor.get(vip.min_tier, self.floors[-1])
-        self.large_outflow = to_cents(float(vip.large_outflow))
+        self.large_outflow = exact_cents(vip.large_outflow)
         self.fees = dict(FEE_DEFAULTS)
-        self.fees.update({f.id: to_cents(float(f.amount)) for f in settings.pricing.fees if f.kind == "fixed"})
+        self.fees.update({f.id: exact_cents(f.amount) for f in settings.pricing.fees if f.kind == "fixed"})
         self.counts: Counter[str] = Counter()
         self.observer: AumObserver | None = None
         self._stories: tuple[tuple[int, int], dict[int, tuple[str, int]]] | None = None
