@@ -9,4 +9,4 @@ SUBSCRIPTIONS = {
     topics.AUM: service.on_aum,
     topics.SIGNALS: service.on_signal,
 }
-EMITS = (topics.ASSIGNMENTS,)
+EMITS = (topics.ASSIGNMENTS, topics.CONTACTS)

@@ -20,6 +20,7 @@ from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate, Identifier, Money, Timestamp
 from shared.http import db_session
 from shared.paging import decode_cursor, encode_cursor
+from shared.contracts.events import ContactLoggedV1
 from shared.problems import Problem
 from services.assignment import metrics, service
 from services.assignment.models import AssignmentCustomer, AssignmentRm
@@ -387,12 +388,17 @@ async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Reque
     contacted_at = body.contacted_at or datetime.now(timezone.utc)
     if body.next_date is not None and body.next_date < contacted_at.astimezone(settings.zone).date():
         raise Problem(422, "Invalid request", "next_date is before the contact.")
-    async with request.app.state.runtime.db.transaction() as session:
-        row = await _visible_customer(session, principal, customer_id)
+    runtime = request.app.state.runtime
+    async with runtime.unit_of_work("assignment", cause=f"follow-up:{uuid.uuid4()}") as uow:
+        row = await _visible_customer(uow.session, principal, customer_id)
         follow_up = await service.record_follow_up(
-            session, row, rm_id=principal.rm_id, author=f"{principal.role}:{principal.subject}",
+            uow.session, row, rm_id=principal.rm_id, author=f"{principal.role}:{principal.subject}",
             channel=body.channel, note=body.note, outcome=body.outcome, next_date=body.next_date,
             contacted_at=contacted_at)
+        uow.emit(ContactLoggedV1(
+            follow_up_id=str(follow_up.id), customer_id=customer_id, rm_id=principal.rm_id,
+            channel=body.channel, outcome=body.outcome, contacted_at=contacted_at,
+            next_contact=body.next_date), stable_id=f"follow-up:{follow_up.id}")
         item = FollowUpItem(**service.follow_up_item(follow_up))
     response.headers["Location"] = f"/v1/customers/{customer_id}/follow-ups"
     return item

@@ -12,5 +12,6 @@ SUBSCRIPTIONS = {
     topics.SIGNALS: service.on_signal,
     topics.FEES: service.on_fee,
     topics.ASSIGNMENTS: service.on_assignment,
+    topics.CONTACTS: service.on_contact,
 }
 EMITS: tuple[str, ...] = ()

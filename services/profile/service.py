@@ -18,6 +18,7 @@ from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
     AccountV1,
     AssignmentChangedV1,
+    ContactLoggedV1,
     AumV1,
     CustomerV1,
     FeeAssessedV1,
@@ -240,6 +241,16 @@ async def on_assignment(event: Event, uow: UnitOfWork) -> None:
         customer.primary_rm, customer.primary_at = data.to, data.changed_at
     elif data.role == "backup" and is_newer(data.changed_at, customer.backup_at):
         customer.backup_rm, customer.backup_at = data.to, data.changed_at
+    else:
+        metrics.STALE_EVENTS.labels(event.topic).inc()
+
+
+async def on_contact(event: Event, uow: UnitOfWork) -> None:
+    """The last contact an RM logged (assignment's follow-ups), for the 360 and segments."""
+    data: ContactLoggedV1 = event.data
+    customer = await _customer(uow, data.customer_id)
+    if is_newer(data.contacted_at, customer.last_contact_at):
+        customer.last_contact_at = data.contacted_at
     else:
         metrics.STALE_EVENTS.labels(event.topic).inc()
 

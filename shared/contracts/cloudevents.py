@@ -125,6 +125,9 @@ def decode_structured(body: Any) -> Event:
     if not isinstance(body, dict):
         raise InvalidEvent("not a CloudEvent: expected a JSON object with specversion, id, source, type")
     attributes = {k: v for k, v in body.items() if k not in ("data", "data_base64")}
+    missing = [a for a in REQUIRED_ATTRIBUTES if a not in attributes]
+    if missing:  # say so before anything else: a bare data object is the usual mistake
+        raise InvalidEvent(f"not a CloudEvent: missing {', '.join(missing)}")
     if "data" not in body:
         raise InvalidEvent("CloudEvent has no data")
     for name, value in attributes.items():
@@ -173,6 +176,10 @@ def _parse_time(text: str | None) -> datetime:
         raise InvalidEvent(f"time {text[:40]!r} is not RFC 3339") from exc
     if parsed.tzinfo is None:
         raise InvalidEvent("time needs an offset (RFC 3339)")
+    # readers order records by this time (e.g. two upserts of one account): a time in the far
+    # future would let one record win against every later one
+    if not (2000 <= parsed.year <= 2199):
+        raise InvalidEvent(f"time {text[:40]!r} out of range (2000-2199)")
     return parsed
 
 

@@ -1,7 +1,8 @@
 """The data of every event of the outside contract (CONTRACT.md), as strict pydantic models.
 
 Inbound models refuse what core banking must never send (unknown fields, floats for money,
-naive times, negative asset balances); outbound models are what Strata promises to emit.
+naive times, negative asset balances, numbers or booleans spelt as strings: pydantic's lax mode
+would read ``"17"`` as 17 and ``"yes"`` as true); outbound models are what Strata promises to emit.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class CustomerV1(ContractModel):
     household_role: Literal["head", "spouse", "child", "parent", "member"] | None = None
     risk_level: RiskLevel | None = None
     tags: Tags = Field(default_factory=list)
-    auto_points_offset: bool = False
+    auto_points_offset: bool = Field(default=False, strict=True)
     attributes: dict[str, AttributeValue] = Field(default_factory=dict, max_length=100)
     source: Identifier = "core"
     updated_at: Timestamp
@@ -87,7 +88,7 @@ class PostingV1(ContractModel):
     posting_id: Identifier
     customer_id: Identifier
     account_id: Identifier
-    account_seq: int = Field(ge=1, le=2**62)
+    account_seq: int = Field(ge=1, le=2**62, strict=True)
     product_type: ProductType
     direction: Literal["debit", "credit"]
     amount: PositiveMoney
@@ -96,7 +97,7 @@ class PostingV1(ContractModel):
     tx_type: TxType
     channel: Identifier
     counterparty_bank: Identifier | None = None
-    cross_region: bool = False
+    cross_region: bool = Field(default=False, strict=True)
     branch_id: Identifier
     posted_at: Timestamp
 
@@ -198,6 +199,19 @@ class AssignmentChangedV1(ContractModel):
 
 
 # --- internal, between Strata's own services -----------------------------------------------
+
+
+class ContactLoggedV1(ContractModel):
+    """``strata.contact_logged.v1`` (internal): an RM logged a contact with a customer, so the
+    customer 360 and the segment templates know the last contact."""
+
+    follow_up_id: str
+    customer_id: Identifier
+    rm_id: str | None
+    channel: str
+    outcome: str
+    contacted_at: Timestamp
+    next_contact: BankDate | None = None
 
 
 class PostingTieredV1(ContractModel):

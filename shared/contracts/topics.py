@@ -11,6 +11,7 @@ from shared.contracts.events import (
     AssignmentChangedV1,
     AumV1,
     BalanceV1,
+    ContactLoggedV1,
     CustomerV1,
     FeeAssessedV1,
     PostingTieredV1,
@@ -46,6 +47,7 @@ SIGNALS = "strata.signals"
 FEES = "strata.fees"
 ASSIGNMENTS = "strata.assignments"
 POSTINGS_TIERED = "strata.postings.tiered"
+CONTACTS = "strata.contacts"
 
 EVENT_TYPES: tuple[EventType, ...] = (
     EventType(CUSTOMERS, "bank.customer.v1", CustomerV1, inbound=True),
@@ -58,6 +60,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(FEES, "strata.fee_assessed.v1", FeeAssessedV1, inbound=False),
     EventType(ASSIGNMENTS, "strata.assignment_changed.v1", AssignmentChangedV1, inbound=False),
     EventType(POSTINGS_TIERED, "strata.posting_tiered.v1", PostingTieredV1, inbound=False, public=False),
+    EventType(CONTACTS, "strata.contact_logged.v1", ContactLoggedV1, inbound=False, public=False),
 )
 
 BY_CE_TYPE: dict[str, EventType] = {t.ce_type: t for t in EVENT_TYPES}

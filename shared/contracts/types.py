@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -39,6 +40,28 @@ Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, patte
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 
 
+_RFC3339_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _time_text(value: object) -> object:
+    # pydantic would also read a number (or a numeric string) as a Unix time: the contract says
+    # RFC 3339, so anything else is refused before it can be misread
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339_TIME.match(value):
+        raise ValueError("a time must be an RFC 3339 string such as \"2026-11-28T10:15:02+08:00\"")
+    return value
+
+
+def _date_text(value: object) -> object:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("a date must be a string such as \"2026-11-28\"")
+    return value
+
+
 def _plausible_date(value: date) -> date:
     if not (1900 <= value.year <= 2199):
         raise ValueError("date out of range (1900-2199)")
@@ -53,8 +76,8 @@ def _plausible_time(value: datetime) -> datetime:
     return value
 
 
-BankDate = Annotated[date, AfterValidator(_plausible_date)]
-Timestamp = Annotated[datetime, AfterValidator(_plausible_time)]
+BankDate = Annotated[date, BeforeValidator(_date_text), AfterValidator(_plausible_date)]
+Timestamp = Annotated[datetime, BeforeValidator(_time_text), AfterValidator(_plausible_time)]
 
 Currency = Literal["CNY"]
 RiskLevel = Literal["C1", "C2", "C3", "C4", "C5"]
