@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, require_roles
 from shared.bus.base import Message
-from shared.contracts.cloudevents import BATCH, InvalidEvent, decode_structured, encode_binary
+from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, InvalidEvent, decode_structured, encode_binary
 from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
 from shared.problems import Problem, install_problem_handlers
 from shared.runtime.process import Runtime
@@ -120,9 +120,16 @@ def _events_router() -> APIRouter:
             candidates = body
         else:
             candidates = [body]
-        events, errors = [], []
+        events, errors, oversized = [], [], False
         for index, candidate in enumerate(candidates):
             try:
+                # the limit consumers hold a record to: an event they would dead-letter for its
+                # size is refused here, before it reaches the bus (where it could also exceed
+                # the broker's message size)
+                size = len(json.dumps(candidate, ensure_ascii=False, separators=(",", ":")).encode())
+                if size > MAX_EVENT_BYTES:
+                    oversized = True
+                    raise InvalidEvent(f"event of {size} bytes exceeds {MAX_EVENT_BYTES}")
                 event = decode_structured(candidate)
                 if not event.event_type.inbound:
                     raise InvalidEvent(f"{event.type} is emitted by Strata and cannot be posted")
@@ -132,6 +139,8 @@ def _events_router() -> APIRouter:
         if errors:
             HTTP_EVENTS_REFUSED.inc()
             detail = "; ".join(f"event {e['index']}: {e['reason']}" for e in errors[:5])
+            if oversized:
+                raise Problem(413, "Event too large", detail, errors=errors)
             raise Problem(422, "Invalid CloudEvent", detail, errors=errors)
         messages = []
         for event in events:

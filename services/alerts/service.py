@@ -123,13 +123,20 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
 
 async def on_posting(event: Event, uow: UnitOfWork) -> None:
     """A VIP's single large outflow to another bank raises ``vip_outflow``; each posting is
-    judged once, whatever event id it arrives under."""
+    judged once, whatever event id it arrives under. A large outflow that contradicts the
+    registered account (another owner or product type) is rejected, as tiering rejects it."""
     p: PostingV1 = event.data
     vip = uow.settings.signals.vip_outflow
     if not is_large_interbank_outflow(p.direction, p.counterparty_bank, p.amount, p.product_type,
                                       vip.large_outflow):
         return
     session = uow.session
+    account = await session.get(AlertsAccount, p.account_id)
+    if account is not None and (account.customer_id, account.product_type) != (p.customer_id, p.product_type):
+        # tiering rejects such a posting too (it moves no balance and is never priced): a signal
+        # raised on it would tell an RM of an outflow that Strata does not count
+        raise Rejected(f"account {p.account_id} is a {account.product_type} of customer "
+                       f"{account.customer_id}, not a {p.product_type} of {p.customer_id}")
     if await session.get(AlertsOutflow, p.posting_id) is not None:
         _count(session, metrics.SIGNALS_SUPPRESSED, VIP_OUTFLOW)
         return
