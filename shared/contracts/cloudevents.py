@@ -117,7 +117,9 @@ def decode_record(value: bytes | None, headers: list[tuple[str, bytes]] | tuple)
     if content_type.startswith(STRUCTURED) or "ce_type" not in hdrs:
         return decode_structured(_parse_json(value))
     attributes = {k[3:]: v for k, v in hdrs.items() if k.startswith("ce_")}
-    return _build(attributes, _parse_json(value))
+    if any(not attributes.get(a) for a in REQUIRED_ATTRIBUTES):
+        _parse_json(value)  # say "not JSON" first when the value is not even JSON
+    return _build(attributes, value)  # validated straight from the bytes (pydantic's JSON parser)
 
 
 def decode_structured(body: Any) -> Event:
@@ -155,8 +157,14 @@ def _build(attributes: dict[str, str], data: Any) -> Event:
     if len(attributes["id"]) > 200:
         raise InvalidEvent("id longer than 200 characters")
     try:
-        model = etype.model.model_validate(data)
+        if isinstance(data, bytes):
+            model = etype.model.model_validate_json(data)
+        else:
+            model = etype.model.model_validate(data)
     except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            raise InvalidEvent(f"value is not JSON: {first.get('msg', '')}") from exc
         raise InvalidEvent(describe_validation_error(exc)) from exc
     subject = etype.key_of(model)
     if attributes.get("subject") and attributes["subject"] != subject:
