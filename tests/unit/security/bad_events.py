@@ -14,10 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
+from shared.bus.base import Message
 from shared.contracts import topics
-from shared.contracts.cloudevents import MAX_EVENT_BYTES
+from shared.contracts.cloudevents import MAX_EVENT_BYTES, encode_binary
 from shared.contracts.events import AccountV1, BalanceV1, CustomerV1, PostingV1
 
 BRANCH = "BR-SEC"
@@ -301,3 +303,86 @@ def dead_letter_services(bad: BadEvent, readers: dict[str, list[str]]) -> set[st
     """The services that must dead-letter ``bad``: every reader of its topic when it is invalid in
     itself, only the refusing ones otherwise. ``readers`` maps a topic to its services."""
     return set(bad.rejected_by) if bad.rejected_by else set(readers[bad.topic])
+
+
+# --- driving a harness (single-process or Kafka) ------------------------------------------
+
+
+def readers(harness) -> dict[str, list[str]]:
+    """Which services read each inbound topic in this harness."""
+    return {t: sorted(n for n, loop in harness.runtime.loops.items() if t in loop.topics) for t in INBOUND}
+
+
+def dead_lettered_total(service: str, topic: str, category: str) -> float:
+    return REGISTRY.get_sample_value("strata_events_dead_lettered_total",
+                                     {"service": service, "topic": topic, "reason": category}) or 0.0
+
+
+async def publish_bad_then_good(harness, bad_events: list[BadEvent]) -> None:
+    """The registrations some bad events contradict, applied first; then each bad event and,
+    right after it, a good one for the same customer (same key, same partition)."""
+    before = [e for bad in bad_events for e in bad.before]
+    if before:
+        await harness.publish(*before)
+        await harness.settle()
+    messages = []
+    for bad in bad_events:
+        value, headers = bad.record()
+        messages.append(Message(bad.topic, bad.customer_id.encode(), value, headers))
+        good = harness.event(good_after(bad.topic, bad.customer_id))
+        messages.append(Message(good.topic, *encode_binary(good)))
+    await harness.runtime.bus.publish(messages)
+    await harness.settle(timeout=60)
+
+
+async def good_event_applied(harness, bad: BadEvent) -> bool:
+    cid = bad.customer_id
+    if bad.topic in (topics.POSTINGS, topics.BALANCES):
+        response = await harness.get(f"/v1/customers/{cid}/tier")
+        return response.status_code == 200 and response.json()["aum"] == GOOD_BALANCE
+    response = await harness.get(f"/v1/customers/{cid}", role="analyst")
+    if response.status_code != 200:
+        return False
+    body = response.json()
+    if bad.topic == topics.CUSTOMERS:
+        return body["profile"]["name"] == "after the bad one"
+    return [h["account_id"] for h in body["holdings"]] == [f"{cid}-OK"]
+
+
+async def judge(harness, bad_events: list[BadEvent], letters: dict[str, list], counted_before: dict) -> list[str]:
+    """Everything wrong with the outcome: ``letters`` are the records of each topic's DLQ (any
+    record type with ``key``, ``value`` and ``headers``); ``counted_before`` the dead-letter
+    counters before the events were published."""
+    who_reads = readers(harness)
+    wrong: list[str] = []
+    counts: dict[tuple[str, str, str], int] = {}
+    for bad in bad_events:
+        expected = dead_letter_services(bad, who_reads)
+        mine = [r for r in letters[bad.topic] if r.key == bad.customer_id.encode()]
+        services = {dict(r.headers)["strata_dlq_service"].decode() for r in mine}
+        if services != expected or len(mine) != len(services):
+            wrong.append(f"{bad.id}: dead-lettered by {sorted(services)} ({len(mine)} letters), "
+                         f"expected once by each of {sorted(expected)}")
+        for r in mine:
+            headers = dict(r.headers)
+            reason = headers["strata_dlq_reason"].decode()
+            if bad.says not in reason:
+                wrong.append(f"{bad.id}: reason {reason[:160]!r} does not say {bad.says!r}")
+            if headers["strata_dlq_category"].decode() != bad.category:
+                wrong.append(f"{bad.id}: category {headers['strata_dlq_category']!r}, not {bad.category}")
+            if r.value != bad.record()[0]:
+                wrong.append(f"{bad.id}: the dead letter does not carry the original value")
+            key = (headers["strata_dlq_service"].decode(), bad.topic, bad.category)
+            counts[key] = counts.get(key, 0) + 1
+        if not await good_event_applied(harness, bad):
+            wrong.append(f"{bad.id}: the good event after it was not applied")
+    for key, n in counts.items():
+        if dead_lettered_total(*key) - counted_before.get(key, 0.0) < n:
+            wrong.append(f"strata_events_dead_lettered_total{key} grew by less than {n}")
+    return wrong
+
+
+def counters(harness, bad_events: list[BadEvent]) -> dict[tuple[str, str, str], float]:
+    who_reads = readers(harness)
+    return {(s, bad.topic, bad.category): dead_lettered_total(s, bad.topic, bad.category)
+            for bad in bad_events for s in dead_letter_services(bad, who_reads)}

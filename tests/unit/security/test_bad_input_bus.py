@@ -13,29 +13,23 @@ from __future__ import annotations
 import json
 
 import pytest
-from prometheus_client import REGISTRY
 
-from shared.bus.base import Message
 from shared.contracts import topics
 from shared.contracts.cloudevents import BATCH, STRUCTURED, to_structured
 from shared.contracts.events import AccountV1, PostingV1
 from shared.contracts.topics import dead_letter_topic
 from tests.unit.security.bad_events import (
-    GOOD_BALANCE,
     INBOUND,
-    BadEvent,
     account_data,
     catalogue,
-    dead_letter_services,
+    counters,
     good_after,
+    judge,
     posting_data,
+    publish_bad_then_good,
 )
 
 CATALOGUE = catalogue()
-
-
-def readers(strata) -> dict[str, list[str]]:
-    return {t: sorted(n for n, loop in strata.runtime.loops.items() if t in loop.topics) for t in INBOUND}
 
 
 def dead_letters(strata, topic: str) -> list:
@@ -43,88 +37,19 @@ def dead_letters(strata, topic: str) -> list:
     return [r for p in parts for r in p.records]
 
 
-def dead_lettered_total(service: str, topic: str, category: str) -> float:
-    return REGISTRY.get_sample_value("strata_events_dead_lettered_total",
-                                     {"service": service, "topic": topic, "reason": category}) or 0.0
-
-
-async def publish_bad_then_good(strata, bad_events: list[BadEvent]) -> None:
-    before = [e for bad in bad_events for e in bad.before]
-    if before:
-        await strata.publish(*before)
-        await strata.settle()
-    messages = []
-    for bad in bad_events:
-        value, headers = bad.record()
-        messages.append(Message(bad.topic, bad.customer_id.encode(), value, headers))
-        good = strata.event(good_after(bad.topic, bad.customer_id))
-        messages.append(Message(good.topic, *_binary(good)))
-    await strata.runtime.bus.publish(messages)
-    await strata.settle()
-
-
-def _binary(event):
-    from shared.contracts.cloudevents import encode_binary
-
-    return encode_binary(event)
-
-
-async def good_event_applied(strata, bad: BadEvent) -> bool:
-    cid = bad.customer_id
-    if bad.topic in (topics.POSTINGS, topics.BALANCES):
-        response = await strata.get(f"/v1/customers/{cid}/tier")
-        return response.status_code == 200 and response.json()["aum"] == GOOD_BALANCE
-    response = await strata.get(f"/v1/customers/{cid}", role="analyst")
-    if response.status_code != 200:
-        return False
-    body = response.json()
-    if bad.topic == topics.CUSTOMERS:
-        return body["profile"]["name"] == "after the bad one"
-    return [h["account_id"] for h in body["holdings"]] == [f"{cid}-OK"]
-
-
 async def test_every_bad_event_is_dead_lettered_with_its_reason_counted_and_the_stream_goes_on(strata):
-    who_reads = readers(strata)
-    expected = {bad.id: dead_letter_services(bad, who_reads) for bad in CATALOGUE}
-    counted_before = {(s, bad.topic, bad.category): dead_lettered_total(s, bad.topic, bad.category)
-                      for bad in CATALOGUE for s in expected[bad.id]}
-
+    before = counters(strata, CATALOGUE)
     await publish_bad_then_good(strata, CATALOGUE)
-
-    wrong, counts = [], {}
-    for bad in CATALOGUE:
-        letters = [r for r in dead_letters(strata, bad.topic) if r.key == bad.customer_id.encode()]
-        services = {dict(r.headers)["strata_dlq_service"].decode() for r in letters}
-        if services != expected[bad.id] or len(letters) != len(services):
-            wrong.append(f"{bad.id}: dead-lettered by {sorted(services)} ({len(letters)} letters), "
-                         f"expected once by each of {sorted(expected[bad.id])}")
-        for r in letters:
-            headers = dict(r.headers)
-            reason = headers["strata_dlq_reason"].decode()
-            if bad.says not in reason:
-                wrong.append(f"{bad.id}: reason {reason[:160]!r} does not say {bad.says!r}")
-            if headers["strata_dlq_category"].decode() != bad.category:
-                wrong.append(f"{bad.id}: category {headers['strata_dlq_category']!r}, not {bad.category}")
-            if r.value != bad.record()[0] and bad.raw is None:
-                wrong.append(f"{bad.id}: the dead letter does not carry the original value")
-            key = (headers["strata_dlq_service"].decode(), bad.topic, bad.category)
-            counts[key] = counts.get(key, 0) + 1
-        if not await good_event_applied(strata, bad):
-            wrong.append(f"{bad.id}: the good event after it was not applied")
-    for key, n in counts.items():
-        if dead_lettered_total(*key) - counted_before.get(key, 0.0) < n:
-            wrong.append(f"strata_events_dead_lettered_total{key} grew by less than {n}")
+    letters = {t: dead_letters(strata, t) for t in INBOUND}
+    wrong = await judge(strata, CATALOGUE, letters, before)
     assert not wrong, "\n".join(wrong)
 
-
-async def test_a_contradicting_posting_changes_nothing_for_the_accounts_owner(strata):
-    bad = next(b for b in CATALOGUE if b.kind == "account_of_another_customer" and b.topic == topics.POSTINGS)
-    owner = bad.before[0].customer_id
-    response = await strata.get(f"/v1/customers/{owner}/tier")
-    assert response.status_code == 404 or response.json()["aum"] == "0.00"
-    fees = await strata.get(f"/v1/customers/{bad.customer_id}/fees")
-    assert bad.data["posting_id"] not in {f["posting_id"] for f in fees.json()["items"]}, \
-        "a rejected posting is not passed on to pricing"
+    contradicting = next(b for b in CATALOGUE if b.kind == "account_of_another_customer" and b.topic == topics.POSTINGS)
+    owner = contradicting.before[0].customer_id
+    assert (await strata.get(f"/v1/customers/{owner}/tier")).status_code == 404, "the owner's account did not move"
+    fees = (await strata.get(f"/v1/customers/{contradicting.customer_id}/fees")).json()["items"]
+    assert contradicting.data["posting_id"] not in {f["posting_id"] for f in fees}, "a rejected posting is never priced"
+    assert len(fees) == 1, "the good posting after it is"
 
 
 async def test_a_posting_for_an_account_not_yet_registered_is_applied_and_a_matching_registration_later_too(strata):
