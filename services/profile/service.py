@@ -197,9 +197,14 @@ async def on_tier(event: Event, uow: UnitOfWork) -> None:
 
 @read_model_handler
 async def on_signal(event: Event, uow: UnitOfWork) -> None:
-    """Open signals by id; any other status closes one, and a closed one stays closed."""
+    """Open signals by id; any other status closes one, and a closed one stays closed. An event
+    with the status the signal already has is a re-route (alerts hands a customer's signals to
+    a new primary RM or branch, status unchanged): the signal follows it."""
     data: SignalV1 = event.data
     row = await batch.cached(uow, ProfileSignal, data.id)
+    if row is not None and row.status == data.status:
+        row.rm_id, row.branch_id = data.rm_id, data.branch_id
+        return
     status = signal_status_after(row.status if row else None, data.status)
     if status is None:
         return

@@ -181,6 +181,16 @@ async def test_signals_stay_open_until_a_status_change_closes_them_and_never_reo
         (f"{cid}-2", "birthday", "open")]
 
 
+async def test_a_signal_re_routed_to_a_new_primary_rm_shows_that_rm_and_stays_open(profile_strata):
+    s, cid = profile_strata, new_id()
+    queued = signal(f"{cid}-1", cid).model_copy(update={"rm_id": None})  # raised before the RM was known
+    await s.publish(queued)
+    await s.publish(signal(f"{cid}-1", cid))  # alerts re-routes it to the primary RM, status unchanged
+    await s.settle()
+    body = await view(s, cid)
+    assert [(x["id"], x["rm_id"], x["status"]) for x in body["open_signals"]] == [(f"{cid}-1", "RM-P1", "open")]
+
+
 async def test_a_priced_posting_arriving_again_under_a_new_event_id_is_counted_once(profile_strata):
     s, cid = profile_strata, new_id()
     t = now()
