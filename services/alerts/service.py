@@ -104,15 +104,16 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
                        rules.vip_outflow.window_days)
     customer.aum, customer.aum_at, customer.aum_highs = a.aum, a.as_of, highs.encode()
     ladder = ladder_of(settings)
+    judged = ladder.effective(tier_in_force(customer, a.as_of), a.aum)
     if customer.tier_at is None or a.as_of >= customer.tier_at:
         effective = ladder.effective(customer.tier, a.aum)
         if effective != customer.tier:
-            customer.tier, customer.tier_at = effective, a.as_of
-    near = near_upgrade(ladder, customer.tier, a.aum, rules.near_upgrade.ratio,
+            move_tier(customer, effective, a.as_of)
+    near = near_upgrade(ladder, judged, a.aum, rules.near_upgrade.ratio,
                         customer_id=a.customer_id, day=day,
                         suppress_days=rules.near_upgrade.suppress_days)
     vip = rules.vip_outflow
-    drop = vip_drop(ladder, customer.tier, a.aum, highs, min_tier=vip.min_tier,
+    drop = vip_drop(ladder, judged, a.aum, highs, min_tier=vip.min_tier,
                     drop_ratio=vip.drop_ratio, window_days=vip.window_days,
                     customer_id=a.customer_id, day=day, suppress_days=vip.suppress_days)
     for finding in (near, drop):
@@ -146,7 +147,8 @@ async def on_posting(event: Event, uow: UnitOfWork) -> None:
     posting = {"posting_id": p.posting_id, "account_id": p.account_id, "amount": format_money(p.amount),
                "counterparty_bank": p.counterparty_bank, "tx_type": p.tx_type, "channel": p.channel,
                "posted_at": p.posted_at.isoformat(), "aum": format_money(customer.aum)}
-    finding = vip_large_outflow(ladder_of(uow.settings), customer.tier, min_tier=vip.min_tier,
+    finding = vip_large_outflow(ladder_of(uow.settings), tier_in_force(customer, p.posted_at),
+                                min_tier=vip.min_tier,
                                 large_outflow=vip.large_outflow, customer_id=p.customer_id,
                                 day=business_day(p.posted_at, uow.settings),
                                 suppress_days=vip.suppress_days, posting=posting)
@@ -160,7 +162,7 @@ async def on_tier(event: Event, uow: UnitOfWork) -> None:
     t: TierChangedV1 = event.data
     customer = await _customer(uow, t.customer_id)
     if customer.tier_at is None or t.effective_at >= customer.tier_at:
-        customer.tier, customer.tier_at = t.to, t.effective_at
+        move_tier(customer, t.to, t.effective_at)
     else:
         _count_stale(uow, "tier")
     await uow.session.flush()
@@ -246,6 +248,25 @@ async def on_assignment(event: Event, uow: UnitOfWork) -> None:
 
 
 # --- the steps the handlers share ----------------------------------------------------------
+
+
+def tier_in_force(customer: AlertsCustomer, at: datetime) -> str:
+    """The tier to judge an event dated ``at`` with: the tier before the latest change if that
+    change is of the same instant. Kafka orders nothing across topics, so the tier event of an
+    upgrade at T may be read before the AUM events of T that led to it (the balances of one
+    account after another, all as of T): judged with the tier before T, those events raise the
+    same signals whichever topic was read first."""
+    if customer.tier_before is not None and at == customer.tier_at:
+        return customer.tier_before
+    return customer.tier
+
+
+def move_tier(customer: AlertsCustomer, tier: str, at: datetime) -> None:
+    """The customer is in ``tier`` from ``at`` (not older than the tier held); the tier before
+    that instant is kept for :func:`tier_in_force`."""
+    if customer.tier_at is None or at > customer.tier_at:
+        customer.tier_before = customer.tier
+    customer.tier, customer.tier_at = tier, at
 
 
 async def prefetch(events: list[Event], uow: UnitOfWork) -> None:

@@ -367,6 +367,20 @@ async def test_a_near_upgrade_raised_with_the_upgrade_it_follows_stays_open(stra
                                                                               ("tier_upgraded", "open")]
 
 
+@pytest.mark.parametrize("tier_event_first", [False, True], ids=["aum-first", "tier-first"])
+async def test_the_balances_of_one_instant_raise_the_same_signals_whichever_topic_is_read_first(
+        strata, tier_event_first):
+    # two accounts' balances as of one instant: AUM 48,000 after the first (near gold), 73,000
+    # after the second (gold), and the upgrade they lead to, dated that instant too
+    c = new_customer()
+    when = at("2026-11-06", "00:00:00")
+    balances = [aum(c, "48000.00", when), aum(c, "73000.00", when)]
+    upgrade = tier_change(c, "upgrade", "mass", "gold", when, aum_="73000.00")
+    await feed(strata, *([upgrade, *balances] if tier_event_first else [*balances, upgrade]))
+    found = sorted((i["signal_type"], i["status"], i["evidence"].get("next_tier")) for i in await signals(strata, c))
+    assert found == [("near_upgrade", "open", "gold"), ("tier_upgraded", "open", None)]
+
+
 async def test_a_signal_raised_before_the_branch_is_known_joins_the_branch_queue_later(strata):
     c = new_customer()
     await feed(strata, tier_change(c, "upgrade", "mass", "gold", at("2026-11-03")))
