@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import audit
 from shared.auth import Principal, require_roles
 from shared.bus.base import Message
 from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, InvalidEvent, decode_structured, encode_binary
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
     install_problem_handlers(app)
     app.include_router(_platform_router())
     app.include_router(_events_router())
+    app.include_router(audit.router)  # read-only; each process shows the entries of its database
     for spec in runtime.services:
         for router in spec.routers:
             app.include_router(router)

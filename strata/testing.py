@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
+from shared.audit import PURPOSE_HEADER
 from shared.auth import issue_token
 from shared.bus.base import Message
 from shared.bus.memory import MemoryBus
@@ -25,6 +26,9 @@ from shared.runtime.models import OutboxMessage
 from shared.runtime.process import Runtime
 from shared.runtime.service import ServiceSpec
 from shared.settings import Settings
+
+
+TEST_PURPOSE = "automated test"
 
 
 class Harness:
@@ -92,10 +96,15 @@ class Harness:
     # --- HTTP -------------------------------------------------------------------------------
 
     def token(self, role: str, *, rm_id: str | None = None, branch_id: str | None = None,
-              ttl_minutes: int = 60) -> dict[str, str]:
+              ttl_minutes: int = 60, purpose: str | None = TEST_PURPOSE) -> dict[str, str]:
+        """The headers of a caller with this role: the bearer token and, unless ``purpose`` is
+        None, the stated purpose that audited reads require (``shared.audit``)."""
         token = issue_token(self.settings.auth.secret.get_secret_value(), role, rm_id=rm_id,
                             branch_id=branch_id, ttl_minutes=ttl_minutes)
-        return {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"}
+        if purpose is not None:
+            headers[PURPOSE_HEADER] = purpose
+        return headers
 
     async def get(self, path: str, role: str = "admin", **kw: Any) -> httpx.Response:
         return await self.client.get(path, headers=self.token(role, **_ids(kw)), params=kw.get("params"))

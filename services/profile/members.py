@@ -9,6 +9,7 @@ import time
 from datetime import date
 from typing import Any, AsyncIterator
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database
@@ -36,6 +37,11 @@ def member(row: Any, *, role: str, unmasked_roles: list[str], today: date) -> di
         "primary_rm": row.primary_rm, "backup_rm": row.backup_rm, "open_signals": row.open_signals,
         "points_balance": row.points_balance, "last_contact": row.last_contact_at,
     }
+
+
+async def count(session: AsyncSession, stmt) -> int:
+    """How many members ``stmt`` selects (what an export is about to send, for its audit entry)."""
+    return await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
 
 
 async def page(session: AsyncSession, stmt, **how: Any) -> list[dict[str, Any]]:

@@ -10,8 +10,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared import audit
 from shared.access import ensure_customer_visible, visible_filter
-from shared.auth import Principal, current_principal, require_roles
+from shared.auth import Principal, current_principal, may_see_pii, require_roles
 from shared.http import db_session
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
@@ -34,13 +35,25 @@ RESERVED_QUERY = ("format", "cursor", "limit")
 @router.get("/v1/customers/{customer_id}", response_model=Customer360)
 async def get_customer(customer_id: str, request: Request,
                        principal: Principal = Depends(current_principal),
+                       purpose: str | None = audit.purpose_header(
+                           "Required for the roles that see identity numbers and phones unmasked: "
+                           "why you need them (recorded in the audit log)."),
                        session: AsyncSession = Depends(db_session)):
     """Customer 360: profile (identity masked unless the role may see it), household, holdings
-    with maturities and card expiries, loans and cards, AUM, tier, RMs, open signals, points."""
+    with maturities and card expiries, loans and cards, AUM, tier, RMs, open signals, points.
+    An unmasked read states its purpose and is recorded in the audit log (``GET /v1/audit``)."""
     await ensure_customer_visible(request, principal, customer_id, service="profile")
     settings = request.app.state.settings
-    view = await queries.customer_360(session, settings, customer_id, principal.role,
-                                      segments.business_today(settings))
+    today = segments.business_today(settings)
+    if not may_see_pii(principal, settings.auth.unmasked_roles):
+        view = await queries.customer_360(session, settings, customer_id, principal.role, today)
+    else:
+        why = audit.required_purpose(purpose)
+        async with request.app.state.runtime.db.transaction() as tx:  # the read and its entry commit together
+            view = await queries.customer_360(tx, settings, customer_id, principal.role, today)
+            if view is not None:
+                await audit.record(tx, request, principal, service="profile", action="customer_360",
+                                   purpose=why, rows=1, unmasked=True, customer_id=customer_id)
     if view is None:
         raise Problem(404, "Customer not found", f"Profile has no customer {customer_id}.")
     return view
@@ -133,10 +146,14 @@ async def segment_members(name: str, request: Request,
                           format: str | None = Query(None, pattern="^(json|csv)$",
                                                      description="csv streams the whole segment"),
                           cursor: str | None = None, limit: int | None = Query(None, ge=1),
+                          purpose: str | None = audit.purpose_header(
+                              "Required: why you need this customer list (recorded in the audit log)."),
                           principal: Principal = Depends(current_principal)):
     """The customers a template selects, within the caller's book (an RM's own customers, a
     branch manager's branch). Other query parameters bind the template's parameters. JSON is
-    paged; CSV (``Accept: text/csv`` or ``?format=csv``) streams every member."""
+    paged; CSV (``Accept: text/csv`` or ``?format=csv``) streams every member. Every read states
+    its purpose and is recorded in the audit log (``GET /v1/audit``) with its row count."""
+    why = audit.required_purpose(purpose)
     settings = request.app.state.settings
     runtime = request.app.state.runtime
     async with runtime.db.sessions() as session:
@@ -148,8 +165,13 @@ async def segment_members(name: str, request: Request,
     ctx = segments.CompileContext(segments.business_today(settings), settings.zone, vocabulary)
     visible = visible_filter(principal, "profile")
     how = {"role": principal.role, "unmasked_roles": settings.auth.unmasked_roles, "today": ctx.today}
+    entry = {"service": "profile", "purpose": why, "segment": name,
+             "unmasked": may_see_pii(principal, settings.auth.unmasked_roles)}
     if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
         stmt = segments.members_query(bound, ctx, visible)
+        async with runtime.db.transaction() as tx:  # recorded before the first row leaves
+            rows = await members.count(tx, stmt)
+            await audit.record(tx, request, principal, action="segment_export", rows=rows, **entry)
         return StreamingResponse(
             members.stream_csv(runtime.db, stmt, batch_rows=settings.profile.export_batch_rows, **how),
             media_type="text/csv; charset=utf-8",
@@ -162,10 +184,11 @@ async def segment_members(name: str, request: Request,
     if after is not None and not isinstance(after, str):
         raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.")
     stmt = segments.members_query(bound, ctx, visible, after=after, limit=size + 1)
-    async with runtime.db.sessions() as session:
-        items = await members.page(session, stmt, **how)
-    more = len(items) > size
-    items = items[:size]
+    async with runtime.db.transaction() as tx:  # the page and its audit entry commit together
+        items = await members.page(tx, stmt, **how)
+        more = len(items) > size
+        items = items[:size]
+        await audit.record(tx, request, principal, action="segment_members", rows=len(items), **entry)
     return {"items": items, "next": encode_cursor({"after": items[-1]["customer_id"]}) if more else None}
 
 

@@ -115,7 +115,8 @@ async def test_a_large_outflow_on_another_customers_account_raises_no_signal_for
     await strata.publish(AccountV1.model_validate(account_data(owner, theirs)),
                          PostingV1.model_validate(posting_data(cid, amount="900000.00", balance_after="900000.00")))
     await strata.settle()
-    outflow = dict(direction="debit", amount="150000.00", tx_type="transfer_out", counterparty_bank="OTHER")
+    outflow = dict(direction="debit", amount="150000.00", tx_type="transfer_out", counterparty_bank="OTHER",
+                   posted_at="2026-11-21T10:00:00+08:00")  # a day after the upgrade: a VIP by then
     bad = PostingV1.model_validate(posting_data(cid, theirs, balance_after="0.00", **outflow))
     good = PostingV1.model_validate(posting_data(cid, account_seq=2, balance_after="750000.00", **outflow))
     await strata.publish(bad, good)
