@@ -253,7 +253,7 @@ def _bad_tokens(secret: str) -> dict[str, dict[str, str]]:
         "no token": {},
         "not a bearer token": {"Authorization": "Basic YWRtaW46YWRtaW4="},
         "expired": bearer(issue_token(secret, "admin", ttl_minutes=-1)),
-        "wrong signature": bearer(issue_token("another-key-entirely", "admin")),
+        "wrong signature": bearer(issue_token("another-key-entirely-but-as-long-as-the-real-one", "admin")),
         "another issuer": bearer(issue_token(secret, "admin", issuer="somebody-else")),
         "unsigned": bearer(jwt.encode({**claims, "role": "admin"}, None, algorithm="none")),
         "unknown role": bearer(jwt.encode({**claims, "role": "superuser"}, secret, algorithm="HS256")),
