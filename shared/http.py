@@ -4,18 +4,20 @@ service's own routes, with problem+json errors and bearer-token auth."""
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit
 from shared.auth import Principal, require_roles
 from shared.bus.base import Message
-from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, InvalidEvent, decode_structured, encode_binary
+from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, STRUCTURED, InvalidEvent, decode_structured, encode_binary
 from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
 from shared.problems import Problem, install_problem_handlers
 from shared.runtime.process import Runtime
@@ -32,6 +34,117 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A read session for one request."""
     async with request.app.state.runtime.db.sessions() as session:
         yield session
+
+
+class ProblemDetail(BaseModel):
+    """An RFC 9457 problem: every error Strata answers has this shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request: a body that is not JSON, a NUL character, a required header missing",
+    401: "No valid bearer token",
+    403: "The role, or the caller's book, does not allow it",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Too large",
+    422: "Invalid request: the problem names each wrong field",
+    503: "The database or the bus does not answer now; retry shortly",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route's own error answers; every error is documented as problem+json
+    (see :func:`_document_problems`)."""
+    return {status: {"description": PROBLEM_DESCRIPTIONS[status]} for status in statuses}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI what every route really answers when it refuses: problem+json (not
+    FastAPI's default validation shape) for each error, and the errors every route shares: 400
+    (a NUL character, a body that does not parse), 401 and 403 where a token is needed, 503
+    during an outage."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = \
+            ProblemDetail.model_json_schema(ref_template="#/components/schemas/{model}")
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                shared = [400, 503] if path != "/healthz" else [400]
+                if operation.get("security"):
+                    shared += [401, 403]
+                for status in shared:
+                    responses.setdefault(str(status), {"description": PROBLEM_DESCRIPTIONS[status]})
+                for status, response in responses.items():
+                    if status[0] in "45":
+                        response["content"] = problem
+                        if status == "422":
+                            response["description"] = PROBLEM_DESCRIPTIONS[422]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class RefuseNul:
+    """PostgreSQL cannot store or even compare text holding a NUL character: a request carrying
+    one (in its path, its query or its JSON body) would reach a query and end as a 500. It is
+    refused first, with a 400 problem."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            return await self._refuse(scope, receive, send)
+        content_type = dict(scope.get("headers") or ()).get(b"content-type", b"")
+        if b"json" not in content_type:
+            return await self.app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay([], message, receive), send)
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        if any(b"\x00" in c for c in chunks) or _ESCAPED_NUL.search(b"".join(chunks)):
+            return await self._refuse(scope, receive, send)
+        await self.app(scope, _replay(chunks, None, receive), send)
+
+    @staticmethod
+    async def _refuse(scope, receive, send) -> None:
+        from shared.problems import problem_response
+
+        response = problem_response(400, "NUL character", "Text in a request must not contain NUL characters.",
+                                    instance=scope["path"].replace("\x00", "\\0"))
+        await response(scope, receive, send)
+
+
+def _replay(chunks: list[bytes], pending, receive):
+    """A ``receive`` that hands the buffered body over again, then the original's messages."""
+    queue = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}] if pending is None else [pending]
+
+    async def replayed():
+        return queue.pop(0) if queue else await receive()
+
+    return replayed
 
 
 def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool = True) -> FastAPI:
@@ -54,12 +167,14 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
     app.state.runtime = runtime
     app.state.settings = runtime.settings
     install_problem_handlers(app)
+    app.add_middleware(RefuseNul)
     app.include_router(_platform_router())
     app.include_router(_events_router())
     app.include_router(audit.router)  # read-only; each process shows the entries of its database
     for spec in runtime.services:
         for router in spec.routers:
             app.include_router(router)
+    _document_problems(app)
     return app
 
 
@@ -94,10 +209,18 @@ def _platform_router() -> APIRouter:
     return router
 
 
+class EventsAccepted(BaseModel):
+    accepted: int
+    ids: list[str]
+
+
 def _events_router() -> APIRouter:
     router = APIRouter(tags=["events"])
 
-    @router.post("/v1/events", status_code=202)
+    @router.post("/v1/events", status_code=202, response_model=EventsAccepted, responses=problems(400, 413, 422),
+                 openapi_extra={"requestBody": {"required": True, "content": {
+                     STRUCTURED: {"schema": {"type": "object"}},
+                     BATCH: {"schema": {"type": "array", "items": {"type": "object"}}}}}})
     async def post_events(request: Request, principal: Principal = Depends(require_roles("admin"))):
         """CloudEvents over HTTP (structured ``application/cloudevents+json`` or batch
         ``application/cloudevents-batch+json``), validated against the contract and published to

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
-from shared.http import db_session
+from shared.contracts.types import BankDate
+from shared.http import db_session, problems
 from shared.paging import Page, decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.runtime.errors import is_retryable
@@ -21,7 +22,7 @@ from services.alerts.models import AlertsSignal
 
 router = APIRouter(tags=["alerts"])
 
-BusinessDate = date
+BusinessDate = BankDate  # 1900-2199: a date at the ends of the calendar overflows the day arithmetic
 SignalType = Literal[SIGNAL_TYPES]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 
@@ -80,8 +81,8 @@ async def list_signals(
     type_: list[SignalType] | None = Query(None, alias="type", description="Same as signal_type."),  # type: ignore[valid-type]
     status: list[Status] | None = Query(None, description="One or more statuses."),  # type: ignore[valid-type]
     customer_id: str | None = Query(None),
-    raised_from: date | None = Query(None, alias="from", description="Raised on or after this business date."),
-    raised_to: date | None = Query(None, alias="to", description="Raised on or before this business date."),
+    raised_from: BusinessDate | None = Query(None, alias="from", description="Raised on or after this business date."),
+    raised_to: BusinessDate | None = Query(None, alias="to", description="Raised on or before this business date."),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None),
     principal: Principal = Depends(current_principal),
@@ -94,7 +95,10 @@ async def list_signals(
     after = None
     if position is not None:
         try:
-            after = (datetime.fromisoformat(position["t"]), str(position["i"]))
+            raised = datetime.fromisoformat(position["t"])
+            if raised.tzinfo is None or not 1900 <= raised.year <= 2199:  # a forged cursor
+                raise ValueError(position["t"])
+            after = (raised, str(position["i"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.") from exc
     query = service.SignalQuery(
@@ -110,7 +114,7 @@ async def list_signals(
     return Page[SignalView](items=[SignalView(**service.signal_view(r)) for r in rows], next=next_cursor)
 
 
-@router.get("/v1/signals/{signal_id}", response_model=SignalView)
+@router.get("/v1/signals/{signal_id}", response_model=SignalView, responses=problems(404))
 async def get_signal(signal_id: str, principal: Principal = Depends(current_principal),
                      session: AsyncSession = Depends(db_session)):
     """One signal, if the caller may see it."""
@@ -137,14 +141,14 @@ async def _act(request: Request, principal: Principal, signal_id: str, action: s
     return SignalView(**view)
 
 
-@router.post("/v1/signals/{signal_id}/ack", response_model=SignalView)
+@router.post("/v1/signals/{signal_id}/ack", response_model=SignalView, responses=problems(404, 409))
 async def acknowledge_signal(signal_id: str, request: Request,
                              principal: Principal = Depends(current_principal)):
     """The RM has seen the signal and is on it (open -> acknowledged; again: no change)."""
     return await _act(request, principal, signal_id, "ack")
 
 
-@router.post("/v1/signals/{signal_id}/done", response_model=SignalView)
+@router.post("/v1/signals/{signal_id}/done", response_model=SignalView, responses=problems(404, 409))
 async def close_signal(signal_id: str, request: Request,
                        principal: Principal = Depends(current_principal)):
     """The RM has acted on the signal (open or acknowledged -> done; again: no change)."""

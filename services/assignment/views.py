@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate, Identifier, Money, Timestamp
-from shared.http import db_session
+from shared.http import db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.contracts.events import ContactLoggedV1
 from shared.problems import Problem
@@ -70,7 +70,8 @@ class RmPage(BaseModel):
     next: str | None
 
 
-@router.put("/v1/rms/{rm_id}", response_model=RmView, response_model_exclude_none=True)
+@router.put("/v1/rms/{rm_id}", response_model=RmView, response_model_exclude_none=True,
+            responses=problems(409))
 async def put_rm(rm_id: Identifier, body: RmBody, request: Request,
                  principal: Principal = Depends(require_roles("admin"))):
     """Add or change an RM (name, branch, level ``L1``-``L4``, capacity, active). Deactivating an
@@ -122,14 +123,14 @@ async def get_rms(request: Request, branch_id: str | None = None, level: str | N
         if branch_id is not None and branch_id != principal.branch_id:
             raise Problem(403, "Forbidden", "A branch manager sees the RMs of their own branch.")
         branch_id = principal.branch_id
-    position = decode_cursor(cursor) or {}
     items, last = await service.list_rms(
         session, settings, branch_id=branch_id, level=level, active=active, rm_id=only,
-        after=position.get("after"), limit=_limit(settings, limit))
+        after=_position(cursor, "after", str), limit=_limit(settings, limit))
     return RmPage(items=[RmView(**i) for i in items], next=encode_cursor({"after": last}) if last else None)
 
 
-@router.get("/v1/rms/{rm_id}", response_model=RmView, response_model_exclude_none=True)
+@router.get("/v1/rms/{rm_id}", response_model=RmView, response_model_exclude_none=True,
+            responses=problems(404))
 async def get_rm(rm_id: str, request: Request, principal: Principal = Depends(current_principal),
                  session: AsyncSession = Depends(db_session)):
     """One RM of the registry, with their book."""
@@ -153,7 +154,7 @@ class HandoverResult(BaseModel):
     deactivated: bool
 
 
-@router.post("/v1/rms/{rm_id}/handover", response_model=HandoverResult)
+@router.post("/v1/rms/{rm_id}/handover", response_model=HandoverResult, responses=problems(404, 409))
 async def post_handover(rm_id: str, body: HandoverRequest, request: Request,
                         principal: Principal = Depends(require_roles("admin", "branch_manager")),
                         session: AsyncSession = Depends(db_session)):
@@ -256,7 +257,7 @@ class WorklistPage(BaseModel):
 SortKey = Literal["tier", "aum", "next_contact", "last_contact", "open_signals", "customer_id"]
 
 
-@router.get("/v1/rms/{rm_id}/worklist", response_model=WorklistPage)
+@router.get("/v1/rms/{rm_id}/worklist", response_model=WorklistPage, responses=problems(404))
 async def get_worklist(rm_id: str, request: Request, sort: SortKey = "tier",
                        order: Literal["asc", "desc"] | None = None,
                        role: Literal["primary", "backup", "all"] = "all",
@@ -274,7 +275,8 @@ async def get_worklist(rm_id: str, request: Request, sort: SortKey = "tier",
     position = decode_cursor(cursor)
     offset = 0
     if position is not None:
-        if {k: position.get(k) for k in view} != view or not isinstance(position.get("offset"), int):
+        if {k: position.get(k) for k in view} != view or not _valid(position.get("offset"), int) \
+                or position["offset"] < 0:
             raise Problem(422, "Invalid cursor", "The cursor belongs to another sort, order or role.")
         offset = position["offset"]
     size = _limit(settings, limit)
@@ -317,7 +319,7 @@ class CustomerChangePage(ChangePage):
     standing: str
 
 
-@router.get("/v1/customers/{customer_id}/assignments", response_model=CustomerChangePage,
+@router.get("/v1/customers/{customer_id}/assignments", response_model=CustomerChangePage, responses=problems(404),
             response_model_by_alias=True)
 async def get_customer_assignments(customer_id: str, request: Request,
                                    limit: int | None = Query(default=None, ge=1), cursor: str | None = None,
@@ -326,8 +328,7 @@ async def get_customer_assignments(customer_id: str, request: Request,
     """The customer's primary and backup RM now, and every change (who or what, when, from, to,
     why), oldest first."""
     row = await _visible_customer(session, principal, customer_id)
-    position = decode_cursor(cursor) or {}
-    items, last = await service.changes(session, customer_id=customer_id, after=position.get("after"),
+    items, last = await service.changes(session, customer_id=customer_id, after=_position(cursor, "after", int),
                                         limit=_limit(request.app.state.settings, limit))
     return CustomerChangePage(
         customer_id=customer_id, tier=row.tier, primary=row.primary_rm, backup=row.backup_rm,
@@ -335,14 +336,14 @@ async def get_customer_assignments(customer_id: str, request: Request,
         next=encode_cursor({"after": last}) if last else None)
 
 
-@router.get("/v1/rms/{rm_id}/assignments", response_model=ChangePage, response_model_by_alias=True)
+@router.get("/v1/rms/{rm_id}/assignments", response_model=ChangePage, response_model_by_alias=True,
+            responses=problems(404))
 async def get_rm_assignments(rm_id: str, request: Request, limit: int | None = Query(default=None, ge=1),
                              cursor: str | None = None, principal: Principal = Depends(current_principal),
                              session: AsyncSession = Depends(db_session)):
     """Every change that gave a customer to this RM or took one away, oldest first."""
     await _visible_rm(session, principal, rm_id)
-    position = decode_cursor(cursor) or {}
-    items, last = await service.changes(session, rm_id=rm_id, after=position.get("after"),
+    items, last = await service.changes(session, rm_id=rm_id, after=_position(cursor, "after", int),
                                         limit=_limit(request.app.state.settings, limit))
     return ChangePage(items=[ChangeItem(**i) for i in items],
                       next=encode_cursor({"after": last}) if last else None)
@@ -379,7 +380,8 @@ class FollowUpPage(BaseModel):
     next: str | None
 
 
-@router.post("/v1/customers/{customer_id}/follow-ups", response_model=FollowUpItem, status_code=201)
+@router.post("/v1/customers/{customer_id}/follow-ups", response_model=FollowUpItem, status_code=201,
+             responses=problems(404))
 async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Request, response: Response,
                          principal: Principal = Depends(require_roles("rm", "branch_manager", "admin"))):
     """Log a contact with a customer (跟踪记录): channel, note, outcome and the next planned
@@ -404,14 +406,13 @@ async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Reque
     return item
 
 
-@router.get("/v1/customers/{customer_id}/follow-ups", response_model=FollowUpPage)
+@router.get("/v1/customers/{customer_id}/follow-ups", response_model=FollowUpPage, responses=problems(404))
 async def get_follow_ups(customer_id: str, request: Request, limit: int | None = Query(default=None, ge=1),
                          cursor: str | None = None, principal: Principal = Depends(current_principal),
                          session: AsyncSession = Depends(db_session)):
     """The customer's follow-ups, newest first."""
     await _visible_customer(session, principal, customer_id)
-    position = decode_cursor(cursor) or {}
-    items, last = await service.follow_ups(session, customer_id, before=position.get("before"),
+    items, last = await service.follow_ups(session, customer_id, before=_position(cursor, "before", int),
                                            limit=_limit(request.app.state.settings, limit))
     return FollowUpPage(items=[FollowUpItem(**i) for i in items],
                         next=encode_cursor({"before": last}) if last else None)
@@ -450,6 +451,21 @@ async def _visible_rm(session: AsyncSession, principal: Principal, rm_id: str) -
     if principal.role == "branch_manager" and row.branch_id != principal.branch_id:
         raise Problem(403, "Forbidden", f"RM {rm_id} is not in your branch.")
     return row
+
+
+def _valid(value: object, kind: type) -> bool:
+    """A cursor is base64 JSON a client can forge: a value of another type, or an integer
+    beyond what the database holds, is refused rather than passed to a query (a 500)."""
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and -(2**62) < value < 2**62
+    return isinstance(value, kind) and len(value) <= 200
+
+
+def _position(cursor: str | None, key: str, kind: type):
+    value = (decode_cursor(cursor) or {}).get(key)
+    if value is not None and not _valid(value, kind):
+        raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.")
+    return value
 
 
 def _actor(principal: Principal, cause: str) -> service.Actor:

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.access import ensure_customer_visible
 from shared.auth import Principal, current_principal, require_roles
-from shared.contracts.types import Identifier, Money, PositiveMoney, ProductType, Timestamp, TxType
-from shared.http import db_session
+from shared.contracts.types import BankDate, Identifier, Money, PositiveMoney, ProductType, Timestamp, TxType
+from shared.http import db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.settings.pricing import Benefit, ContributionSettings, FeeRule, PricingSettings
@@ -134,8 +134,8 @@ class SimulateRequest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: date = Field(alias="from")
-    to: date
+    from_: BankDate = Field(alias="from")
+    to: BankDate
     fees: list[FeeRule] | None = None
     benefits: dict[str, list[Benefit]] | None = None
     contribution: ContributionSettings | None = None
@@ -200,7 +200,7 @@ class RedeemResult(BaseModel):
 
 
 class ExpiryRequest(BaseModel):
-    date: date
+    date: BankDate
 
 
 class ExpiryResult(BaseModel):
@@ -239,7 +239,8 @@ def _before(cursor: str | None) -> int | None:
     position = decode_cursor(cursor)
     if position is None:
         return None
-    if not isinstance(position.get("id"), int):
+    value = position.get("id")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**62:  # a forged cursor
         raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.")
     return position["id"]
 
@@ -248,7 +249,7 @@ def _today(request: Request) -> date:
     return datetime.now(request.app.state.settings.zone).date()
 
 
-@router.get("/v1/customers/{customer_id}/fees", response_model=FeesPage)
+@router.get("/v1/customers/{customer_id}/fees", response_model=FeesPage, responses=problems(404))
 async def get_fees(customer_id: str, request: Request, limit: int = Query(50, ge=1, le=500),
                    cursor: str | None = None, principal: Principal = Depends(current_principal),
                    session: AsyncSession = Depends(db_session)):
@@ -262,7 +263,7 @@ async def get_fees(customer_id: str, request: Request, limit: int = Query(50, ge
     return FeesPage(**view, next=encode_cursor({"id": next_id}) if next_id else None)
 
 
-@router.get("/v1/customers/{customer_id}/points", response_model=PointsPage)
+@router.get("/v1/customers/{customer_id}/points", response_model=PointsPage, responses=problems(404))
 async def get_points(customer_id: str, request: Request, limit: int = Query(50, ge=1, le=500),
                      cursor: str | None = None, principal: Principal = Depends(current_principal),
                      session: AsyncSession = Depends(db_session)):
@@ -277,7 +278,7 @@ async def get_points(customer_id: str, request: Request, limit: int = Query(50, 
     return PointsPage(**view, next=encode_cursor({"id": next_id}) if next_id else None)
 
 
-@router.get("/v1/customers/{customer_id}/points/ledger", response_model=LedgerPage)
+@router.get("/v1/customers/{customer_id}/points/ledger", response_model=LedgerPage, responses=problems(404))
 async def get_points_ledger(customer_id: str, request: Request, limit: int = Query(50, ge=1, le=500),
                             cursor: str | None = None, principal: Principal = Depends(current_principal),
                             session: AsyncSession = Depends(db_session)):
@@ -292,7 +293,8 @@ async def get_points_ledger(customer_id: str, request: Request, limit: int = Que
                       next=encode_cursor({"id": next_id}) if next_id else None)
 
 
-@router.post("/v1/customers/{customer_id}/points/redeem", response_model=RedeemResult)
+@router.post("/v1/customers/{customer_id}/points/redeem", response_model=RedeemResult,
+             responses=problems(404, 409))
 async def redeem_points(customer_id: str, body: RedeemRequest, request: Request,
                         principal: Principal = Depends(require_roles("rm", "branch_manager", "admin"))):
     """Spend points on request: the customer's next fees are paid from these points (rule
@@ -350,8 +352,9 @@ async def get_schedule(request: Request, principal: Principal = Depends(current_
     return request.app.state.settings.pricing
 
 
-@router.get("/v1/customers/{customer_id}/eligible-products", response_model=EligibleProducts)
-async def get_eligible_products(customer_id: str, request: Request, on: date | None = None,
+@router.get("/v1/customers/{customer_id}/eligible-products", response_model=EligibleProducts,
+            responses=problems(404))
+async def get_eligible_products(customer_id: str, request: Request, on: BankDate | None = None,
                                 principal: Principal = Depends(current_principal),
                                 session: AsyncSession = Depends(db_session)):
     """The products this customer may buy today (``on``: another business date), with priority

@@ -3,8 +3,6 @@ reports."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import audit
 from shared.access import ensure_customer_visible, visible_filter
 from shared.auth import Principal, current_principal, may_see_pii, require_roles
-from shared.http import db_session
+from shared.contracts.types import BankDate
+from shared.http import db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.settings.profile import SegmentTemplate
@@ -32,7 +31,7 @@ router = APIRouter(tags=["profile"])
 RESERVED_QUERY = ("format", "cursor", "limit")
 
 
-@router.get("/v1/customers/{customer_id}", response_model=Customer360)
+@router.get("/v1/customers/{customer_id}", response_model=Customer360, responses=problems(400, 404))
 async def get_customer(customer_id: str, request: Request,
                        principal: Principal = Depends(current_principal),
                        purpose: str | None = audit.purpose_header(
@@ -61,7 +60,7 @@ async def get_customer(customer_id: str, request: Request,
 
 @router.get("/v1/branches/{branch_id}/report", response_model=BranchReport)
 async def get_branch_report(branch_id: str, request: Request,
-                            day: date | None = Query(None, alias="date",
+                            day: BankDate | None = Query(None, alias="date",
                                                      description="business date; today by default"),
                             principal: Principal = Depends(require_roles("branch_manager", "analyst", "admin")),
                             session: AsyncSession = Depends(db_session)):
@@ -96,7 +95,7 @@ async def list_segment_fields(request: Request, principal: Principal = Depends(c
                       product_types=f.product_types) for f in FIELDS.values()]
 
 
-@router.post("/v1/segments", response_model=Segment, status_code=201)
+@router.post("/v1/segments", response_model=Segment, status_code=201, responses=problems(409))
 async def create_segment(body: SegmentTemplate, request: Request,
                          principal: Principal = Depends(require_roles("analyst", "admin"))):
     """Store a segment template. The filter is checked against the field whitelist first:
@@ -104,7 +103,7 @@ async def create_segment(body: SegmentTemplate, request: Request,
     return await _save(body, request, principal, replace=False)
 
 
-@router.put("/v1/segments/{name}", response_model=Segment)
+@router.put("/v1/segments/{name}", response_model=Segment, responses=problems(404, 409))
 async def replace_segment(name: str, body: SegmentTemplate, request: Request,
                           principal: Principal = Depends(require_roles("analyst", "admin"))):
     """Replace a stored segment template (shipped ones change in configuration)."""
@@ -130,7 +129,7 @@ async def _save(body: SegmentTemplate, request: Request, principal: Principal, *
     return saved.as_dict()
 
 
-@router.get("/v1/segments/{name}", response_model=Segment)
+@router.get("/v1/segments/{name}", response_model=Segment, responses=problems(404))
 async def get_segment(name: str, request: Request, principal: Principal = Depends(current_principal),
                       session: AsyncSession = Depends(db_session)):
     settings = request.app.state.settings
@@ -141,7 +140,8 @@ async def get_segment(name: str, request: Request, principal: Principal = Depend
 
 
 @router.get("/v1/segments/{name}/members", response_model=MemberPage,
-            responses={200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV export"}})
+            responses={200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV export"},
+                       **problems(400, 404)})
 async def segment_members(name: str, request: Request,
                           format: str | None = Query(None, pattern="^(json|csv)$",
                                                      description="csv streams the whole segment"),

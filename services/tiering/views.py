@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import Money
-from shared.http import db_session
+from shared.http import db_session, problems
 from shared.problems import Problem
 from shared.access import ensure_customer_visible
 from services.tiering import service
@@ -65,7 +65,8 @@ class MonthEndCloseResult(BaseModel):
     already_closed: bool
 
 
-@router.get("/v1/customers/{customer_id}/tier", response_model=TierView, response_model_by_alias=True)
+@router.get("/v1/customers/{customer_id}/tier", response_model=TierView, response_model_by_alias=True,
+            responses=problems(404))
 async def get_tier(customer_id: str, request: Request,
                    principal: Principal = Depends(current_principal),
                    session: AsyncSession = Depends(db_session)):
@@ -78,7 +79,7 @@ async def get_tier(customer_id: str, request: Request,
     return TierView(**view)
 
 
-@router.post("/v1/admin/month-end-close", response_model=MonthEndCloseResult)
+@router.post("/v1/admin/month-end-close", response_model=MonthEndCloseResult, responses=problems(409))
 async def month_end_close(body: MonthEndCloseRequest, request: Request,
                           principal: Principal = Depends(require_roles("admin"))):
     """Close a month: average daily AUM per customer, watch flags and downgrades. Idempotent:

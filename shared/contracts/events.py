@@ -8,7 +8,7 @@ would read ``"17"`` as 17 and ``"yes"`` as true); outbound models are what Strat
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,6 +18,7 @@ from shared.contracts.types import (
     Currency,
     Identifier,
     Money,
+    NoNul,
     NonNegativeMoney,
     PositiveMoney,
     ProductType,
@@ -35,7 +36,7 @@ class ContractModel(BaseModel):
 
 # --- inbound, from core banking -------------------------------------------------------------
 
-AttributeValue = str | int | bool | None
+AttributeValue = Annotated[str, NoNul] | int | bool | None
 
 
 class CustomerV1(ContractModel):

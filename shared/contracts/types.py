@@ -37,7 +37,16 @@ NonNegativeMoney = Annotated[Money, AfterValidator(_not_negative)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 """Customer, account, posting, branch and RM ids: short, printable, no spaces."""
 
-ShortText = Annotated[str, StringConstraints(max_length=200)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store a NUL character in text: refused here, named, rather than failing
+    # the whole batch at the database
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+ShortText = Annotated[str, StringConstraints(max_length=200), NoNul]
 
 
 _RFC3339_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
@@ -106,4 +115,4 @@ KNOWN_TX_TYPES: frozenset[str] = frozenset(
 )
 
 TxType = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")]
-Tags = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=40)]], Field(max_length=50)]
+Tags = Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=40), NoNul]], Field(max_length=50)]

