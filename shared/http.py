@@ -4,6 +4,7 @@ service's own routes, with problem+json errors and bearer-token auth."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit
@@ -22,8 +24,18 @@ from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
 from shared.problems import Problem, install_problem_handlers
 from shared.runtime.process import Runtime
 
+log = logging.getLogger(__name__)
+
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 5_000_000
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for a log line or a message."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: say nothing of it rather than print it
+        return "(unreadable URL)"
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -151,6 +163,10 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if manage_runtime:
+            settings = runtime.settings
+            bus = settings.kafka.bootstrap_servers if settings.bus == "kafka" else "in memory"
+            log.info("starting %s: database %s, bus %s", ", ".join(s.name for s in runtime.services),
+                     masked_url(settings.database_url), bus)
             await runtime.start()
         try:
             yield

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -15,8 +14,8 @@ from sqlalchemy.exc import DatabaseError
 
 from shared.audit import PURPOSE_HEADER, AuditEntry
 from shared.contracts.events import CustomerV1
-from shared.logs import JsonFormatter
 from tests.unit.security.bad_events import customer_data
+from tests.unit.security.logcapture import every_log_line
 from tests.unit.security.routes import all_routes
 
 ID_NUMBER, MOBILE, LANDLINE = "110101199003070011", "13912345678", "0791-86661234"
@@ -38,27 +37,6 @@ async def pii(strata):
     created = await strata.post("/v1/segments", template, role="analyst")
     assert created.status_code in (201, 409), created.text
     return strata, ids
-
-
-@contextmanager
-def every_log_line():
-    """Everything any logger writes, SQLAlchemy's statements, bound values and result rows
-    included, through the production formatter."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.setLevel(logging.DEBUG)
-    root, engine = logging.getLogger(), logging.getLogger("sqlalchemy.engine")
-    saved = root.level, engine.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    engine.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(saved[0])
-        engine.setLevel(saved[1])
 
 
 def raw_identity_in(text: str) -> list[str]:
