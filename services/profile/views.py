@@ -3,6 +3,8 @@ reports."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.exc import IntegrityError
@@ -10,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit
 from shared.access import ensure_customer_visible, visible_filter
-from shared.auth import Principal, current_principal, may_see_pii, require_roles
+from shared.auth import Principal, current_principal, mask_id_number, may_see_pii, require_roles
 from shared.contracts.types import BankDate
 from shared.http import db_session, problems
 from shared.paging import decode_cursor, encode_cursor
@@ -46,6 +48,8 @@ async def get_customer(customer_id: str, request: Request,
     today = segments.business_today(settings)
     if not may_see_pii(principal, settings.auth.unmasked_roles):
         view = await queries.customer_360(session, settings, customer_id, principal.role, today)
+        if view is not None:
+            _mask_identity_attributes(view["profile"]["attributes"])
     else:
         why = audit.required_purpose(purpose)
         async with request.app.state.runtime.db.transaction() as tx:  # the read and its entry commit together
@@ -56,6 +60,18 @@ async def get_customer(customer_id: str, request: Request,
     if view is None:
         raise Problem(404, "Customer not found", f"Profile has no customer {customer_id}.")
     return view
+
+
+IDENTITY_ATTRIBUTE = re.compile(r"id_?(number|card|no)|passport|phone|mobile|tel", re.IGNORECASE)
+
+
+def _mask_identity_attributes(attributes: dict[str, dict[str, dict]]) -> None:
+    """Other sources (social security, tax...) may send identity numbers and phones as free
+    attributes: masked like the profile's own, for the roles that may not see them."""
+    for values in attributes.values():
+        for name, sourced in values.items():
+            if IDENTITY_ATTRIBUTE.search(name) and isinstance(sourced.get("value"), (str, int)):
+                sourced["value"] = mask_id_number(str(sourced["value"]))
 
 
 @router.get("/v1/branches/{branch_id}/report", response_model=BranchReport)

@@ -193,6 +193,8 @@ async def world():
         await strata.publish(
             CustomerV1.model_validate(customer_data(CA, home_branch_id=BR_A, id_number=ID_NUMBER, phone=PHONE)),
             CustomerV1.model_validate(customer_data(CB, home_branch_id=BR_B, id_number=ID_NUMBER, phone=PHONE)),
+            CustomerV1(customer_id=CA, source="social-security", updated_at=datetime.now(timezone.utc),
+                       attributes={"ss_id_number": ID_NUMBER, "contact_mobile": int(PHONE), "employer": "某公司"}),
             PostingV1.model_validate(posting_data(CA, **gold)), PostingV1.model_validate(posting_data(CB, **gold)))
         await strata.settle()
         assert (await strata.post("/v1/segments", TEMPLATE, role="analyst")).status_code == 201
@@ -340,3 +342,12 @@ async def test_analysts_see_everyone_with_identity_masked_and_admins_unmasked(wo
     assert (profile["id_number"], profile["phone"]) == ("1101**********0038", "137****1111")
     profile = (await strata.get(f"/v1/customers/{CB}", role="admin")).json()["profile"]
     assert (profile["id_number"], profile["phone"]) == (ID_NUMBER, PHONE)
+
+
+async def test_identity_another_source_sends_as_attributes_is_masked_too(world):
+    strata, _ = world
+    masked = (await strata.get(f"/v1/customers/{CA}", role="rm", rm_id=RM_A)).json()["profile"]["attributes"]
+    assert {k: v["value"] for k, v in masked["social-security"].items()} == {
+        "ss_id_number": "1101**********0038", "contact_mobile": "1370***1111", "employer": "某公司"}
+    full = (await strata.get(f"/v1/customers/{CA}", role="admin")).json()["profile"]["attributes"]
+    assert full["social-security"]["ss_id_number"]["value"] == ID_NUMBER
