@@ -21,7 +21,7 @@ from shared.auth import Principal, require_roles
 from shared.bus.base import Message
 from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, STRUCTURED, InvalidEvent, decode_structured, encode_binary
 from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
-from shared.problems import Problem, install_problem_handlers
+from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def _document_problems(app: FastAPI) -> None:
     """Say in the OpenAPI what every route really answers when it refuses: problem+json (not
     FastAPI's default validation shape) for each error, and the errors every route shares: 400
-    (a NUL character, a body that does not parse), 401 and 403 where a token is needed, 503
-    during an outage."""
+    (a NUL character, a body that does not parse), 401 and 403 where a token is needed, 413 for
+    a body too large, 503 during an outage."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -98,6 +98,8 @@ def _document_problems(app: FastAPI) -> None:
                 shared = [400, 503] if path != "/healthz" else [400]
                 if operation.get("security"):
                     shared += [401, 403]
+                if "requestBody" in operation:
+                    shared += [413]
                 for status in shared:
                     responses.setdefault(str(status), {"description": PROBLEM_DESCRIPTIONS[status]})
                 for status, response in responses.items():
@@ -116,7 +118,8 @@ _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 class RefuseNul:
     """PostgreSQL cannot store or even compare text holding a NUL character: a request carrying
     one (in its path, its query or its JSON body) would reach a query and end as a 500. It is
-    refused first, with a 400 problem."""
+    refused first, with a 400 problem. The body is read whole for this, so one larger than
+    ``MAX_BODY_BYTES`` is refused (413) as it arrives, before it fills the memory."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -126,26 +129,25 @@ class RefuseNul:
             return await self.app(scope, receive, send)
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             return await self._refuse(scope, receive, send)
-        content_type = dict(scope.get("headers") or ()).get(b"content-type", b"")
-        if b"json" not in content_type:
-            return await self.app(scope, receive, send)
-        chunks, more = [], True
+        chunks, size, more = [], 0, True  # every body is JSON (POST /v1/events reads it whatever its type)
         while more:
             message = await receive()
             if message["type"] != "http.request":
                 return await self.app(scope, _replay([], message, receive), send)
             chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > MAX_BODY_BYTES:
+                return await self._refuse(scope, receive, send, 413)
             more = message.get("more_body", False)
         if any(b"\x00" in c for c in chunks) or _ESCAPED_NUL.search(b"".join(chunks)):
             return await self._refuse(scope, receive, send)
         await self.app(scope, _replay(chunks, None, receive), send)
 
     @staticmethod
-    async def _refuse(scope, receive, send) -> None:
-        from shared.problems import problem_response
-
-        response = problem_response(400, "NUL character", "Text in a request must not contain NUL characters.",
-                                    instance=scope["path"].replace("\x00", "\\0"))
+    async def _refuse(scope, receive, send, status: int = 400) -> None:
+        title, detail = {400: ("NUL character", "Text in a request must not contain NUL characters."),
+                         413: ("Payload too large", f"At most {MAX_BODY_BYTES} bytes per request.")}[status]
+        response = problem_response(status, title, detail, instance=scope["path"].replace("\x00", "\\0"))
         await response(scope, receive, send)
 
 
