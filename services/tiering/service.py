@@ -198,10 +198,14 @@ async def _customer(uow: UnitOfWork, customer_id: str, day: date) -> TieringCust
 
 
 async def _household(session: AsyncSession, household_id: str) -> TieringHousehold:
-    household = await session.get(TieringHousehold, household_id)
+    """The household's row, locked to the end of the transaction. Its members' postings sit in
+    different partitions, which two instances of tiering apply at once, and its AUM moves by
+    read-add-write: without the lock one instance's change overwrites the other's."""
+    household = await session.get(TieringHousehold, household_id, with_for_update=True)
     if household is None:
-        household = TieringHousehold(household_id=household_id, aum=ZERO)
-        session.add(household)
+        await session.execute(insert_for(session)(TieringHousehold).values(
+            household_id=household_id, aum=ZERO).on_conflict_do_nothing())
+        household = await session.get(TieringHousehold, household_id, with_for_update=True)
     return household
 
 
