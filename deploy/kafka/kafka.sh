@@ -12,7 +12,8 @@
 #   STRATA_KAFKA_PORT              client port (default 9092), bound to 127.0.0.1 only
 #   STRATA_KAFKA_CONTROLLER_PORT   KRaft controller port (default 9093)
 #   STRATA_KAFKA_HEAP              JVM heap flags (default "-Xms256m -Xmx512m")
-#   STRATA_KAFKA_READY_TIMEOUT     seconds to wait for readiness (default 60)
+#   STRATA_KAFKA_READY_TIMEOUT     seconds to wait for readiness (default 180)
+#   STRATA_KAFKA_FRESH=1           start from empty storage (scripts/test does, for its own broker)
 #   STRATA_PYTHON                  python with aiokafka for the readiness probe
 #                                  (default: <repo>/.venv/bin/python if it has aiokafka, else python3)
 set -euo pipefail
@@ -25,7 +26,7 @@ RUN="$RUN_ROOT/kafka"
 PORT="${STRATA_KAFKA_PORT:-9092}"
 CPORT="${STRATA_KAFKA_CONTROLLER_PORT:-9093}"
 HEAP="${STRATA_KAFKA_HEAP:--Xms256m -Xmx512m}"
-READY_TIMEOUT="${STRATA_KAFKA_READY_TIMEOUT:-60}"
+READY_TIMEOUT="${STRATA_KAFKA_READY_TIMEOUT:-180}"
 PIDFILE="$RUN/kafka.pid"
 CONF="$RUN/server.properties"
 DATA="$RUN/data"
@@ -166,6 +167,11 @@ cmd_start() {
         exit 1
     fi
     write_config
+    if [[ "${STRATA_KAFKA_FRESH:-0}" == 1 && -d "$DATA" ]]; then
+        # The test command's own broker: earlier runs' test topics only slow its start-up.
+        log "STRATA_KAFKA_FRESH=1: removing the previous run's topics in $DATA"
+        rm -rf "$DATA"
+    fi
     format_storage
     log "starting broker on $BOOTSTRAP (logs: $LOGDIR/server.log)"
     # setsid: own session, so the broker outlives the caller's terminal/job group.
