@@ -53,7 +53,8 @@ class ServiceProcess:
                 if self.proc and self.proc.poll() is not None:
                     raise RuntimeError(f"{self.service} exited with {self.proc.returncode}: {self.tail()}")
                 try:
-                    r = await client.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
+                    # generous: a loaded machine starting many processes answers slowly
+                    r = await client.get(f"http://127.0.0.1:{self.port}/readyz", timeout=10)
                     if r.status_code == 200:
                         return
                 except httpx.HTTPError:

@@ -137,7 +137,8 @@ def _late_pairs(seen: dict[str, Event], after: date, rng: random.Random, setting
         for at, balance in ((newer_at, p.balance_after + 100), (older_at, Decimal("1.00"))):
             data = BalanceV1(customer_id=p.customer_id, account_id=account_id, product_type=p.product_type,
                              balance=balance, currency=p.currency, as_of=at)
-            events.append(new_event(data, "core-banking-simulator", id=f"late:{account_id}:{at.isoformat()}", time=at))
+            event_id = f"late:{account_id}:{at.isoformat()}"
+            events.append(new_event(data, "core-banking-simulator", id=event_id, time=at))
     return events
 
 

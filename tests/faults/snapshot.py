@@ -95,7 +95,8 @@ async def _table(conn, table: str) -> tuple[tuple[str, ...], list[tuple]]:
                       and (c["column_default"] or "").startswith("nextval")), None)
     if surrogate is None:
         surrogate = await _identity_id(conn, table)
-    names = [c["column_name"] for c in columns if c["column_name"] not in skip and c["column_name"] != surrogate]
+    names = [c["column_name"] for c in columns
+             if c["column_name"] not in skip and c["column_name"] != surrogate]
     select = ", ".join(f'"{n}"' for n in names)
     order = f' ORDER BY "{surrogate}"' if surrogate else ""
     rows = [tuple(_plain(v) for v in r) for r in await conn.fetch(f'SELECT {select} FROM "{table}"{order}')]
@@ -105,7 +106,7 @@ async def _table(conn, table: str) -> tuple[tuple[str, ...], list[tuple]]:
             rows = [r[:at] + (normalise(r[at]) if r[at] is not None else None,) + r[at + 1:] for r in rows]
     if table in CLOSED_SIGNALS:
         status, rm = names.index("status"), names.index("rm_id")
-        rows = [r[:rm] + ("(closed)" if r[status] not in ("open", "acknowledged") else r[rm],) + r[rm + 1:]
+        rows = [r[:rm] + (r[rm] if r[status] in ("open", "acknowledged") else "(closed)",) + r[rm + 1:]
                 for r in rows]
     if table == "runtime_processed_events":
         # the consumer group name carries the run's topic prefix: keep the service's name

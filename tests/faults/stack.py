@@ -2,19 +2,21 @@
 prefix, fed the seeded feed phase by phase, with a watchdog that restarts a process the fault
 plan killed.
 
-A fault test builds a :class:`Stack`, starts it (optionally with a ``STRATA_FAULTS`` plan per
-service), registers the RMs, sends the feed with :meth:`Stack.send` (which can run a
-disturbance in the middle of the stream phase), waits for every consumer group and outbox to
-drain, and compares :func:`tests.faults.snapshot.snapshot` with the reference run's.
+A fault test builds a :class:`Stack` (``tests.faults.conftest.faulted_run``), starts it
+(optionally with a schedule of ``STRATA_FAULTS`` plans per service), registers the RMs, sends
+the feed with :meth:`Stack.send` (which can run a disturbance in the middle of the stream
+phase and waits, after each phase, for every consumer group and outbox to drain), and compares
+:func:`tests.faults.snapshot.snapshot` with the reference run's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Awaitable, Callable
 
 import httpx
@@ -32,7 +34,6 @@ from strata.processes import ServiceProcess
 from strata.registry import load
 from tests.faults.feed import FaultFeed
 
-log = logging.getLogger(__name__)
 
 SERVICES = ("profile", "tiering", "alerts", "pricing", "assignment")
 PUBLISH_BATCH = 500
@@ -68,6 +69,9 @@ class Stack:
         self._held: set[int] = set()  # ids of processes a test stopped on purpose
         self._plans: dict[int, list[str]] = {}  # fault plans still to run, per process
         self.faults_now: dict[int, str | None] = {}
+        self.timings: list[tuple[str, float]] = []
+        """(step, seconds) of the run, printed by the tests (``pytest -s``) to see where time goes."""
+        self._began = time.monotonic()
 
     # --- processes ------------------------------------------------------------------------
 
@@ -88,6 +92,9 @@ class Stack:
             "STRATA_RUNTIME__RETRY_MAX_MS": "1000",
             "STRATA_RUNTIME__LAG_INTERVAL_S": "2",
             "STRATA_LOG_LEVEL": "WARNING",
+            # dozens of process starts: compile the code once, cached outside the repository
+            "PYTHONDONTWRITEBYTECODE": "",
+            "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "strata-faults-pycache"),
         }
 
     async def prepare(self) -> None:
@@ -103,6 +110,7 @@ class Stack:
             await migrate.upgrade(db, SERVICES)
         finally:
             await db.dispose()
+        self.mark("topics and schema")
 
     async def start(self, faults: dict[str, list[str]] | None = None) -> "Stack":
         """Start every instance of every service and wait until all answer /readyz.
@@ -127,7 +135,13 @@ class Stack:
         except BaseException:
             await self.close()
             raise
+        self.mark("started")
         return self
+
+    def mark(self, step: str) -> None:
+        now = time.monotonic()
+        self.timings.append((step, round(now - self._began, 1)))
+        self._began = now
 
     def all(self) -> list[ServiceProcess]:
         return [p for procs in self.procs.values() for p in procs]
@@ -172,9 +186,6 @@ class Stack:
             await asyncio.gather(self._watch_task, return_exceptions=True)
             self._watch_task = None
 
-    def first(self, service: str) -> ServiceProcess:
-        return self.procs[service][0]
-
     def url(self, service: str, path: str, instance: int = 0) -> str:
         return f"http://127.0.0.1:{self.procs[service][instance].port}{path}"
 
@@ -191,8 +202,9 @@ class Stack:
             for body in rms:
                 r = await client.put(self.url("assignment", f"/v1/rms/{body['rm_id']}"), json=body)
                 assert r.status_code == 200, r.text
+        self.mark("RMs registered")
 
-    async def send(self, feed: FaultFeed, *, during: Callable[[], Awaitable[None]] | None = None,
+    async def send(self, feed: FaultFeed, *, during: Callable[["Stack"], Awaitable[None]] | None = None,
                    settle_timeout: float = 240.0) -> None:
         """Publish the feed phase by phase, waiting for the services to drain each one. With
         ``during``, the stream phase goes out in two halves and ``during`` runs once the
@@ -205,11 +217,14 @@ class Stack:
                     half = len(events) // 2
                     await _publish(bus, events[:half])
                     await self.wait_busy(bus)
-                    await during()
+                    self.mark("stream, first half in")
+                    await during(self)
+                    self.mark("disturbance")
                     await _publish(bus, events[half:])
                 else:
                     await _publish(bus, events)
                 await self.settle(settle_timeout)
+                self.mark(name)
         finally:
             await bus.stop()
 

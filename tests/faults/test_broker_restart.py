@@ -1,8 +1,9 @@
 """The Kafka broker stopped and started again while the services are in the middle of the
-stream: they wait, reconnect, and end exactly where the reference run did.
+stream: /readyz answers 503 while it is down and 200 once it is back, the services wait,
+reconnect, and end exactly where the reference run did.
 
-The broker is a private one (the project's deploy/kafka/kafka.sh on other ports and another run
-dir), so the shared broker other test runs use is never touched.
+The broker is the suite's own (see conftest), so the shared broker other test runs use is never
+touched.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import asyncio
 import httpx
 import pytest
 
-from tests.faults.conftest import assert_same, observe
-from tests.faults.private import PrivateKafka
+from tests.faults.conftest import assert_same, faulted_run
 from tests.faults.stack import Stack
-from tests.integration.conftest import create_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.usefixtures("integration_env")]
 
@@ -44,28 +43,19 @@ async def until_readiness(stack: Stack, status: int, timeout: float = 60.0) -> d
     return seen
 
 
-async def test_broker_stopped_and_started_mid_stream_ends_in_the_reference_state(reference, feed):
-    kafka = PrivateKafka()
-    await kafka.start()
-    stack = Stack(kafka.bootstrap, await create_database())
+async def test_broker_stopped_and_started_mid_stream_ends_in_the_reference_state(broker, reference, feed):
     seen: dict[str, dict[str, int]] = {}
 
-    async def restart_broker() -> None:
-        await kafka.stop()
-        seen["down"] = await until_readiness(stack, 503, timeout=30)
-        await asyncio.sleep(DOWN_FOR_S)
-        await kafka.start()
+    async def restart_broker(stack: Stack) -> None:
+        await broker.stop()
+        try:
+            seen["down"] = await until_readiness(stack, 503, timeout=30)
+            await asyncio.sleep(DOWN_FOR_S)
+        finally:
+            await broker.start()
         seen["up"] = await until_readiness(stack, 200)
 
-    try:
-        await stack.prepare()
-        await stack.start()
-        await stack.register_rms(feed.rms)
-        await stack.send(feed, during=restart_broker)
-        outcome = await observe(stack)
-    finally:
-        await stack.close()
-        await kafka.destroy()
+    stack, outcome = await faulted_run(broker.bootstrap, feed, during=restart_broker)
     assert set(seen["down"].values()) == {503}, f"/readyz while the broker was down: {seen['down']}"
     assert set(seen["up"].values()) == {200}, f"/readyz once it was back: {seen['up']}"
     assert_same(reference.outcome, outcome, stack, feed)

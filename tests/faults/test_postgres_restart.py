@@ -2,8 +2,8 @@
 while it is down and 200 once it is back, the services retry the batch in hand (never drop it),
 and the run ends exactly where the reference run did.
 
-The cluster is a private one (the project's deploy/postgres/postgres.sh on another port and
-run dir), so the shared database other test runs use is never touched.
+The cluster is a private one (the project's deploy/postgres/postgres.sh on a free port and a
+temporary run dir), so the shared database other test runs use is never touched.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from tests.faults.conftest import KAFKA, assert_same, observe
+from tests.faults.conftest import assert_same, faulted_run
 from tests.faults.private import PrivatePostgres
 from tests.faults.stack import Stack
 from tests.faults.test_broker_restart import until_readiness
@@ -22,27 +22,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.usefixtur
 DOWN_FOR_S = 3.0
 
 
-async def test_postgres_restarted_mid_stream_ends_in_the_reference_state(reference, feed):
+async def test_postgres_restarted_mid_stream_ends_in_the_reference_state(broker, reference, feed):
     pg = PrivatePostgres()
-    await pg.start()
-    stack = Stack(KAFKA, pg.url)
     seen: dict[str, dict[str, int]] = {}
 
-    async def restart_postgres() -> None:
+    async def restart_postgres(stack: Stack) -> None:
         await pg.stop()
-        seen["down"] = await until_readiness(stack, 503, timeout=30)
-        await asyncio.sleep(DOWN_FOR_S)
-        await pg.start()
+        try:
+            seen["down"] = await until_readiness(stack, 503, timeout=30)
+            await asyncio.sleep(DOWN_FOR_S)
+        finally:
+            await pg.start()
         seen["up"] = await until_readiness(stack, 200)
 
     try:
-        await stack.prepare()
-        await stack.start()
-        await stack.register_rms(feed.rms)
-        await stack.send(feed, during=restart_postgres)
-        outcome = await observe(stack)
+        await pg.start()
+        stack, outcome = await faulted_run(broker.bootstrap, feed, database_url=pg.url,
+                                           during=restart_postgres)
     finally:
-        await stack.close()
         await pg.destroy()
     assert set(seen["down"].values()) == {503}, f"/readyz while PostgreSQL was down: {seen['down']}"
     assert set(seen["up"].values()) == {200}, f"/readyz once it was back: {seen['up']}"

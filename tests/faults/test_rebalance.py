@@ -10,20 +10,19 @@ import asyncio
 
 import pytest
 
-from tests.faults.conftest import KAFKA, assert_same, observe
+from tests.faults.conftest import assert_same, faulted_run
 from tests.faults.stack import SERVICES, Stack
-from tests.integration.conftest import create_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.usefixtures("integration_env")]
 
 AWAY_FOR_S = 3.0
 
 
-async def test_instances_leaving_and_rejoining_their_group_mid_stream_end_in_the_reference_state(reference, feed):
-    stack = Stack(KAFKA, await create_database(), partitions=6, instances=2)
+async def test_instances_leaving_and_rejoining_their_group_mid_stream_end_in_the_reference_state(
+        broker, reference, feed):
     stopped: dict[str, int] = {}
 
-    async def rolling_restart() -> None:
+    async def rolling_restart(stack: Stack) -> None:
         second = [stack.procs[name][1] for name in SERVICES]
         for proc in second:
             stack.hold(proc)
@@ -35,14 +34,8 @@ async def test_instances_leaving_and_rejoining_their_group_mid_stream_end_in_the
             stack.release(proc)
         await asyncio.gather(*(p.wait_ready() for p in second))
 
-    try:
-        await stack.prepare()
-        await stack.start()
-        await stack.register_rms(feed.rms)
-        await stack.send(feed, during=rolling_restart)
-        outcome = await observe(stack)
-    finally:
-        await stack.close()
+    stack, outcome = await faulted_run(broker.bootstrap, feed, during=rolling_restart,
+                                       partitions=6, instances=2)
     # uvicorn shuts down gracefully on SIGTERM and then re-raises it (-15); -9 would mean
     # ServiceProcess.terminate gave up waiting and killed it
     assert set(stopped) == set(SERVICES) and set(stopped.values()) <= {0, -15}, f"exits on SIGTERM: {stopped}"
