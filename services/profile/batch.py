@@ -162,7 +162,10 @@ def _fact_key(model, row: dict[str, Any]) -> tuple:
 
 async def _record_facts(uow: UnitOfWork, model, rows: list[dict[str, Any]]) -> None:
     fresh = uow.batch.setdefault(("fresh", model), set())
-    unique = list({_fact_key(model, r): r for r in rows}.values())
+    firsts: dict[tuple, dict[str, Any]] = {}
+    for r in rows:  # the first event of a key takes it, as first_time says, so its row is stored
+        firsts.setdefault(_fact_key(model, r), r)
+    unique = list(firsts.values())
     keys = list(model.__mapper__.primary_key)
     for start in range(0, len(unique), 200):
         stmt = insert_for(uow.session)(model).values(unique[start:start + 200]).on_conflict_do_nothing()

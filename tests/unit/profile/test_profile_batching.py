@@ -82,3 +82,30 @@ async def test_tags_replaced_twice_in_one_batch_select_only_the_last_ones(profil
         assert created.status_code == 201
         members = (await s.get(f"/v1/segments/tag-{tag}-{cid.lower()}/members")).json()["items"]
         assert [m["customer_id"] for m in members] == expected
+
+
+async def test_two_upgrades_of_one_instant_keep_the_first_in_one_batch_or_two():
+    # two balances as of one moment: mass to gold, then gold to platinum, both at t; the tier
+    # change key (customer, time, change) holds one, and the first must win however they batch
+    from sqlalchemy import select
+
+    from services.profile.models import ProfileTierChange
+
+    cid = new_id("BT")
+    t = datetime(2026, 11, 20, tzinfo=ZONE)
+    first, second = tier(cid, "gold", at=t), tier(cid, "platinum", frm="gold", at=t)
+    stored = []
+    for batches in ([[first, second]], [[first], [second]]):
+        with tempfile.TemporaryDirectory(prefix="strata-test-") as tmp:
+            s = await Harness(single_process_settings(tmp), [load("profile")]).start()
+            try:
+                for events in batches:
+                    await s.publish(*events)
+                    await s.settle()
+                async with s.runtime.db.sessions() as session:
+                    stored.append((await session.execute(
+                        select(ProfileTierChange.from_tier, ProfileTierChange.to_tier)
+                        .where(ProfileTierChange.customer_id == cid))).all())
+            finally:
+                await s.stop()
+    assert stored[0] == stored[1] == [("mass", "gold")]
