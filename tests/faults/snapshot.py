@@ -3,11 +3,12 @@
 Every table of the database is read (every service's, and the runtime's processed-event ids and
 access projection), so a table added later is compared without anyone remembering to add it.
 Left out are only the columns whose value is the wall clock at the moment a row was written
-(:data:`WALL_CLOCK`), the few that count how two services' streams interleaved
-(:data:`INTERLEAVED`, :data:`NORMALISED`: legitimately different from run to run), and
-surrogate ids, which count rows across all customers in the order
-batches happened to commit: they are replaced by the row's position among its customer's rows,
-which is part of the state (a customer's fee or audit order must not change).
+(:data:`WALL_CLOCK`); the few values that record how two services' streams happened to
+interleave, legitimately different from run to run (:data:`INTERLEAVED`,
+:data:`CLOSED_SIGNALS`, :data:`NORMALISED`); and surrogate ids, which number rows across all
+customers in the order batches happened to commit: they are replaced by the row's position
+among its customer's rows, which is part of the state (a customer's fee or audit order must
+not change).
 
 Money columns are integer cents in the database, so AUM and fees are compared to the cent.
 """
@@ -36,6 +37,7 @@ WALL_CLOCK: dict[str, set[str]] = {
     "runtime_customer_access": {"primary_at", "backup_at"},
     "profile_customers": {"primary_at", "backup_at"},
     "alerts_customers": {"primary_at"},
+    "runtime_audit_log": {"at"},
     # the time tiering emitted the tier event (its ce time), which pricing orders tiers by
     "pricing_customers": {"tier_as_of"},
 }
