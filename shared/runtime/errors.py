@@ -18,19 +18,38 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "0
                         "08006", "08001", "08004", "53300"}
 
 
+_RETRYABLE_NAMES = {"ConnectionDoesNotExistError", "CannotConnectNowError", "ConnectionFailureError",
+                    "TooManyConnectionsError", "InvalidCatalogNameError", "InvalidPasswordError",
+                    "InvalidAuthorizationSpecificationError", "KafkaConnectionError"}
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """True for outages that pass (database or bus down, lock conflicts): retry, never drop."""
+    """True for outages that pass (database or bus down, lock conflicts, a database missing or
+    refusing us): the event is not at fault, the environment is, so retry and never dead-letter.
+    Looks through the chain of causes, since drivers wrap the error that matters."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if _retryable_one(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _retryable_one(exc: BaseException) -> bool:
     if isinstance(exc, (BusUnavailable, ConnectionError, OSError, asyncio.TimeoutError,
                         OperationalError, InterfaceError)):
+        return True
+    if type(exc).__name__ in _RETRYABLE_NAMES:
+        return True
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(code, str) and (code in _RETRYABLE_SQLSTATES or code[:2] in ("08", "28", "53", "57")
+                                  or code == "3D000"):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        if code in _RETRYABLE_SQLSTATES:
-            return True
         text = str(exc.orig).lower()
         return "connection" in text and ("closed" in text or "refused" in text or "lost" in text)
-    name = type(exc).__name__
-    return name in {"ConnectionDoesNotExistError", "CannotConnectNowError",
-                    "ConnectionFailureError", "TooManyConnectionsError"}
+    return False

@@ -83,7 +83,6 @@ async def distributed(services: Sequence[str] | None = None, *, database_url: st
     """A running Strata on real Kafka and PostgreSQL with the given services in this process
     (each with its own consumer group, exactly as separate processes would have)."""
     database_url = database_url or await create_database()
-    own_prefix = prefix is None
     prefix = prefix or f"t{uuid.uuid4().hex[:8]}."
     specs = [load(s) for s in (services or available())]
     harness = Harness(distributed_settings(database_url, prefix, **overrides), specs)
@@ -92,13 +91,10 @@ async def distributed(services: Sequence[str] | None = None, *, database_url: st
         yield harness
     finally:
         await harness.stop()
-        if own_prefix:
-            await delete_topics(prefix)
 
 
 async def delete_topics(prefix: str) -> None:
-    """Remove a harness's topics, so a long test run does not leave the broker carrying
-    thousands of partitions (which slows every later topic creation and a restart)."""
+    """Remove the topics of one prefix (tests that are done with a deployment for good)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)

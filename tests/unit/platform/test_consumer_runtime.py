@@ -236,3 +236,22 @@ async def test_failure_at_commit_is_traced_to_its_event_which_alone_is_dead_lett
     assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P1", "P2", "P4"]
     dead = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
     assert len(dead) == 1 and b"cannot be stored" in dict(dead[0].headers)["strata_dlq_reason"]
+
+
+async def test_a_missing_database_is_an_outage_to_wait_out_not_a_bad_event():
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.runtime.errors import is_retryable
+
+    class InvalidCatalogNameError(Exception):  # what asyncpg raises, wrapped by the driver
+        sqlstate = "3D000"
+
+    wrapped = OperationalError("connect", {}, InvalidCatalogNameError('database "x" does not exist'))
+    assert is_retryable(wrapped)
+    chained = RuntimeError("wrapper")
+    chained.__cause__ = InvalidCatalogNameError("x")
+    assert is_retryable(chained)
+    assert not is_retryable(IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not is_retryable(ValueError("a bug"))
