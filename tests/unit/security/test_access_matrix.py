@@ -17,6 +17,8 @@ each, a gold customer in each (assigned by the assignment service to the branch'
 from __future__ import annotations
 
 import itertools
+import json
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -25,12 +27,12 @@ import jwt
 import pytest
 
 from shared.auth import issue_token
-from shared.contracts.cloudevents import STRUCTURED, to_structured
+from shared.contracts.cloudevents import STRUCTURED, new_event, to_structured
 from shared.contracts.events import CustomerV1, PostingV1
 from shared.http import create_app
 from shared.runtime.process import Runtime
 from strata.registry import available, load
-from tests.conftest import private_strata
+from tests.conftest import private_strata, single_process_settings
 from tests.unit.security.bad_events import customer_data, posting_data
 from tests.unit.security.routes import all_routes
 
@@ -47,7 +49,7 @@ class World:
     """The ids the rows aim at: everything "own" belongs to RM A and branch A."""
 
     signal_a: str = ""
-    follow_ups: itertools.count = field(default_factory=lambda: itertools.count(1))
+    new_customers: itertools.count = field(default_factory=lambda: itertools.count(1))
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,7 @@ def send(path: str, body: Callable[[World], Any] | Any = None) -> Callable[[Worl
 
 
 def event_body(w: World) -> dict[str, Any]:
-    data = CustomerV1.model_validate(customer_data(f"ACL-NEW-{next(w.follow_ups)}", home_branch_id="BR-ACL-X"))
-    from shared.contracts.cloudevents import new_event
-
+    data = CustomerV1.model_validate(customer_data(f"ACL-NEW-{next(w.new_customers)}", home_branch_id="BR-ACL-X"))
     return to_structured(new_event(data, "core-banking"))
 
 
@@ -170,7 +170,7 @@ TABLE: dict[tuple[str, str], Row] = {
     # --- operations ----------------------------------------------------------------------------
     ("GET", "/v1/audit"): Row(("admin",), get("/v1/audit")),
     ("POST", "/v1/events"): Row(("admin",), lambda w: {
-        "url": "/v1/events", "content": __import__("json").dumps(event_body(w)),
+        "url": "/v1/events", "content": json.dumps(event_body(w)),
         "headers": {"content-type": STRUCTURED}}, ok=(202,)),
     ("POST", "/v1/admin/month-end-close"): Row(("admin",), send("/v1/admin/month-end-close", {"month": "2001-01"}),
                                                 ok=(200, 409)),
@@ -233,10 +233,7 @@ def expected_status(row: Row, who: Who) -> tuple[int, ...]:
 
 def test_every_route_of_every_app_has_a_row():
     """The single-process app and each service's own app (the distributed mode)."""
-    settings_dir = __import__("tempfile").mkdtemp(prefix="strata-acl-")
-    from tests.conftest import single_process_settings
-
-    settings = single_process_settings(settings_dir)
+    settings = single_process_settings(tempfile.mkdtemp(prefix="strata-acl-"))
     apps = {"single-process": create_app(Runtime(settings, [load(s) for s in available()]), manage_runtime=False)}
     for name in available():
         apps[name] = create_app(Runtime(settings, [load(name)]), manage_runtime=False)
