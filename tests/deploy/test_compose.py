@@ -59,6 +59,7 @@ ROUTES = [
     ("/v1/customers/C1/tierx", "profile"),
     ("/v1/customers", "profile"),
     ("/v1/segments", "profile"),
+    ("/v1/audit", "profile"),
     ("/v1/segments/S1/members", "profile"),
     ("/v1/branches/B1/customers", "profile"),
     ("/v1/events", "profile"),
