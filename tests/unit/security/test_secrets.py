@@ -61,8 +61,9 @@ async def test_a_failing_database_at_start_up_logs_neither_the_password_nor_the_
             with pytest.raises(OSError) as failure:
                 async with app.router.lifespan_context(app):
                     pass
-            # what uvicorn does with a failed start-up
-            logging.getLogger("uvicorn.error").error("Application startup failed", exc_info=failure.value)
+            # what uvicorn does with a failed start-up, on a logger no other test reconfigures
+            logging.getLogger("strata.test.startup").error("Application startup failed",
+                                                           exc_info=failure.value)
         text = logs.getvalue()
     assert "starting profile, tiering, alerts, pricing, assignment: database postgresql+asyncpg://strata:***@" in text
     assert "Application startup failed" in text and "Traceback" in text
