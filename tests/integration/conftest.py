@@ -91,19 +91,3 @@ async def distributed(services: Sequence[str] | None = None, *, database_url: st
         yield harness
     finally:
         await harness.stop()
-
-
-async def delete_topics(prefix: str) -> None:
-    """Remove the topics of one prefix (tests that are done with a deployment for good)."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    except Exception:  # cleanup only: a failure here must not fail the test
-        pass
-    finally:
-        await admin.close()
