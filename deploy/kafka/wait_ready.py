@@ -5,7 +5,8 @@ Used by deploy/kafka/kafka.sh (start/status). A TCP port check is not enough:
 a KRaft broker accepts connections before its metadata is loaded, and early
 clients then fail with NOT_CONTROLLER/LEADER_NOT_AVAILABLE style errors. So we
 connect with aiokafka's admin client (the same client library Strata uses),
-describe the cluster and list topics, retrying until that works.
+describe the cluster, list topics and find a group coordinator (so consumer
+groups work from the first test on), retrying until that works.
 
 Exit codes: 0 ready, 1 timed out, 2 broker process died while waiting,
 3 aiokafka not installed for this interpreter.
@@ -53,6 +54,9 @@ async def _probe(bootstrap: str, request_timeout_ms: int) -> tuple[int, int]:
         brokers = cluster.get("brokers") or []
         if not brokers or cluster.get("controller_id", -1) < 0:
             raise RuntimeError(f"cluster not ready yet: {cluster!r}")
+        # Consumer groups need __consumer_offsets, which the broker creates on the first
+        # FindCoordinator request; until it is loaded, groups fail with COORDINATOR_NOT_AVAILABLE.
+        await admin.find_coordinator("strata-wait-ready")
         return len(brokers), len(topics)
     finally:
         await admin.close()

@@ -97,7 +97,7 @@ class KafkaBus(Bus):
     async def pending(self, group: str, topics: Sequence[str]) -> int:
         assert self._admin is not None, "bus not started"
         physical = [self.prefix + t for t in topics]
-        committed = await self._admin.list_consumer_group_offsets(group)
+        committed = await self._group_offsets(group)
         if self._probe is None:
             self._probe = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
                                            client_id=f"{self.client_id}-probe", enable_auto_commit=False)
@@ -112,6 +112,20 @@ class KafkaBus(Bus):
             meta = committed.get(tp)
             total += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
         return total
+
+    async def _group_offsets(self, group: str, attempts: int = 40) -> dict:
+        """The group's committed offsets. Just after a broker starts, or while the group's
+        coordinator moves, the broker answers with retriable coordinator errors: wait them out
+        (about 20 s) rather than report an outage that is only the broker warming up."""
+        assert self._admin is not None, "bus not started"
+        for attempt in range(attempts):
+            try:
+                return await self._admin.list_consumer_group_offsets(group)
+            except KafkaError as exc:
+                if not exc.retriable or attempt == attempts - 1:
+                    raise BusUnavailable(f"offsets of group {group}: {exc}") from exc
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
 
     async def _refresh(self, topic: str) -> set[int]:
         await self._probe._client.force_metadata_update()
