@@ -4,7 +4,7 @@ PostgreSQL (started by deploy/ scripts). Results go to bench/results/<time>.json
     python -m bench.run                      # defaults below
     python -m bench.run --postings 1000000 --customers 1000000 --close-customers 1000000
 
-Sections: ceiling (aiokafka and Kafka's tools), tiering alone, pipeline, latency, close, http.
+Sections: ceiling (aiokafka and Kafka's tools), services alone, pipeline, latency, close, reads (HTTP).
 """
 
 from __future__ import annotations
@@ -96,43 +96,19 @@ async def section_pipeline(args, records) -> dict:
     try:
         result = await wait_drained(dep, _groups(services), len(records))
         result["services"] = services
-        if args.http_seconds:
-            result["http"] = await _http_load(args, dep, records)
     finally:
         dep.stop()
     result["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in dep.peak_rss.items()}
     return result
 
 
-async def _http_load(args, dep: Deployment, records) -> dict:
-    """Customer 360, tier, worklist and segment reads from a second process, open loop."""
-    import tempfile
+async def section_reads(args, records) -> dict:
+    """Customer 360, tier, worklist and segment reads over read models seeded for
+    ``--read-customers`` customers, at a fixed rate from a second process."""
+    from bench import reads
 
-    from shared.auth import issue_token
-    from shared.settings import Settings
-
-    # an analyst reads every customer with identity numbers masked: no audit row per read
-    token = issue_token(Settings().auth.secret.get_secret_value(), "analyst")
-    ids = sorted({k.decode() for k, _v, _h in records})
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
-        fh.write("\n".join(ids))
-        ids_file = fh.name
-    ports = {p.service: p.port for p in dep.processes}
-    targets = [("profile", "/v1/customers/{id}"), ("tiering", "/v1/customers/{id}/tier")]
-    if "assignment" in ports:
-        targets.append(("assignment", "/v1/rms?limit=50"))
-    out = []
-    for service, path in targets:
-        if service not in ports:
-            continue
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.loadgen", "--base", f"http://127.0.0.1:{ports[service]}",
-            "--token", token, "--path", path, "--ids", ids_file, "--rate", str(args.http_rate),
-            "--seconds", str(args.http_seconds), stdout=asyncio.subprocess.PIPE, cwd=str(REPO))
-        stdout, _ = await proc.communicate()
-        out.append({"service": service, **json.loads(stdout)})
-        dep.sample_rss()
-    return {"customers": len(ids), "results": out}
+    return await reads.run(args.kafka, await new_database(args.database_url), args.read_customers,
+                           args.http_rate, args.http_seconds)
 
 
 async def section_latency(args, records) -> dict:
@@ -244,7 +220,7 @@ async def run(args) -> dict:
                     "platform": platform.platform()},
         "parameters": vars(args),
     }
-    sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "close"]
+    sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "close", "reads"]
     for name in sections:
         print(f"== {name}", file=sys.stderr)
         fn = globals()[f"section_{name}"]
@@ -271,6 +247,7 @@ def main() -> int:
     parser.add_argument("--close-customers", type=int, default=1_000_000)
     parser.add_argument("--latency-rate", type=float, default=2000)
     parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument("--read-customers", type=int, default=1_000_000)
     parser.add_argument("--http-rate", type=float, default=200)
     parser.add_argument("--http-seconds", type=float, default=20)
     parser.add_argument("--seed", type=int, default=1)
