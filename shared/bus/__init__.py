@@ -12,5 +12,9 @@ def build_bus(settings) -> Bus:
         return MemoryBus(default_partitions=settings.kafka.partitions)
     from shared.bus.kafka import KafkaBus
 
-    return KafkaBus(settings.kafka.bootstrap_servers, settings.kafka.client_id,
-                    settings.kafka.replication_factor, topic_prefix=settings.kafka.topic_prefix)
+    kafka = settings.kafka
+    return KafkaBus(kafka.bootstrap_servers, kafka.client_id, kafka.replication_factor,
+                    topic_prefix=kafka.topic_prefix,
+                    group_timing={"session_timeout_ms": kafka.session_timeout_ms,
+                                  "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+                                  "max_poll_interval_ms": kafka.max_poll_interval_ms})

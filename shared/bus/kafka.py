@@ -15,15 +15,20 @@ from shared.bus.base import Bus, BusUnavailable, Consumer, Message, Record, Topi
 
 log = logging.getLogger(__name__)
 
+GROUP_TIMING = {"session_timeout_ms": 15_000, "heartbeat_interval_ms": 3_000, "max_poll_interval_ms": 300_000}
+"""Consumer group timing unless the settings (``kafka.*``) say otherwise."""
+
 
 class KafkaBus(Bus):
     def __init__(self, bootstrap_servers: str, client_id: str = "strata",
-                 replication_factor: int = 1, linger_ms: int = 5, topic_prefix: str = "") -> None:
+                 replication_factor: int = 1, linger_ms: int = 5, topic_prefix: str = "",
+                 group_timing: dict[str, int] | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.prefix = topic_prefix
         self.client_id = client_id
         self.replication_factor = replication_factor
         self.linger_ms = linger_ms
+        self.group_timing = {**GROUP_TIMING, **(group_timing or {})}
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._probe: AIOKafkaConsumer | None = None
@@ -92,7 +97,8 @@ class KafkaBus(Bus):
             raise BusUnavailable(f"publish failed: {exc}") from exc
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
-        return KafkaConsumer(self.bootstrap_servers, group, list(topics), self.client_id, self.prefix)
+        return KafkaConsumer(self.bootstrap_servers, group, list(topics), self.client_id, self.prefix,
+                             **self.group_timing)
 
     async def pending(self, group: str, topics: Sequence[str]) -> int:
         assert self._admin is not None, "bus not started"
@@ -143,7 +149,9 @@ class KafkaBus(Bus):
 
 class KafkaConsumer(Consumer):
     def __init__(self, bootstrap_servers: str, group: str, topics: list[str], client_id: str,
-                 prefix: str = "") -> None:
+                 prefix: str = "", *, session_timeout_ms: int = GROUP_TIMING["session_timeout_ms"],
+                 heartbeat_interval_ms: int = GROUP_TIMING["heartbeat_interval_ms"],
+                 max_poll_interval_ms: int = GROUP_TIMING["max_poll_interval_ms"]) -> None:
         self.prefix = prefix
         self._consumer = AIOKafkaConsumer(
             *[prefix + t for t in topics],
@@ -152,9 +160,9 @@ class KafkaConsumer(Consumer):
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_interval_ms=300_000,
-            session_timeout_ms=15_000,
-            heartbeat_interval_ms=3_000,
+            max_poll_interval_ms=max_poll_interval_ms,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
             fetch_max_wait_ms=100,
         )
         self._positions: dict[TopicPartition, int] = {}

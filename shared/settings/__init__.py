@@ -36,6 +36,20 @@ class KafkaSettings(BaseModel):
     """Prepended to every topic name on the broker, so several environments can share one
     cluster (``uat.bank.postings``); the code always speaks of the logical names."""
     client_id: str = "strata"
+    session_timeout_ms: int = Field(default=15_000, ge=1_000)
+    """How long the group coordinator waits for a silent consumer before it hands the consumer's
+    partitions to the others: shorter moves a dead instance's work sooner, longer tolerates
+    longer pauses (GC, a slow database) without a rebalance."""
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    """The longest a batch (its handlers and database transaction) may take before the consumer
+    is considered stuck and leaves the group."""
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> "KafkaSettings":
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError("kafka.heartbeat_interval_ms must be at most a third of kafka.session_timeout_ms")
+        return self
 
 
 class RuntimeSettings(BaseModel):
