@@ -12,6 +12,7 @@ from typing import AsyncIterator, Sequence
 from shared import migrate
 from shared.bus import Bus, build_bus
 from shared.bus.base import BusUnavailable
+from shared.bus.memory import MemoryBus
 from shared.contracts.topics import all_topics
 from shared.db import Database
 from shared.runtime.consumer import Backoff, ConsumerLoop
@@ -129,9 +130,14 @@ class Runtime:
                     pass
             await asyncio.sleep(self.settings.runtime.lag_interval_s)
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 30.0) -> None:
         """Graceful shutdown: consumers finish and commit the batch in hand, relays publish what
-        is committed, then connections close."""
+        is committed, then connections close. On the in-memory bus, which forgets what it holds
+        when the process ends, every event already published is first consumed and every
+        committed outbox row published (for at most ``drain_timeout`` seconds), so a stop loses
+        nothing that a Kafka broker would have kept."""
+        if isinstance(self.bus, MemoryBus) and self.consume and self.started:
+            await self._drain_in_memory(drain_timeout)
         for loop in self.loops.values():
             loop.stop()
         loops = [t for t in self._tasks if t.get_name().endswith("-consumer")]
@@ -154,6 +160,20 @@ class Runtime:
         await self.bus.stop()
         await self.db.dispose()
         self.started = False
+
+    async def _drain_in_memory(self, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        unconsumed = 0
+        while asyncio.get_running_loop().time() < deadline:
+            # by each loop's group (a loop that has not subscribed yet still has work waiting)
+            unconsumed = sum([await self.bus.pending(loop.group, loop.topics) for loop in self.loops.values()])
+            if not unconsumed and not sum([await r.backlog() for r in self.relays.values()]):
+                return
+            for relay in self.relays.values():
+                relay.wake()
+            await asyncio.sleep(0.05)
+        log.warning("in-memory bus not drained within %.0f s at shutdown: %d events unconsumed",
+                    timeout, unconsumed)
 
     @asynccontextmanager
     async def unit_of_work(self, service: str, cause: str) -> AsyncIterator[UnitOfWork]:
