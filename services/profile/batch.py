@@ -5,15 +5,16 @@ Before the handlers run (:func:`prefetch`): the customers, accounts, signals and
 the batch touches are loaded in a few queries and kept in ``uow.batch`` (the session holds rows
 only weakly); the batch's priced postings and tier changes are inserted in one statement each,
 and the keys the database did not have yet are the batch's new facts. While they run, handlers
-collect tag replacements and branch flow changes; when the batch's transaction commits
-(``before_commit``), they are written in one statement each. Everything lives as long as the
-transaction: a rolled-back attempt leaves nothing behind, and a handler called without a
-prefetch writes at once.
+collect tag replacements and customers' AUM changes per business day; when the batch's
+transaction commits (``before_commit``), they are written in one statement each. Everything
+lives as long as the transaction: a rolled-back attempt leaves nothing behind, and a handler
+called without a prefetch writes at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any, Iterable
 
@@ -26,11 +27,10 @@ from shared.contracts.events import AccountV1, CustomerV1, FeeAssessedV1, Signal
 from shared.db import insert_for
 from shared.money import ZERO
 from shared.runtime.unit_of_work import UnitOfWork
-from services.profile.domain import FlowChange
 from services.profile.models import (
     ProfileAccount,
-    ProfileBranchFlow,
     ProfileCustomer,
+    ProfileCustomerFlow,
     ProfileFeePosting,
     ProfileSignal,
     ProfileTag,
@@ -38,7 +38,6 @@ from services.profile.models import (
 )
 
 CHUNK = 1000
-_ACCOUNTS_OF = "accounts_of"
 _AT_COMMIT = "at_commit"
 
 
@@ -64,7 +63,6 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
         if event.topic in ACCESS_TOPICS and (not isinstance(data, CustomerV1) or data.source == "core"):
             access.add(data.customer_id)
     await _load(uow, ProfileCustomer, customers)
-    await _load_accounts_of(uow, customers)
     await _load(uow, ProfileAccount, accounts)
     await _load(uow, ProfileSignal, signals)
     await _create_access_rows(uow, access)
@@ -91,14 +89,6 @@ def remember(uow: UnitOfWork, row, key: str) -> None:
     uow.batch.setdefault(type(row), {})[key] = row
 
 
-async def accounts_of(uow: UnitOfWork, customer_id: str) -> list[ProfileAccount]:
-    """Every account of a customer (kept current by the account handler within the batch)."""
-    lists = uow.batch.setdefault(_ACCOUNTS_OF, {})
-    if customer_id not in lists:
-        await _load_accounts_of(uow, {customer_id})
-    return lists[customer_id]
-
-
 async def _load(uow: UnitOfWork, model, ids: set[str]) -> None:
     cache = uow.batch.setdefault(model, {})
     key = model.__mapper__.primary_key[0]
@@ -108,19 +98,6 @@ async def _load(uow: UnitOfWork, model, ids: set[str]) -> None:
                  for r in (await uow.session.execute(select(model).where(key.in_(chunk)))).scalars()}
         for i in chunk:
             cache[i] = found.get(i)
-
-
-async def _load_accounts_of(uow: UnitOfWork, customer_ids: set[str]) -> None:
-    lists = uow.batch.setdefault(_ACCOUNTS_OF, {})
-    by_id = uow.batch.setdefault(ProfileAccount, {})
-    missing = sorted(i for i in customer_ids if i not in lists)
-    for i in missing:
-        lists[i] = []
-    for chunk in _chunks(missing):
-        rows = await uow.session.execute(select(ProfileAccount).where(ProfileAccount.customer_id.in_(chunk)))
-        for account in rows.scalars():
-            lists[account.customer_id].append(account)
-            by_id[account.account_id] = account
 
 
 async def _create_access_rows(uow: UnitOfWork, customer_ids: set[str]) -> None:
@@ -192,10 +169,10 @@ async def first_time(uow: UnitOfWork, model, row: dict[str, Any]) -> bool:
 
 @dataclass
 class CommitWrites:
-    """Tag replacements and flow changes of a batch, written when its transaction commits."""
+    """Tag replacements and AUM changes of a batch, written when its transaction commits."""
 
     tags: dict[str, list[str]] = field(default_factory=dict)
-    flows: list[FlowChange] = field(default_factory=list)
+    flows: dict[tuple[str, date], Decimal] = field(default_factory=dict)
 
     def write(self, session) -> None:
         """``before_commit`` of the batch's (synchronous) session, inside its transaction."""
@@ -222,31 +199,29 @@ async def replace_tags(uow: UnitOfWork, customer_id: str, tags: list[str]) -> No
         await uow.session.execute(insert(ProfileTag), [{"customer_id": customer_id, "tag": t} for t in tags])
 
 
-async def add_flows(uow: UnitOfWork, changes: list[FlowChange]) -> None:
+async def add_flow(uow: UnitOfWork, customer_id: str, day: date, delta: Decimal) -> None:
+    """Add ``delta`` to the customer's net AUM change of business day ``day``: summed per
+    customer and day over the batch and written at commit, the row of a key the batch touched
+    even when its changes cancel out (``+100`` then ``-100``), so that the table ends the same
+    as when the two fall in two batches."""
     writes: CommitWrites | None = uow.batch.get(_AT_COMMIT)
     if writes is not None:
-        writes.flows.extend(changes)
-    elif changes:
-        await uow.session.execute(flows_upsert(uow.session), flow_rows(changes))
+        key = (customer_id, day)
+        writes.flows[key] = writes.flows.get(key, ZERO) + delta
+        return
+    await uow.session.execute(flows_upsert(uow.session), flow_rows({(customer_id, day): delta}))
 
 
 def flows_upsert(session):
-    """Added in the database (``inflow = inflow + ...``), so instances consuming different
-    partitions never overwrite each other's figures."""
-    stmt = insert_for(session)(ProfileBranchFlow)
+    """Added in the database (``net = net + ...``): each event's change counts once whatever
+    batch it falls in, so a day's net is the same however the events were batched."""
+    stmt = insert_for(session)(ProfileCustomerFlow)
     return stmt.on_conflict_do_update(
-        index_elements=["branch_id", "view", "day"],
-        set_={"inflow": ProfileBranchFlow.inflow + stmt.excluded.inflow,
-              "outflow": ProfileBranchFlow.outflow + stmt.excluded.outflow},
+        index_elements=["customer_id", "day"],
+        set_={"net": ProfileCustomerFlow.net + stmt.excluded.net},
     )
 
 
-def flow_rows(changes: list[FlowChange]) -> list[dict[str, Any]]:
-    """One row per branch, view and day (one statement may not touch a row twice)."""
-    summed: dict[tuple, list[Decimal]] = {}
-    for c in changes:
-        total = summed.setdefault((c.branch_id, c.view, c.day), [ZERO, ZERO])
-        total[0] += c.inflow
-        total[1] += c.outflow
-    return [{"branch_id": b, "view": v, "day": d, "inflow": i, "outflow": o}
-            for (b, v, d), (i, o) in sorted(summed.items())]
+def flow_rows(flows: dict[tuple[str, date], Decimal]) -> list[dict[str, Any]]:
+    """One row per customer and day (one statement may not touch a row twice), in key order."""
+    return [{"customer_id": c, "day": d, "net": net} for (c, d), net in sorted(flows.items())]

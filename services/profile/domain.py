@@ -7,8 +7,8 @@ Nothing here touches a database, the bus or HTTP: every rule can be called with 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
@@ -108,56 +108,20 @@ def month_bounds(day: date) -> tuple[date, date]:
 # --- AUM flows ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DayFlow:
-    """A customer's AUM movement on one business day, and the branches it counts for.
+def flow_of_day(net: Decimal) -> tuple[Decimal, Decimal]:
+    """A customer's inflow and outflow of one business day, from the day's net AUM change.
 
-    ``net`` is the change of the customer's AUM since the start of ``day``; the branches are
-    those the customer belonged to (home) and held accounts at when the day's first change
-    arrived, so that one customer's day always counts for the same branches."""
+    Flows are counted per customer per business day on the day's net: a customer whose AUM
+    ends the day 30,000 higher brings 30,000 of inflow however many postings it took, and
+    moving money between their own products is no flow at all. The net of a day is the sum of
+    the changes of every applied AUM record of that business date, so it depends on nothing
+    but the customer's own records; a branch's flow is the sum over its members (the branch
+    report computes the same in SQL).
 
-    day: date | None = None
-    net: Decimal = ZERO
-    home_branch: str | None = None
-    account_branches: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FlowChange:
-    """What to add to one branch's flow figures of one day (view ``home`` or ``account``)."""
-
-    branch_id: str
-    view: str
-    day: date
-    inflow: Decimal
-    outflow: Decimal
-
-
-def apply_aum_change(state: DayFlow, day: date, delta: Decimal, home_branch: str | None,
-                     account_branches: Iterable[str]) -> tuple[DayFlow, list[FlowChange]]:
-    """Inflow and outflow are counted per customer per business day on the day's net change:
-    a customer whose AUM ends the day 30,000 higher brings 30,000 of inflow, however many
-    postings it took, and moving money between their own products is no flow at all.
-
-    Returns the new state and what to add to each branch's figures: the change of the
-    customer's contribution ``max(net, 0)`` to inflow and ``max(-net, 0)`` to outflow. A change
-    dated before the day in hand counts on the day in hand (past days are closed).
-
-    >>> state, changes = apply_aum_change(DayFlow(), date(2026, 11, 28), Decimal("500.00"), "BR1", [])
-    >>> [(c.branch_id, c.inflow, c.outflow) for c in changes]
-    [('BR1', Decimal('500.00'), Decimal('0.00'))]
+    >>> flow_of_day(Decimal("-500.00"))
+    (Decimal('0.00'), Decimal('500.00'))
     """
-    if state.day is None or day > state.day:
-        state = DayFlow(day, ZERO, home_branch, tuple(sorted(set(account_branches))))
-    before, after = state.net, state.net + delta
-    inflow = max(after, ZERO) - max(before, ZERO)
-    outflow = max(-after, ZERO) - max(-before, ZERO)
-    state = replace(state, net=after)
-    if inflow == 0 and outflow == 0:
-        return state, []
-    targets = ([(state.home_branch, "home")] if state.home_branch else []) + \
-        [(branch, "account") for branch in state.account_branches]
-    return state, [FlowChange(branch, view, state.day, inflow, outflow) for branch, view in targets]
+    return max(net, ZERO), max(-net, ZERO)
 
 
 # --- signals --------------------------------------------------------------------------------

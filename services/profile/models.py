@@ -65,11 +65,6 @@ class ProfileCustomer(Base):
     fees_charged: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
     fees_priced: Mapped[int] = mapped_column(Integer, default=0)
     last_contact_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    # the business day's AUM flow (services.profile.domain.DayFlow)
-    flow_day: Mapped[date | None] = mapped_column(Date, nullable=True)
-    flow_net: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
-    flow_home_branch: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    flow_account_branches: Mapped[str] = mapped_column(Text, default="[]")
 
     __table_args__ = (
         Index("ix_profile_customers_home_branch_tier", "home_branch_id", "tier"),
@@ -157,31 +152,33 @@ class ProfileFeePosting(Base):
 
 
 class ProfileTierChange(Base):
-    """A tier or watch change, once per customer, time and kind of change."""
+    """A tier or watch change, once per customer, time, kind of change and the tiers it moved
+    between: two upgrades of one instant (mass to gold, then gold to platinum on balances as of
+    one moment) are two changes."""
 
     __tablename__ = "profile_tier_changes"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     effective_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     change: Mapped[str] = mapped_column(String(16), primary_key=True)
-    from_tier: Mapped[str] = mapped_column(String(32))
-    to_tier: Mapped[str] = mapped_column(String(32))
+    from_tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    to_tier: Mapped[str] = mapped_column(String(32), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_profile_tier_changes_effective_at", "effective_at"),)
 
 
-class ProfileBranchFlow(Base):
-    """A branch's AUM inflow and outflow on one business day, for the customers whose home
-    branch it is (``view = home``) or who hold accounts there (``view = account``)."""
+class ProfileCustomerFlow(Base):
+    """A customer's net AUM change on one business day: the sum of the changes of every applied
+    strata.aum event of that business date, kept per customer so that a branch report sums the
+    flows of whoever its members are when it is asked (``services.profile.domain.flow_of_day``).
+    The key (customer, day) is also the index the report's join reads."""
 
-    __tablename__ = "profile_branch_flows"
+    __tablename__ = "profile_customer_flows"
 
-    branch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    view: Mapped[str] = mapped_column(String(8), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    inflow: Mapped[Decimal] = mapped_column(MoneyType)
-    outflow: Mapped[Decimal] = mapped_column(MoneyType)
+    net: Mapped[Decimal] = mapped_column(MoneyType)
 
 
 class ProfileSegment(Base):

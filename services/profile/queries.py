@@ -18,8 +18,8 @@ from services.profile.models import (
     BALANCE_COLUMNS,
     ProfileAccount,
     ProfileAttribute,
-    ProfileBranchFlow,
     ProfileCustomer,
+    ProfileCustomerFlow,
     ProfileFeePosting,
     ProfileSignal,
     ProfileTierChange,
@@ -27,6 +27,7 @@ from services.profile.models import (
 
 C = ProfileCustomer
 A = ProfileAccount
+F = ProfileCustomerFlow
 DEPOSIT_TYPES = ("demand_deposit", "time_deposit")
 
 
@@ -140,20 +141,27 @@ async def _attributes(session: AsyncSession, customer_id: str) -> dict[str, dict
 async def branch_report(session: AsyncSession, settings: Settings, branch_id: str, day: date) -> dict[str, Any]:
     """The branch's figures for its own customers (home branch: at the top level, as the
     contract names them) and, under ``account_holders``, for the customers holding an account
-    that is not closed at the branch."""
+    that is not closed at the branch.
+
+    Members are the customers of the moment the report is asked: whoever has the branch as
+    home branch, or holds a non-closed account there, now. Inflow and outflow are summed over
+    them, each member's flow of a business day taken on the day's net AUM change
+    (:func:`services.profile.domain.flow_of_day`): ``*_today`` for ``day``, ``*_mtd`` from the
+    first of ``day``'s month to ``day``. A customer who moved to the branch or opened an account
+    there counts for it with their whole month; a past ``day`` gives exact figures of that day
+    and month for today's members. Tiers, AUM, deposits and products are the members' current
+    ones whatever ``day`` is. Every figure is a function of the read model's final state, never
+    of the order its events arrived in: the same events in any order give the same report."""
     home_members = select(C.customer_id).where(C.home_branch_id == branch_id)
     holders = select(A.customer_id).where(A.branch_id == branch_id, A.status != "closed").distinct()
-    home = await _view(session, settings, branch_id, "home", day, home_members,
-                       select(A).where(A.customer_id.in_(home_members)))
-    account = await _view(session, settings, branch_id, "account", day, holders,
-                          select(A).where(A.branch_id == branch_id))
+    home = await _view(session, settings, day, home_members, select(A).where(A.customer_id.in_(home_members)))
+    account = await _view(session, settings, day, holders, select(A).where(A.branch_id == branch_id))
     first, _ = month_bounds(day)
     return {"branch_id": branch_id, "business_date": day, "month": f"{first:%Y-%m}", **home,
             "account_holders": account}
 
 
-async def _view(session: AsyncSession, settings: Settings, branch_id: str, view: str, day: date,
-                members, accounts) -> dict[str, Any]:
+async def _view(session: AsyncSession, settings: Settings, day: date, members, accounts) -> dict[str, Any]:
     by_tier = {t.id: {"customers": 0, "aum": ZERO} for t in settings.tiers}
     for tier, count, aum in await session.execute(
         select(C.tier, func.count(), func.sum(C.aum)).where(C.customer_id.in_(members)).group_by(C.tier)
@@ -161,7 +169,7 @@ async def _view(session: AsyncSession, settings: Settings, branch_id: str, view:
         by_tier[tier] = {"customers": count, "aum": aum or ZERO}
     products = await _products(session, members, accounts)
     deposits = {t: products.get(t, {}).get("balance", ZERO) for t in DEPOSIT_TYPES}
-    flows = await _flows(session, branch_id, view, day)
+    flows = await _flows(session, members, day)
     return {
         "by_tier": by_tier,
         "customers": sum(v["customers"] for v in by_tier.values()),
@@ -203,17 +211,20 @@ async def _products(session: AsyncSession, members, accounts) -> dict[str, dict[
     return dict(sorted(products.items()))
 
 
-async def _flows(session: AsyncSession, branch_id: str, view: str, day: date) -> dict[str, Decimal]:
+async def _flows(session: AsyncSession, members, day: date) -> dict[str, Decimal]:
+    """The members' inflow and outflow of ``day`` and month to date, in one pass over their
+    rows of the month: ``max(net, 0)`` and ``max(-net, 0)`` of each customer-day
+    (``flow_of_day``), summed by the database."""
     first, _ = month_bounds(day)
-    rows = (await session.execute(
-        select(ProfileBranchFlow.day, ProfileBranchFlow.inflow, ProfileBranchFlow.outflow).where(
-            ProfileBranchFlow.branch_id == branch_id, ProfileBranchFlow.view == view,
-            ProfileBranchFlow.day >= first, ProfileBranchFlow.day <= day)
-    )).all()
-    inflow_today = sum((r.inflow for r in rows if r.day == day), ZERO)
-    outflow_today = sum((r.outflow for r in rows if r.day == day), ZERO)
-    inflow_mtd = sum((r.inflow for r in rows), ZERO)
-    outflow_mtd = sum((r.outflow for r in rows), ZERO)
+    on_day, gain, loss = F.day == day, F.net > 0, F.net < 0
+    sums = (await session.execute(
+        select(func.sum(case((on_day & gain, F.net), else_=0)),
+               func.sum(case((on_day & loss, -F.net), else_=0)),
+               func.sum(case((gain, F.net), else_=0)),
+               func.sum(case((loss, -F.net), else_=0)))
+        .where(F.customer_id.in_(members), F.day >= first, F.day <= day)
+    )).one()
+    inflow_today, outflow_today, inflow_mtd, outflow_mtd = (value or ZERO for value in sums)
     return {"inflow_today": inflow_today, "outflow_today": outflow_today,
             "net_today": inflow_today - outflow_today,
             "inflow_mtd": inflow_mtd, "outflow_mtd": outflow_mtd, "net_mtd": inflow_mtd - outflow_mtd}

@@ -30,7 +30,7 @@ from shared.money import ZERO
 from shared.runtime.errors import Rejected
 from shared.runtime.unit_of_work import UnitOfWork
 from services.profile import batch, metrics
-from services.profile.domain import DayFlow, apply_aum_change, is_newer, signal_status_after
+from services.profile.domain import is_newer, signal_status_after
 from services.profile.models import (
     BALANCE_COLUMNS,
     ProfileAccount,
@@ -125,9 +125,6 @@ async def on_account(event: Event, uow: UnitOfWork) -> None:
     elif event.time < account.event_at:
         metrics.STALE_EVENTS.labels(event.topic).inc()
         return
-    else:
-        (await batch.accounts_of(uow, account.customer_id)).remove(account)
-    (await batch.accounts_of(uow, data.customer_id)).append(account)
     account.customer_id = data.customer_id
     account.branch_id = data.branch_id
     account.product_type = data.product_type
@@ -145,8 +142,12 @@ async def on_account(event: Event, uow: UnitOfWork) -> None:
 @read_model_handler
 async def on_aum(event: Event, uow: UnitOfWork) -> None:
     """The customer's current AUM, month-to-date average and balances by product type, unless
-    a newer ``as_of`` is applied; the change feeds the household's AUM and the branches'
-    flows of the business day."""
+    a newer ``as_of`` is applied; the change is added to the customer's net AUM change of the
+    record's business date, which the branch reports sum into flows.
+
+    The flow is kept per customer and day and knows no branch: which branches a customer
+    counts for is decided when a report is asked (their home branch and accounts then), so the
+    order in which accounts and AUM arrive from their two topics changes nothing."""
     data: AumV1 = event.data
     customer = await _customer(uow, data.customer_id)
     if customer.aum_as_of is not None and data.as_of < customer.aum_as_of:
@@ -163,21 +164,7 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
     customer.aum_business_date = data.business_date
     customer.aum_as_of = data.as_of
     if delta != 0:
-        await _count_flow(uow, customer, data.business_date, delta)
-
-
-async def _count_flow(uow: UnitOfWork, customer: ProfileCustomer, day, delta: Decimal) -> None:
-    state = DayFlow(customer.flow_day, customer.flow_net, customer.flow_home_branch,
-                    tuple(json.loads(customer.flow_account_branches)))
-    branches: list[str] = []
-    if state.day is None or day > state.day:
-        branches = [a.branch_id for a in await batch.accounts_of(uow, customer.customer_id) if a.status != "closed"]
-    state, changes = apply_aum_change(state, day, delta, customer.home_branch_id, branches)
-    customer.flow_day = state.day
-    customer.flow_net = state.net
-    customer.flow_home_branch = state.home_branch
-    customer.flow_account_branches = json.dumps(list(state.account_branches))
-    await batch.add_flows(uow, changes)
+        await batch.add_flow(uow, customer.customer_id, data.business_date, delta)
 
 
 @read_model_handler
@@ -271,7 +258,7 @@ async def _customer(uow: UnitOfWork, customer_id: str) -> ProfileCustomer:
             customer_id=customer_id, tags="[]", auto_points_offset=False, aum=ZERO,
             mtd_average_daily_aum=ZERO, aum_by_product_type="{}", liabilities="{}",
             tier=uow.settings.tiers[0].id, watch=False, open_signals=0, fees_charged=ZERO,
-            fees_priced=0, flow_net=ZERO, flow_account_branches="[]",
+            fees_priced=0,
         )
         batch.remember(uow, customer, customer_id)
     return customer

@@ -82,7 +82,8 @@ async def get_branch_report(branch_id: str, request: Request,
                             session: AsyncSession = Depends(db_session)):
     """Customers and AUM by tier, deposits and products, AUM inflow and outflow today and month
     to date, tier changes this month: for the branch's own customers (top level) and for the
-    customers holding accounts there (``account_holders``)."""
+    customers holding accounts there (``account_holders``), as they are when asked. A
+    customer's inflow or outflow of a day is the day's net change of their AUM."""
     if principal.role == "branch_manager" and principal.branch_id != branch_id:
         raise Problem(403, "Forbidden", f"A branch manager of {principal.branch_id} may not see {branch_id}.")
     settings = request.app.state.settings

@@ -347,14 +347,13 @@ async def seed_customers(strata, n: int) -> None:
     rng = random.Random(5)
     columns = ["customer_id", "name", "phone", "home_branch_id", "risk_level", "tags", "auto_points_offset",
                "aum", "mtd_average_daily_aum", "aum_by_product_type", "liabilities", "tier", "watch",
-               "open_signals", "fees_charged", "fees_priced", "flow_net", "flow_account_branches",
-               *BALANCE_COLUMNS.values()]
+               "open_signals", "fees_charged", "fees_priced", *BALANCE_COLUMNS.values()]
     records = []
     for i in range(n):
         cents = rng.randint(50_000_00, 999_999_99)
         records.append((f"SX{i:07d}", f"客户{i}", f"139{i:08d}", BRANCHES[i % len(BRANCHES)], "C3", "[]", False,
-                        cents, cents, "{}", "{}", "gold" if cents < 200_000_00 else "platinum", False, 0, 0, 0, 0,
-                        "[]", cents, *[0] * (len(BALANCE_COLUMNS) - 1)))
+                        cents, cents, "{}", "{}", "gold" if cents < 200_000_00 else "platinum", False, 0, 0, 0,
+                        cents, *[0] * (len(BALANCE_COLUMNS) - 1)))
     access = [("profile", f"SX{i:07d}", BRANCHES[i % len(BRANCHES)], "RM-BIG" if i % 10 == 0 else None)
               for i in range(n)]
     async with strata.runtime.db.engine.connect() as conn:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
+from sqlalchemy import select
+
+from services.profile.models import ProfileCustomerFlow, ProfileTierChange
 from strata.registry import load
 from strata.testing import Harness
 from tests.conftest import single_process_settings
@@ -84,28 +88,44 @@ async def test_tags_replaced_twice_in_one_batch_select_only_the_last_ones(profil
         assert [m["customer_id"] for m in members] == expected
 
 
-async def test_two_upgrades_of_one_instant_keep_the_first_in_one_batch_or_two():
-    # two balances as of one moment: mass to gold, then gold to platinum, both at t; the tier
-    # change key (customer, time, change) holds one, and the first must win however they batch
-    from sqlalchemy import select
-
-    from services.profile.models import ProfileTierChange
-
-    cid = new_id("BT")
-    t = datetime(2026, 11, 20, tzinfo=ZONE)
-    first, second = tier(cid, "gold", at=t), tier(cid, "platinum", frm="gold", at=t)
-    stored = []
-    for batches in ([[first, second]], [[first], [second]]):
+async def rows_after(batches: list[list], statement) -> list[list[tuple]]:
+    """The rows ``statement`` selects after each way of batching the same events (a fresh
+    single-process Strata each)."""
+    found = []
+    for events_in_batches in batches:
         with tempfile.TemporaryDirectory(prefix="strata-test-") as tmp:
             s = await Harness(single_process_settings(tmp), [load("profile")]).start()
             try:
-                for events in batches:
+                for events in events_in_batches:
                     await s.publish(*events)
                     await s.settle()
                 async with s.runtime.db.sessions() as session:
-                    stored.append((await session.execute(
-                        select(ProfileTierChange.from_tier, ProfileTierChange.to_tier)
-                        .where(ProfileTierChange.customer_id == cid))).all())
+                    found.append(sorted((await session.execute(statement)).all()))
             finally:
                 await s.stop()
-    assert stored[0] == stored[1] == [("mass", "gold")]
+    return found
+
+
+async def test_two_upgrades_of_one_instant_are_two_changes_in_one_batch_or_two():
+    # two balances as of one moment: mass to gold, then gold to platinum, both at t; the tier
+    # change key (customer, time, change, from, to) holds both however they batch
+    cid = new_id("BT")
+    t = datetime(2026, 11, 20, tzinfo=ZONE)
+    first, second = tier(cid, "gold", at=t), tier(cid, "platinum", frm="gold", at=t)
+    T = ProfileTierChange
+    stored = await rows_after([[[first, second]], [[first], [second]], [[first, second, first]]],
+                              select(T.from_tier, T.to_tier).where(T.customer_id == cid))
+    assert stored[0] == stored[1] == stored[2] == [("gold", "platinum"), ("mass", "gold")]
+
+
+async def test_changes_of_a_day_that_cancel_out_leave_the_same_row_in_one_batch_or_two():
+    # 1,000 in and out again: a net of zero for the day, stored alike whether the two changes
+    # were added in one statement or in two
+    cid = new_id("BT")
+    t = datetime(2026, 11, 20, 9, tzinfo=ZONE)
+    events = [aum(cid, "1000.00", day=DAY, as_of=t), aum(cid, "0.00", day=DAY, as_of=t + timedelta(hours=1)),
+              aum(cid, "250.00", day=DAY + timedelta(days=1), as_of=t + timedelta(days=1))]
+    F = ProfileCustomerFlow
+    stored = await rows_after([[events], [[e] for e in events]],
+                              select(F.day, F.net).where(F.customer_id == cid))
+    assert stored[0] == stored[1] == [(DAY, Decimal("0.00")), (DAY + timedelta(days=1), Decimal("250.00"))]

@@ -9,13 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.profile.domain import (
-    DayFlow,
     Identity,
     age_on,
-    apply_aum_change,
     born_after_for_age,
     born_on_or_before_for_age,
     combined_aum,
+    flow_of_day,
     identity_for,
     is_newer,
     month_bounds,
@@ -103,60 +102,23 @@ def test_start_of_day_is_midnight_in_the_banks_zone():
 
 # --- flows ----------------------------------------------------------------------------------
 
-DAY = date(2026, 11, 28)
+
+def test_a_day_that_ends_higher_is_inflow_only():
+    assert flow_of_day(D("30000.00")) == (D("30000.00"), D("0.00"))
 
 
-def flows(changes):
-    return {(c.branch_id, c.view): (c.inflow, c.outflow) for c in changes}
-
-
-def test_first_change_of_the_day_counts_for_home_and_account_branches():
-    state, changes = apply_aum_change(DayFlow(), DAY, D("500.00"), "BR1", ["BR2", "BR1"])
-    assert flows(changes) == {("BR1", "home"): (D("500.00"), D("0.00")),
-                              ("BR1", "account"): (D("500.00"), D("0.00")),
-                              ("BR2", "account"): (D("500.00"), D("0.00"))}
-    assert state == DayFlow(DAY, D("500.00"), "BR1", ("BR1", "BR2"))
-
-
-def test_a_days_inflow_and_outflow_net_per_customer():
-    state, first = apply_aum_change(DayFlow(), DAY, D("1000.00"), "BR1", [])
-    state, second = apply_aum_change(state, DAY, D("-1500.00"), "BR1", [])
-    assert flows(first)[("BR1", "home")] == (D("1000.00"), D("0.00"))
-    # the day's net is -500: the 1,000 of inflow is taken back and 500 of outflow counted
-    assert flows(second)[("BR1", "home")] == (D("-1000.00"), D("500.00"))
-    assert state.net == D("-500.00")
+def test_a_day_that_ends_lower_is_outflow_only():
+    assert flow_of_day(D("-500.00")) == (D("0.00"), D("500.00"))
 
 
 def test_moving_money_between_own_products_is_no_flow():
-    state, _ = apply_aum_change(DayFlow(), DAY, D("-20000.00"), "BR1", [])
-    state, changes = apply_aum_change(state, DAY, D("20000.00"), "BR1", [])
-    assert state.net == 0
-    assert flows(changes)[("BR1", "home")] == (D("0.00"), D("-20000.00"))
+    # 20,000 out of a deposit and into a wealth product the same day: the day's net is zero
+    assert flow_of_day(D("-20000.00") + D("20000.00")) == (D("0.00"), D("0.00"))
 
 
-def test_a_new_business_day_starts_from_zero_with_the_branches_of_that_day():
-    state, _ = apply_aum_change(DayFlow(), DAY, D("100.00"), "BR1", [])
-    state, changes = apply_aum_change(state, date(2026, 11, 29), D("-40.00"), "BR9", ["BR2"])
-    assert flows(changes) == {("BR9", "home"): (D("0.00"), D("40.00")),
-                              ("BR2", "account"): (D("0.00"), D("40.00"))}
-    assert state.day == date(2026, 11, 29)
-
-
-def test_a_customers_day_keeps_counting_for_the_branch_it_started_with():
-    state, _ = apply_aum_change(DayFlow(), DAY, D("100.00"), "BR1", [])
-    state, changes = apply_aum_change(state, DAY, D("-100.00"), "BR2", [])
-    assert flows(changes) == {("BR1", "home"): (D("-100.00"), D("0.00"))}
-
-
-def test_a_late_change_counts_on_the_day_in_hand():
-    state, _ = apply_aum_change(DayFlow(), DAY, D("100.00"), "BR1", [])
-    state, changes = apply_aum_change(state, date(2026, 11, 27), D("50.00"), "BR1", [])
-    assert [c.day for c in changes] == [DAY] and state.net == D("150.00")
-
-
-def test_without_a_branch_a_change_counts_nowhere():
-    _, changes = apply_aum_change(DayFlow(), DAY, D("100.00"), None, [])
-    assert changes == []
+def test_a_days_flow_is_taken_on_the_net_not_on_each_change():
+    # 1,000 in, then 1,500 out: 500 of outflow, not 1,000 in and 1,500 out
+    assert flow_of_day(D("1000.00") + D("-1500.00")) == (D("0.00"), D("500.00"))
 
 
 # --- signals --------------------------------------------------------------------------------

@@ -50,8 +50,7 @@ def customer(cid, tier, aum, *, risk=None, branch=None, gender=None, birth=None,
                 gender=gender, birth_date=birth, household_id=household, household_role=role,
                 open_signals=signals, last_contact_at=contact, points_balance=points, watch=watch,
                 tags="[]", auto_points_offset=False, aum_by_product_type="{}", liabilities="{}",
-                fees_charged=Decimal("0.00"), fees_priced=0, flow_net=Decimal("0.00"),
-                flow_account_branches="[]",
+                fees_charged=Decimal("0.00"), fees_priced=0,
                 **{column: Decimal("0.00") for column in BALANCE_COLUMNS.values()})
 
 
