@@ -22,6 +22,7 @@ from shared.contracts.events import (
     AssignmentChangedV1,
     AumV1,
     CustomerV1,
+    PostingTieredV1,
     PostingV1,
     SignalV1,
     TierChangedV1,
@@ -42,6 +43,8 @@ from services.alerts.domain import (
     Finding,
     TierLadder,
     closed_by_tier_change,
+    closing_tier_signals,
+    first_of_day,
     is_large_interbank_outflow,
     month_day,
     near_upgrade,
@@ -91,7 +94,10 @@ def _now() -> datetime:
 
 async def on_aum(event: Event, uow: UnitOfWork) -> None:
     """Move the customer's AUM and its window of daily highs, then judge ``near_upgrade`` and
-    the fall-from-the-high trigger of ``vip_outflow``."""
+    the fall-from-the-high trigger of ``vip_outflow`` with the tier the event carries: the tier
+    tiering held right after this AUM change, in the customer's ordered stream. Alerts' own tier
+    state comes from another topic (``strata.tiers``), read as far as lag allows: it judges only
+    AUM events emitted before they carried a tier."""
     a: AumV1 = event.data
     settings = uow.settings
     rules = settings.signals
@@ -104,7 +110,7 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
                        rules.vip_outflow.window_days)
     customer.aum, customer.aum_at, customer.aum_highs = a.aum, a.as_of, highs.encode()
     ladder = ladder_of(settings)
-    judged = ladder.effective(tier_in_force(customer, a.as_of), a.aum)
+    judged = a.tier if a.tier is not None else ladder.effective(tier_in_force(customer, a.as_of), a.aum)
     if customer.tier_at is None or a.as_of >= customer.tier_at:
         effective = ladder.effective(customer.tier, a.aum)
         if effective != customer.tier:
@@ -119,25 +125,25 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
     for finding in (near, drop):
         if finding is not None:
             finding = replace(finding, evidence={**finding.evidence, "as_of": a.as_of.isoformat()})
-            await raise_signal(uow, customer, finding, at=a.as_of, event=event)
+            signal = await raise_signal(uow, customer, finding, at=a.as_of, event=event)
+            if signal is None:
+                await take_over_the_day(uow, finding, at=a.as_of, event=event)
+            elif await made_moot_already(uow, signal):
+                await expire_where(uow, (AlertsSignal.id == signal.id,))
 
 
-async def on_posting(event: Event, uow: UnitOfWork) -> None:
-    """A VIP's single large outflow to another bank raises ``vip_outflow``; each posting is
-    judged once, whatever event id it arrives under. A large outflow that contradicts the
-    registered account (another owner or product type) is rejected, as tiering rejects it."""
-    p: PostingV1 = event.data
+async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
+    """A VIP's single large outflow to another bank raises ``vip_outflow``, judged with the tier
+    tiering passed on with the posting (in force right after it, in the customer's ordered
+    stream) and quoting the AUM right after it, whatever alerts has read of ``strata.tiers`` and
+    ``strata.aum`` by then. Tiering has already refused a posting that contradicts its account,
+    so none reaches here. Each posting is judged once, whatever event id it arrives under."""
+    tiered: PostingTieredV1 = event.data
+    p = tiered.posting
     vip = uow.settings.signals.vip_outflow
-    if not is_large_interbank_outflow(p.direction, p.counterparty_bank, p.amount, p.product_type,
-                                      vip.large_outflow):
+    if not _large_outflow(p, uow.settings):
         return
     session = uow.session
-    account = await session.get(AlertsAccount, p.account_id)
-    if account is not None and (account.customer_id, account.product_type) != (p.customer_id, p.product_type):
-        # tiering rejects such a posting too (it moves no balance and is never priced): a signal
-        # raised on it would tell an RM of an outflow that Strata does not count
-        raise Rejected(f"account {p.account_id} is a {account.product_type} of customer "
-                       f"{account.customer_id}, not a {p.product_type} of {p.customer_id}")
     if await session.get(AlertsOutflow, p.posting_id) is not None:
         _count(session, metrics.SIGNALS_SUPPRESSED, VIP_OUTFLOW)
         return
@@ -146,14 +152,18 @@ async def on_posting(event: Event, uow: UnitOfWork) -> None:
     customer = await _customer(uow, p.customer_id)
     posting = {"posting_id": p.posting_id, "account_id": p.account_id, "amount": format_money(p.amount),
                "counterparty_bank": p.counterparty_bank, "tx_type": p.tx_type, "channel": p.channel,
-               "posted_at": p.posted_at.isoformat(), "aum": format_money(customer.aum)}
-    finding = vip_large_outflow(ladder_of(uow.settings), tier_in_force(customer, p.posted_at),
-                                min_tier=vip.min_tier,
+               "posted_at": p.posted_at.isoformat(), "aum": format_money(tiered.aum)}
+    finding = vip_large_outflow(ladder_of(uow.settings), tiered.tier, min_tier=vip.min_tier,
                                 large_outflow=vip.large_outflow, customer_id=p.customer_id,
                                 day=business_day(p.posted_at, uow.settings),
                                 suppress_days=vip.suppress_days, posting=posting)
-    if finding is not None:
-        await raise_signal(uow, customer, finding, at=p.posted_at, event=event)
+    if finding is not None and await raise_signal(uow, customer, finding, at=p.posted_at, event=event) is None:
+        await take_over_the_day(uow, finding, at=p.posted_at, event=event)
+
+
+def _large_outflow(p: PostingV1, settings: Settings) -> bool:
+    return is_large_interbank_outflow(p.direction, p.counterparty_bank, p.amount, p.product_type,
+                                      settings.signals.vip_outflow.large_outflow)
 
 
 async def on_tier(event: Event, uow: UnitOfWork) -> None:
@@ -251,11 +261,12 @@ async def on_assignment(event: Event, uow: UnitOfWork) -> None:
 
 
 def tier_in_force(customer: AlertsCustomer, at: datetime) -> str:
-    """The tier to judge an event dated ``at`` with: the tier before the latest change if that
-    change is of the same instant. Kafka orders nothing across topics, so the tier event of an
-    upgrade at T may be read before the AUM events of T that led to it (the balances of one
-    account after another, all as of T): judged with the tier before T, those events raise the
-    same signals whichever topic was read first."""
+    """The tier to judge an AUM event dated ``at`` that carries no tier (emitted before AUM
+    events carried one) with: the tier before the latest change if that change is of the same
+    instant. Kafka orders nothing across topics, so the tier event of an upgrade at T may be read
+    before the AUM events of T that led to it (the balances of one account after another, all as
+    of T): judged with the tier before T, those events raise the same signals whichever topic was
+    read first."""
     if customer.tier_before is not None and at == customer.tier_at:
         return customer.tier_before
     return customer.tier
@@ -269,6 +280,38 @@ def move_tier(customer: AlertsCustomer, tier: str, at: datetime) -> None:
     customer.tier, customer.tier_at = tier, at
 
 
+async def made_moot_already(uow: UnitOfWork, signal: AlertsSignal) -> bool:
+    """Whether a tier change dated after ``signal`` has been read already: it expired what was
+    raised before it, and would have expired this signal had its AUM event been read first
+    (Kafka orders nothing across ``strata.aum`` and ``strata.tiers``)."""
+    closing = closing_tier_signals(signal.signal_type)
+    if not closing:
+        return False
+    later = await uow.session.scalar(
+        select(AlertsSignal.id).where(AlertsSignal.customer_id == signal.customer_id,
+                                      AlertsSignal.signal_type.in_(closing),
+                                      AlertsSignal.raised_at > signal.raised_at).limit(1))
+    return later is not None
+
+
+async def take_over_the_day(uow: UnitOfWork, finding: Finding, *, at: datetime, event: Event) -> None:
+    """A ``vip_outflow`` trigger that found the day's signal raised by another trigger: the
+    signal tells of the first trigger of the day (``domain.first_of_day``), whichever topic was
+    read first, so an earlier one takes it over (evidence, time, triggering event), announced as
+    a change. Only while the signal is active: what an RM closed stays as they saw it."""
+    if finding.signal_type != VIP_OUTFLOW:
+        return
+    signal = await uow.session.get(AlertsSignal, finding.id, with_for_update=True)
+    if signal is None or signal.status not in ACTIVE:
+        return
+    if not first_of_day(at, finding.evidence, signal.raised_at, json.loads(signal.evidence)):
+        return
+    signal.evidence = json.dumps(finding.evidence, sort_keys=True, ensure_ascii=False)
+    signal.raised_at, signal.trigger_event_id = at, event.id
+    signal.status_at, signal.version = _now(), signal.version + 1
+    announce(uow, signal)
+
+
 async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
     """Load the customers of a batch and their suppression windows in two queries per
     thousand customers; the handlers then find them (or their absence) in ``uow.batch``.
@@ -277,7 +320,7 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
     here, before any event is handled (nothing dead-lettered, offsets not committed, readiness
     reports the loop), rather than failing every event one by one."""
     ladder_of(uow.settings)
-    ids = sorted({event.data.customer_id for event in events})
+    ids = sorted({_customer_of(event.data) for event in events if _judged(event.data, uow.settings)})
     customers = uow.batch.setdefault(AlertsCustomer, {})
     windows = uow.batch.setdefault(AlertsSuppression, {})
     for start in range(0, len(ids), 1000):
@@ -291,6 +334,15 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
         for window in (await uow.session.execute(
                 select(AlertsSuppression).where(AlertsSuppression.customer_id.in_(chunk)))).scalars():
             windows[(window.customer_id, window.signal_type)] = window
+
+
+def _customer_of(data) -> str:
+    return data.posting.customer_id if isinstance(data, PostingTieredV1) else data.customer_id
+
+
+def _judged(data, settings: Settings) -> bool:
+    """Whether the handler looks at the customer: of the tiered postings only large outflows."""
+    return not isinstance(data, PostingTieredV1) or _large_outflow(data.posting, settings)
 
 
 async def _cached(uow: UnitOfWork, model, key):

@@ -303,7 +303,7 @@ def _emit_aum(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
     uow.emit(AumV1(
         customer_id=customer.customer_id, aum=customer.aum,
         mtd_average_daily_aum=state.month_to_date_average(), by_product_type=by_type,
-        liabilities=liabilities, business_date=customer.mtd_day, as_of=at,
+        liabilities=liabilities, business_date=customer.mtd_day, as_of=at, tier=customer.tier,
     ), key=f"aum:{customer.customer_id}")
 
 

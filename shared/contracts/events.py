@@ -139,6 +139,9 @@ class AumV1(ContractModel):
     liabilities: dict[str, Money] = Field(default_factory=dict)
     business_date: date
     as_of: Timestamp
+    tier: str | None = Field(default=None, description=(
+        "the tier in force for the customer right after this AUM change (absent from events "
+        "emitted before it was added)"))
 
 
 class TierChangedV1(ContractModel):

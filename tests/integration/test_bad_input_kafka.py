@@ -18,8 +18,8 @@ account, or before the customer's ``bank.customers`` record. So for Strata:
   balance or registration that contradicts them (another customer, another product type) is
   *rejected* to the DLQ: core banking never moves an account to another customer or changes
   its product, so a contradiction is a producer bug, and applying it would move one customer's
-  money into another's AUM. Tiering refuses it (and so never passes it on to pricing); alerts
-  refuses a large outflow on such an account rather than signal it;
+  money into another's AUM. Tiering refuses it (and so never passes it on to pricing and
+  alerts, which read postings from ``strata.postings.tiered``);
 - these state-dependent refusals happen at the consumers: ``POST /v1/events`` checks the
   contract only, as it cannot know what the consumers know.
 """

@@ -11,6 +11,7 @@ from shared.contracts.events import (
     AssignmentChangedV1,
     AumV1,
     CustomerV1,
+    PostingTieredV1,
     PostingV1,
     TierChangedV1,
 )
@@ -27,9 +28,17 @@ def at(day: str, clock: str = "10:00:00") -> str:
     return f"{day}T{clock}+08:00"
 
 
-def aum(customer: str, amount: str, when: str) -> AumV1:
+def aum(customer: str, amount: str, when: str, tier: str | None = None) -> AumV1:
+    """An AUM event; ``tier`` is the tier tiering held right after it (None: as emitted before
+    AUM events carried one)."""
     return AumV1(customer_id=customer, aum=amount, mtd_average_daily_aum=amount,
-                 by_product_type={"demand_deposit": amount}, business_date=when[:10], as_of=when)
+                 by_product_type={"demand_deposit": amount}, business_date=when[:10], as_of=when,
+                 tier=tier)
+
+
+def tiered(posting: PostingV1, tier: str, aum_: str) -> PostingTieredV1:
+    """A posting as tiering passes it on: the tier and AUM right after it."""
+    return PostingTieredV1(posting=posting, tier=tier, aum=aum_, average_aum_12m=aum_)
 
 
 def tier_change(customer: str, change: str, from_: str, to: str, when: str, *, aum_: str = "0.00",

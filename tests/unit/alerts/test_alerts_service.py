@@ -21,6 +21,7 @@ from tests.unit.alerts.alerts_feed import (
     customer,
     new_customer,
     tier_change,
+    tiered,
 )
 
 
@@ -129,22 +130,33 @@ async def test_a_gold_customer_falling_by_half_is_not_a_vip_outflow(strata):
 async def test_one_large_outflow_to_another_bank_is_a_vip_outflow(strata, amount, bank, raised):
     c = new_customer()
     book = Postings(c, balance="900000.00")
-    await feed(strata, tier_change(c, "upgrade", "gold", "diamond", at("2026-11-01", "09:00:00")),
-               book.debit(amount, at("2026-11-03"), bank=bank))
+    posting = book.debit(amount, at("2026-11-03"), bank=bank)
+    await feed(strata, tiered(posting, "diamond", str(book.balance)))
     items = [i for i in await signals(strata, c) if i["signal_type"] == "vip_outflow"]
     assert len(items) == (1 if raised else 0)
     if raised:
         evidence = items[0]["evidence"]
         assert (evidence["trigger"], evidence["amount"], evidence["counterparty_bank"]) == \
             ("large_outflow", amount, bank)
+        assert (evidence["tier"], evidence["aum"]) == ("diamond", str(book.balance)), \
+            "the tier and AUM tiering passed on with the posting"
+
+
+async def test_a_large_outflow_posted_below_the_vip_tiers_raises_nothing(strata):
+    c = new_customer()
+    book = Postings(c, balance="190000.00")
+    await feed(strata, tier_change(c, "upgrade", "gold", "diamond", at("2026-11-01", "09:00:00")),
+               tiered(book.debit("150000.00", at("2026-11-03"), bank="OTHER"), "gold", "40000.00"))
+    assert await signals(strata, c, signal_type="vip_outflow") == [], \
+        "judged with the tier of the posting, not the tier alerts last read"
 
 
 async def test_the_same_large_posting_under_another_event_id_is_judged_once(strata):
     c = new_customer()
-    posting = Postings(c, balance="900000.00").debit("250000.00", at("2026-11-03"), bank="OTHER")
+    posting = tiered(Postings(c, balance="900000.00").debit("250000.00", at("2026-11-03"), bank="OTHER"),
+                     "private", "650000.00")
     suppressed_before = counter("strata_signals_suppressed_total", "vip_outflow")
-    await feed(strata, tier_change(c, "upgrade", "gold", "private", at("2026-11-01", "09:00:00")),
-               posting, posting)
+    await feed(strata, posting, posting)  # each publish is a new event id
     assert len(await signals(strata, c, signal_type="vip_outflow")) == 1
     assert counter("strata_signals_suppressed_total", "vip_outflow") == suppressed_before + 1
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
+from shared.contracts.cloudevents import decode_record
 from tests.conftest import private_strata
 from tests.unit.alerts.alerts_feed import Postings, assignment, at, customer, new_customer
 
@@ -43,6 +46,22 @@ async def test_a_platinum_customer_wiring_150000_to_another_bank_is_one_vip_outf
                book.debit("20000.00", at("2026-11-06"), bank="OTHER"))
     # 430,000 left on 6 Nov is also below 80 % of the high, inside the week already signalled
     assert await signals(strata, c) == [("tier_upgraded", "RM-2", "open"), ("vip_outflow", "RM-2", "open")]
+    listed = await strata.get("/v1/signals", params={"customer_id": c, "signal_type": "vip_outflow"})
+    [outflow] = listed.json()["items"]
+    evidence = outflow["evidence"]
+    assert (evidence["trigger"], evidence["tier"], evidence["aum"], evidence["amount"]) == \
+        ("large_outflow", "platinum", "450000.00", "150000.00"), \
+        "the posting's own tier and AUM; at its instant the large outflow, not the AUM drop it causes"
+
+
+async def test_aum_events_carry_the_tier_in_force_right_after_them():
+    c = new_customer("TA")
+    book = Postings(c)
+    async with private_strata(["tiering"]) as tiering:  # no reader of strata.aum trims it
+        await feed(tiering, book.credit("46000.00", at("2026-11-02")), book.credit("5000.00", at("2026-11-09")))
+        records = [r for p in tiering.runtime.bus.topics["strata.aum"] for r in p.records]
+    mine = [e.data for e in (decode_record(r.value, r.headers) for r in records) if e.data.customer_id == c]
+    assert [(a.aum, a.tier) for a in mine] == [(Decimal("46000.00"), "mass"), (Decimal("51000.00"), "gold")]
 
 
 async def test_a_month_below_the_floor_is_a_downgrade_watch_at_the_month_end_close(strata):
