@@ -117,7 +117,8 @@ class AlertsSuppression(Base):
 
 class AlertsOutflow(Base):
     """A large outflow to another bank already judged, by posting id: the same posting under
-    another event id is not judged twice."""
+    another event id is not judged twice. The daily scan forgets those posted before their
+    suppression window and a margin (``scan.OUTFLOWS_MARGIN_DAYS``)."""
 
     __tablename__ = "alerts_outflows"
 

@@ -1,5 +1,6 @@
 """The daily scan: the date-based signals of one business date (``maturity_due``, ``birthday``,
-``card_expiry``) and the expiry of signals whose day has passed.
+``card_expiry``), the expiry of signals whose day has passed, and forgetting the large outflows
+judged long enough ago.
 
 What the bank's scheduler calls each morning (``POST /v1/admin/daily-scan``). It must stay cheap
 for millions of customers, so each rule is one indexed query that returns only what is due and
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Awaitable, Callable, Sequence
 
-from sqlalchemy import Select, exists, or_, select, tuple_
+from sqlalchemy import Select, delete, exists, or_, select, tuple_
 
 from shared.db import insert_for
 from shared.runtime.consumer import Backoff
@@ -42,11 +43,13 @@ from services.alerts.domain import (
     maturity_bands,
     maturity_due,
 )
-from services.alerts.models import AlertsAccount, AlertsCustomer, AlertsDailyScan, AlertsSignal
+from services.alerts.models import AlertsAccount, AlertsCustomer, AlertsDailyScan, AlertsOutflow, AlertsSignal
 from services.alerts.service import Routed, change_status, ladder_of, store_signals
 
 SCANNED_TYPES = (MATURITY_DUE, BIRTHDAY, CARD_EXPIRY)
 _ATTEMPTS = 5
+OUTFLOWS_MARGIN_DAYS = 30
+"""How long past its ``vip_outflow`` suppression window a judged large outflow is remembered."""
 
 
 @dataclass
@@ -73,13 +76,15 @@ class ScanRule:
 
 
 async def daily_scan(runtime, day: date) -> ScanSummary:
-    """Raise the date-based signals due on ``day`` and expire the signals whose day is over."""
+    """Raise the date-based signals due on ``day``, expire the signals whose day is over and
+    forget the large outflows judged long before it."""
     settings = runtime.settings
     started = datetime.now(timezone.utc)
     summary = ScanSummary(day)
     for rule in scan_rules(settings, day):
         summary.raised[rule.signal_type] += await _run_rule(runtime, rule, day, started)
     summary.expired = await _expire_passed(runtime, day, settings.signals.scan_page_size)
+    await _retrying(runtime, lambda: _forget_outflows(runtime, day))
     summary.runs = await _retrying(runtime, lambda: _record(runtime, summary))
     metrics.DAILY_SCANS.inc()
     return summary
@@ -214,6 +219,20 @@ async def _expire_passed(runtime, day: date, page_size: int) -> int:
         total += count
         if count < page_size:
             return total
+
+
+async def _forget_outflows(runtime, day: date) -> int:
+    """Delete the large outflows posted before the ``vip_outflow`` suppression window ending on
+    ``day`` and a margin. They are kept so that a posting resent under another event id is not
+    judged (or counted) twice; one judged again past its window raises nothing anyway: the
+    customer's window, which only ever moves forward, still covers its day, or it raised
+    nothing the first time and is judged the same way (the tier travels with the posting)."""
+    settings = runtime.settings
+    kept = settings.signals.vip_outflow.suppress_days + OUTFLOWS_MARGIN_DAYS
+    before = datetime.combine(day - timedelta(days=kept), time(0), settings.zone)
+    async with runtime.db.transaction() as session:
+        result = await session.execute(delete(AlertsOutflow).where(AlertsOutflow.posted_at < before))
+        return result.rowcount
 
 
 async def _record(runtime, summary: ScanSummary) -> int:

@@ -10,9 +10,13 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import event as sa_event
+from sqlalchemy import select
 
+from services.alerts.models import AlertsOutflow
+from services.alerts.scan import OUTFLOWS_MARGIN_DAYS
 from tests.conftest import private_strata
 from tests.unit.alerts.alerts_feed import (
+    Postings,
     account,
     assignment,
     at,
@@ -20,6 +24,7 @@ from tests.unit.alerts.alerts_feed import (
     customer,
     new_customer,
     tier_change,
+    tiered,
 )
 
 
@@ -173,6 +178,28 @@ async def test_near_upgrade_expires_when_its_window_ends(strata):
     assert [i["status"] for i in await signals(strata, c)] == ["open"]
     await scan(strata, "2040-03-31")
     assert [i["status"] for i in await signals(strata, c)] == ["expired"]
+
+
+async def judged_outflows(strata, customer_id: str) -> list[str]:
+    async with strata.runtime.db.sessions() as session:
+        return list((await session.execute(
+            select(AlertsOutflow.posting_id).where(AlertsOutflow.customer_id == customer_id))).scalars())
+
+
+async def test_the_scan_forgets_large_outflows_judged_before_their_window_and_a_margin(strata):
+    c = new_customer()
+    posted = date(2042, 5, 10)
+    outflow = tiered(Postings(c, balance="900000.00").debit("250000.00", at(str(posted)), bank="OTHER"),
+                     "diamond", "650000.00")
+    await feed(strata, outflow)
+    kept = 7 + OUTFLOWS_MARGIN_DAYS  # vip_outflow.suppress_days, then the margin
+    await scan(strata, posted + timedelta(days=kept))
+    assert await judged_outflows(strata, c) == [outflow.posting.posting_id]
+    await scan(strata, posted + timedelta(days=kept + 1))
+    assert await judged_outflows(strata, c) == []
+    await feed(strata, outflow)  # resent under another event id, long after
+    assert len(await signals(strata, c, signal_type="vip_outflow")) == 1, \
+        "judged again, it falls in the window of the signal it raised"
 
 
 async def test_only_an_admin_runs_the_scan_and_the_date_must_be_a_date(strata):
