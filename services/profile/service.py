@@ -115,10 +115,16 @@ async def _apply_attributes(uow: UnitOfWork, data: CustomerV1) -> None:
 @read_model_handler
 async def on_account(event: Event, uow: UnitOfWork) -> None:
     """An upsert of an account or product holding; the record carries no time of its own, so
-    the event's time orders two records of one account."""
+    the event's time orders two records of one account. An account keeps its owner and product
+    type: a record that changes either is refused, as tiering and alerts refuse it, so that no
+    service counts the account for one customer while another counts it for someone else."""
     data: AccountV1 = event.data
-    await _customer(uow, data.customer_id)
     account = await batch.cached(uow, ProfileAccount, data.account_id)
+    if account is not None and account.customer_id != data.customer_id:
+        raise Rejected(f"account {data.account_id} belongs to customer {account.customer_id}, not {data.customer_id}")
+    if account is not None and account.product_type != data.product_type:
+        raise Rejected(f"account {data.account_id} is a {account.product_type}, not a {data.product_type}")
+    await _customer(uow, data.customer_id)
     if account is None:
         account = ProfileAccount(account_id=data.account_id)
         batch.remember(uow, account, data.account_id)

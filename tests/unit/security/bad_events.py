@@ -254,6 +254,20 @@ def _accounts(c: _Catalogue) -> None:
     c.add(t, "unknown_product_type", "data.product_type", data=lambda cid: account_data(cid, product_type="crypto"))
     c.add(t, "unknown_status", "data.status", data=lambda cid: account_data(cid, status="deleted"))
     c.add(t, "account_id_with_spaces", "data.account_id", data=lambda cid: account_data(cid, "A 1; DROP"))
+    # valid records that contradict the account as registered: an account keeps its owner and type
+    owner = c.customer()
+    theirs = f"{owner}-A"
+    c.add(t, "account_moved_to_another_customer", f"account {theirs} belongs to customer {owner}",
+          data=lambda cid: account_data(cid, theirs), rejected_by=frozenset({"tiering", "alerts", "profile"}),
+          before=(AccountV1.model_validate(account_data(owner, theirs)),), over_http=False)
+    mine = c.customer()
+    own = f"{mine}-A"
+    c.items.append(BadEvent(
+        t, "account_changes_product_type", mine, f"account {own} is a demand_deposit, not a fund",
+        attributes(t, mine), data=account_data(mine, own, product_type="fund"),
+        rejected_by=frozenset({"tiering", "profile"}),
+        before=(AccountV1.model_validate(account_data(mine, own)),), over_http=False,
+    ))
 
 
 def _money(c: _Catalogue, topic: str, name: str) -> None:
@@ -348,7 +362,11 @@ async def good_event_applied(harness, bad: BadEvent) -> bool:
     body = response.json()
     if bad.topic == topics.CUSTOMERS:
         return body["profile"]["name"] == "after the bad one"
-    return [h["account_id"] for h in body["holdings"]] == [f"{cid}-OK"]
+    # the good account, and of the accounts registered before only the customer's own, unchanged
+    registered = {(a.account_id, a.product_type) for a in bad.before
+                  if isinstance(a, AccountV1) and a.customer_id == cid}
+    held = {(h["account_id"], h["product_type"]) for h in body["holdings"]}
+    return held - registered == {(f"{cid}-OK", "demand_deposit")} and registered <= held
 
 
 async def judge(harness, bad_events: list[BadEvent], letters: dict[str, list], counted_before: dict) -> list[str]:
