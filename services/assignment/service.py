@@ -150,12 +150,14 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
 
 
 async def on_signal(event: Event, uow: UnitOfWork) -> None:
-    """Keep each signal's latest status, so the worklist counts the open ones."""
+    """Keep each signal as last announced (status and time raised: a trigger that takes a
+    signal over re-announces it), so the worklist counts the open ones."""
     data: SignalV1 = event.data
     stmt = insert_for(uow.session)(AssignmentSignal).values(
         signal_id=data.id, customer_id=data.customer_id, status=data.status, raised_at=data.raised_at,
     )
-    stmt = stmt.on_conflict_do_update(index_elements=["signal_id"], set_={"status": data.status})
+    stmt = stmt.on_conflict_do_update(index_elements=["signal_id"],
+                                      set_={"status": data.status, "raised_at": data.raised_at})
     await uow.session.execute(stmt)
 
 

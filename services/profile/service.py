@@ -191,12 +191,15 @@ async def on_tier(event: Event, uow: UnitOfWork) -> None:
 @read_model_handler
 async def on_signal(event: Event, uow: UnitOfWork) -> None:
     """Open signals by id; any other status closes one, and a closed one stays closed. An event
-    with the status the signal already has is a re-route (alerts hands a customer's signals to
-    a new primary RM or branch, status unchanged): the signal follows it."""
+    with the status the signal already has re-announces it: a re-route (alerts hands a
+    customer's signals to a new primary RM or branch) or a trigger that takes the signal over
+    (an earlier one of the same day, read later): the signal takes what it says."""
     data: SignalV1 = event.data
     row = await batch.cached(uow, ProfileSignal, data.id)
     if row is not None and row.status == data.status:
         row.rm_id, row.branch_id = data.rm_id, data.branch_id
+        row.raised_at = data.raised_at
+        row.evidence = json.dumps(data.evidence, ensure_ascii=False, default=str)
         return
     status = signal_status_after(row.status if row else None, data.status)
     if status is None:

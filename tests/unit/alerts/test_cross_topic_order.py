@@ -147,3 +147,28 @@ async def test_an_earlier_aum_drop_of_the_day_keeps_the_days_signal_when_read_af
     [item] = await signals(strata, c)
     assert (item["evidence"]["trigger"], item["raised_at"][11:16]) == ("aum_drop", "01:00"), \
         "the first trigger of the day (09:00 in Shanghai), as if the topics had been read in time order"
+
+
+async def test_a_signal_taken_over_by_an_earlier_trigger_is_taken_over_in_profile_and_assignment_too():
+    """Profile's 360 and assignment's worklist read the signal from ``strata.signals``: the
+    re-announcement of a taken-over signal must move them to the earlier trigger as well."""
+    from sqlalchemy import select
+
+    from services.assignment.models import AssignmentSignal
+    from services.profile.models import ProfileSignal
+
+    async with private_strata(["alerts", "profile", "assignment"]) as strata:
+        c = new_customer("XP")
+        book = Postings(c, balance="600000.00")
+        outflow = tiered(book.debit("150000.00", at("2026-11-05", "09:00:00"), bank="OTHER"), "platinum", "450000.00")
+        await feed(strata, aum(c, "600000.00", at("2026-11-02"), tier="platinum"),
+                   aum(c, "400000.00", at("2026-11-05", "15:00:00"), tier="platinum"),  # read first
+                   outflow)
+        [item] = await signals(strata, c)
+        assert item["evidence"]["trigger"] == "large_outflow"
+        async with strata.runtime.db.sessions() as session:
+            profile = (await session.execute(select(ProfileSignal).where(ProfileSignal.customer_id == c))).scalar_one()
+            assignment = (await session.execute(
+                select(AssignmentSignal).where(AssignmentSignal.customer_id == c))).scalar_one()
+        assert json.loads(profile.evidence)["posting_id"] == outflow.posting.posting_id
+        assert profile.raised_at.isoformat()[:19] == assignment.raised_at.isoformat()[:19] == "2026-11-05T01:00:00"
