@@ -10,6 +10,8 @@ each other in a cycle.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -99,6 +101,7 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
     months = sorted(month_key(business_day(p.posted_at, rules.zone)) for p in postings)
     first, last = window_start(months[0], rules.pricing.contribution.window_months), months[-1]
     with_postings = {p.customer_id for p in postings}
+    window = month_set(first, last)
     for chunk in _chunks(with_postings):
         rows = (await session.execute(
             select(PricingUsage).where(PricingUsage.customer_id.in_(chunk),
@@ -106,7 +109,7 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
         )).scalars()
         for customer_id in chunk:
             s.usage.setdefault(customer_id, {})
-            s.usage_months.setdefault(customer_id, set()).update(months_between(first, last))
+            s.usage_months.setdefault(customer_id, set()).update(window)
         for r in rows:
             s.usage[r.customer_id].setdefault((r.month, r.fee_id), r)
         lots = (await session.execute(
@@ -152,6 +155,12 @@ def mark_priced(uow: UnitOfWork, posting_id: str) -> None:
     s.priced.add(posting_id)
 
 
+@functools.lru_cache(maxsize=256)
+def month_set(first: str, last: str) -> frozenset[str]:
+    """:func:`months_between` as a set, computed once per window (every posting asks)."""
+    return frozenset(months_between(first, last))
+
+
 class MonthlyUsage:
     """A customer's usage rows over the months a posting needs: its month's counter of the fee,
     and the fees paid in the contribution window."""
@@ -165,7 +174,7 @@ class MonthlyUsage:
         s = scratch(self.uow)
         cache = s.usage.setdefault(self.customer_id, {})
         loaded = s.usage_months.setdefault(self.customer_id, set())
-        wanted = set(months_between(first, last))
+        wanted = month_set(first, last)
         if not wanted <= loaded:
             rows = (await self.uow.session.execute(
                 select(PricingUsage).where(PricingUsage.customer_id == self.customer_id,
