@@ -11,7 +11,6 @@ each other in a cycle.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
