@@ -1,11 +1,12 @@
-"""Alerts: opportunity and risk signals (商机挖掘) that reach the customer's RM once, from the
-AUM, tier, tiered-posting, account, customer and assignment streams and a daily date-based scan.
+"""Alerts: opportunity and risk signals (商机挖掘) that reach the customer's RM once, from
+tiering's changes, the account, customer and assignment streams and a daily date-based scan.
 
-Kafka orders a customer's events within one topic, never across topics. So the rules that judge
-a customer's tier do not read it from alerts' own state (fed by ``strata.tiers``, read at its own
-pace) but from the event they judge: a tiered posting (``strata.postings.tiered``) and an AUM
-event (``strata.aum``) carry the tier tiering held right after it, and a posting the AUM after it.
-The same events then raise the same signals whichever topic alerts happened to read first."""
+Kafka orders a customer's events within one topic, never across topics. So alerts reads
+everything tiering tells it (tiered postings, tier changes, AUM) from one internal topic,
+``strata.tiering.changes``, where tiering puts them in the order it made them: the rules judge
+each customer's events in that one order, and the same events raise the same signals however
+they were batched, redelivered or read after a restart.
+"""
 
 from __future__ import annotations
 

@@ -288,24 +288,6 @@ def vip_large_outflow(ladder: TierLadder, tier: str, *, min_tier: str, large_out
     return _rolling(VIP_OUTFLOW, customer_id, day, suppress_days, evidence)
 
 
-_TRIGGER_ORDER = {"large_outflow": 0, "aum_drop": 1}
-
-
-def first_of_day(at: datetime, evidence: dict[str, Any], other_at: datetime,
-                 other_evidence: dict[str, Any]) -> bool:
-    """Whether a ``vip_outflow`` trigger at ``at`` comes before another of the same business
-    day, and so is the one the day's signal tells of: the earlier, and at one instant (a large
-    outflow and the AUM drop it causes) the large outflow, which names the posting. The two
-    triggers come from two topics read in no fixed order; the day's signal must not depend on it.
-
-    >>> t = datetime(2026, 11, 5, 10)
-    >>> first_of_day(t, {"trigger": "large_outflow"}, t, {"trigger": "aum_drop"})
-    True
-    """
-    return ((at, _TRIGGER_ORDER.get(evidence.get("trigger"), 2))
-            < (other_at, _TRIGGER_ORDER.get(other_evidence.get("trigger"), 2)))
-
-
 # --- tier changes ---------------------------------------------------------------------------
 
 _TIER_SIGNALS = {"upgrade": TIER_UPGRADED, "downgrade": TIER_DOWNGRADED, "watch": DOWNGRADE_WATCH}
@@ -332,20 +314,6 @@ def closed_by_tier_change(change: str) -> tuple[str, ...]:
     """Open signals a tier change makes moot, which expire: reaching (or leaving) a tier ends a
     near-upgrade, and any later tier decision replaces a downgrade watch."""
     return _CLOSED_BY.get(change, ())
-
-
-def closing_tier_signals(signal_type: str) -> tuple[str, ...]:
-    """The tier signals whose change, dated after a signal of ``signal_type``, makes that signal
-    moot (:func:`closed_by_tier_change`). A near-upgrade raised from an AUM event read after such
-    a tier event expires as it is raised: the tier event, read first, found nothing to expire. A
-    cleared watch raises no signal and so is not among them; only a watch, which tier events
-    raise in their own order, is closed by it.
-
-    >>> closing_tier_signals("near_upgrade"), closing_tier_signals("vip_outflow")
-    (('tier_upgraded', 'tier_downgraded'), ())
-    """
-    return tuple(_TIER_SIGNALS[change] for change, closed in _CLOSED_BY.items()
-                 if signal_type in closed and change in _TIER_SIGNALS)
 
 
 # --- maturities -----------------------------------------------------------------------------

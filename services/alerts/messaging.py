@@ -1,17 +1,20 @@
 """What alerts reads and writes on the bus.
 
-Postings come from ``strata.postings.tiered``, never from ``bank.postings``: tiering passes each
-posting on with the tier and AUM right after it, so a large outflow is judged by its own place in
-the customer's ordered stream (see :func:`services.alerts.service.on_posting_tiered`).
+Everything tiering tells alerts comes from one internal topic, ``strata.tiering.changes``: each
+customer's tiered postings, tier changes and AUM events in the order tiering made them (see
+:func:`services.tiering.service.to_alerts`). Kafka orders one partition of one topic, never
+across topics, so alerts reads none of ``strata.aum``, ``strata.tiers`` and
+``strata.postings.tiered``: read from three topics, the same events could raise different
+signals depending on which topic was read first (e.g. after a restart with a backlog).
+Accounts, customers and assignments carry master data and RM routing, which no signal rule
+judges in order with tiering's changes.
 """
 
 from shared.contracts import topics
 from services.alerts import service
 
 SUBSCRIPTIONS = {
-    topics.AUM: service.on_aum,
-    topics.TIERS: service.on_tier,
-    topics.POSTINGS_TIERED: service.on_posting_tiered,
+    topics.TIERING_CHANGES: service.on_tiering_change,
     topics.ACCOUNTS: service.on_account,
     topics.CUSTOMERS: service.on_customer,
     topics.ASSIGNMENTS: service.on_assignment,

@@ -21,9 +21,7 @@ class AlertsCustomer(Base):
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tier: Mapped[str] = mapped_column(String(32))
     tier_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    tier_before: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    """The tier in force just before ``tier_at``: events of that instant are judged with it
-    (``service.tier_in_force``)."""
+    """When the latest tier change read took effect."""
     aum: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
     aum_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     aum_highs: Mapped[str] = mapped_column(Text, default="")

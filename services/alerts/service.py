@@ -43,8 +43,6 @@ from services.alerts.domain import (
     Finding,
     TierLadder,
     closed_by_tier_change,
-    closing_tier_signals,
-    first_of_day,
     is_large_interbank_outflow,
     month_day,
     near_upgrade,
@@ -92,12 +90,18 @@ def _now() -> datetime:
 # --- handlers -------------------------------------------------------------------------------
 
 
+async def on_tiering_change(event: Event, uow: UnitOfWork) -> None:
+    """One event of ``strata.tiering.changes``: the tiered postings, tier changes and AUM events
+    of each customer in the order tiering made them. Every judgment below is made in that
+    order, so the same stream raises the same signals however it is batched or redelivered."""
+    await _ON_CHANGE[type(event.data)](event, uow)
+
+
 async def on_aum(event: Event, uow: UnitOfWork) -> None:
     """Move the customer's AUM and its window of daily highs, then judge ``near_upgrade`` and
-    the fall-from-the-high trigger of ``vip_outflow`` with the tier the event carries: the tier
-    tiering held right after this AUM change, in the customer's ordered stream. Alerts' own tier
-    state comes from another topic (``strata.tiers``), read as far as lag allows: it judges only
-    AUM events emitted before they carried a tier."""
+    the fall-from-the-high trigger of ``vip_outflow`` with the tier tiering held right after
+    this AUM change, which the event carries (tiering always sets it; an event without one is
+    judged with the tier held so far, raised to the one its AUM reaches, as tiering does)."""
     a: AumV1 = event.data
     settings = uow.settings
     rules = settings.signals
@@ -110,34 +114,30 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
                        rules.vip_outflow.window_days)
     customer.aum, customer.aum_at, customer.aum_highs = a.aum, a.as_of, highs.encode()
     ladder = ladder_of(settings)
-    judged = a.tier if a.tier is not None else ladder.effective(tier_in_force(customer, a.as_of), a.aum)
-    if customer.tier_at is None or a.as_of >= customer.tier_at:
-        effective = ladder.effective(customer.tier, a.aum)
-        if effective != customer.tier:
-            move_tier(customer, effective, a.as_of)
-    near = near_upgrade(ladder, judged, a.aum, rules.near_upgrade.ratio,
+    tier = a.tier if a.tier is not None else ladder.effective(customer.tier, a.aum)
+    if tier != customer.tier:
+        customer.tier, customer.tier_at = tier, a.as_of
+    near = near_upgrade(ladder, customer.tier, a.aum, rules.near_upgrade.ratio,
                         customer_id=a.customer_id, day=day,
                         suppress_days=rules.near_upgrade.suppress_days)
     vip = rules.vip_outflow
-    drop = vip_drop(ladder, judged, a.aum, highs, min_tier=vip.min_tier,
+    drop = vip_drop(ladder, customer.tier, a.aum, highs, min_tier=vip.min_tier,
                     drop_ratio=vip.drop_ratio, window_days=vip.window_days,
                     customer_id=a.customer_id, day=day, suppress_days=vip.suppress_days)
     for finding in (near, drop):
         if finding is not None:
             finding = replace(finding, evidence={**finding.evidence, "as_of": a.as_of.isoformat()})
-            signal = await raise_signal(uow, customer, finding, at=a.as_of, event=event)
-            if signal is None:
-                await take_over_the_day(uow, finding, at=a.as_of, event=event)
-            elif await made_moot_already(uow, signal):
-                await expire_where(uow, (AlertsSignal.id == signal.id,))
+            await raise_signal(uow, customer, finding, at=a.as_of, event=event)
 
 
 async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
     """A VIP's single large outflow to another bank raises ``vip_outflow``, judged with the tier
-    tiering passed on with the posting (in force right after it, in the customer's ordered
-    stream) and quoting the AUM right after it, whatever alerts has read of ``strata.tiers`` and
-    ``strata.aum`` by then. Tiering has already refused a posting that contradicts its account,
-    so none reaches here. Each posting is judged once, whatever event id it arrives under."""
+    tiering passed on with the posting (in force right after it) and quoting the AUM right
+    after it. Tiering has already refused a posting that contradicts its account, so none
+    reaches here. Each posting is judged once, whatever event id it arrives under.
+
+    The tiered posting comes before the AUM event it caused: a large outflow and the drop it
+    causes raise one signal, which names the posting."""
     tiered: PostingTieredV1 = event.data
     p = tiered.posting
     vip = uow.settings.signals.vip_outflow
@@ -157,8 +157,8 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
                                 large_outflow=vip.large_outflow, customer_id=p.customer_id,
                                 day=business_day(p.posted_at, uow.settings),
                                 suppress_days=vip.suppress_days, posting=posting)
-    if finding is not None and await raise_signal(uow, customer, finding, at=p.posted_at, event=event) is None:
-        await take_over_the_day(uow, finding, at=p.posted_at, event=event)
+    if finding is not None:
+        await raise_signal(uow, customer, finding, at=p.posted_at, event=event)
 
 
 def _large_outflow(p: PostingV1, settings: Settings) -> bool:
@@ -168,13 +168,12 @@ def _large_outflow(p: PostingV1, settings: Settings) -> bool:
 
 async def on_tier(event: Event, uow: UnitOfWork) -> None:
     """Every upgrade, downgrade and watch is a signal; a tier change also expires the open
-    signals it makes moot (a near-upgrade once the tier is reached, an earlier watch)."""
+    signals it makes moot (a near-upgrade once the tier is reached, an earlier watch). The
+    customer is in the tier tiering holds after the change, even one dated before what was read
+    already (a month-end close decides after the next month's first events)."""
     t: TierChangedV1 = event.data
     customer = await _customer(uow, t.customer_id)
-    if customer.tier_at is None or t.effective_at >= customer.tier_at:
-        move_tier(customer, t.to, t.effective_at)
-    else:
-        _count_stale(uow, "tier")
+    customer.tier, customer.tier_at = t.to, t.effective_at
     await uow.session.flush()
     evidence = {"from": t.from_, "to": t.to, "change": t.change, "reason": t.reason,
                 "effective_at": t.effective_at.isoformat(), "watch": t.watch,
@@ -191,6 +190,9 @@ async def on_tier(event: Event, uow: UnitOfWork) -> None:
                                  AlertsSignal.raised_at < t.effective_at))
     if finding is not None:
         await raise_signal(uow, customer, finding, at=t.effective_at, event=event)
+
+
+_ON_CHANGE = {PostingTieredV1: on_posting_tiered, AumV1: on_aum, TierChangedV1: on_tier}
 
 
 async def on_account(event: Event, uow: UnitOfWork) -> None:
@@ -258,58 +260,6 @@ async def on_assignment(event: Event, uow: UnitOfWork) -> None:
 
 
 # --- the steps the handlers share ----------------------------------------------------------
-
-
-def tier_in_force(customer: AlertsCustomer, at: datetime) -> str:
-    """The tier to judge an AUM event dated ``at`` that carries no tier (emitted before AUM
-    events carried one) with: the tier before the latest change if that change is of the same
-    instant. Kafka orders nothing across topics, so the tier event of an upgrade at T may be read
-    before the AUM events of T that led to it (the balances of one account after another, all as
-    of T): judged with the tier before T, those events raise the same signals whichever topic was
-    read first."""
-    if customer.tier_before is not None and at == customer.tier_at:
-        return customer.tier_before
-    return customer.tier
-
-
-def move_tier(customer: AlertsCustomer, tier: str, at: datetime) -> None:
-    """The customer is in ``tier`` from ``at`` (not older than the tier held); the tier before
-    that instant is kept for :func:`tier_in_force`."""
-    if customer.tier_at is None or at > customer.tier_at:
-        customer.tier_before = customer.tier
-    customer.tier, customer.tier_at = tier, at
-
-
-async def made_moot_already(uow: UnitOfWork, signal: AlertsSignal) -> bool:
-    """Whether a tier change dated after ``signal`` has been read already: it expired what was
-    raised before it, and would have expired this signal had its AUM event been read first
-    (Kafka orders nothing across ``strata.aum`` and ``strata.tiers``)."""
-    closing = closing_tier_signals(signal.signal_type)
-    if not closing:
-        return False
-    later = await uow.session.scalar(
-        select(AlertsSignal.id).where(AlertsSignal.customer_id == signal.customer_id,
-                                      AlertsSignal.signal_type.in_(closing),
-                                      AlertsSignal.raised_at > signal.raised_at).limit(1))
-    return later is not None
-
-
-async def take_over_the_day(uow: UnitOfWork, finding: Finding, *, at: datetime, event: Event) -> None:
-    """A ``vip_outflow`` trigger that found the day's signal raised by another trigger: the
-    signal tells of the first trigger of the day (``domain.first_of_day``), whichever topic was
-    read first, so an earlier one takes it over (evidence, time, triggering event), announced as
-    a change. Only while the signal is active: what an RM closed stays as they saw it."""
-    if finding.signal_type != VIP_OUTFLOW:
-        return
-    signal = await uow.session.get(AlertsSignal, finding.id, with_for_update=True)
-    if signal is None or signal.status not in ACTIVE:
-        return
-    if not first_of_day(at, finding.evidence, signal.raised_at, json.loads(signal.evidence)):
-        return
-    signal.evidence = json.dumps(finding.evidence, sort_keys=True, ensure_ascii=False)
-    signal.raised_at, signal.trigger_event_id = at, event.id
-    signal.status_at, signal.version = _now(), signal.version + 1
-    announce(uow, signal)
 
 
 async def prefetch(events: list[Event], uow: UnitOfWork) -> None:

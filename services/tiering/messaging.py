@@ -1,4 +1,8 @@
-"""What tiering reads and writes on the bus."""
+"""What tiering reads and writes on the bus.
+
+Besides its public events, tiering passes each of them on to ``strata.tiering.changes`` (internal,
+read by alerts), one ordered stream per customer (see :func:`services.tiering.service.to_alerts`).
+"""
 
 from shared.contracts import topics
 from services.tiering import service
@@ -9,4 +13,4 @@ SUBSCRIPTIONS = {
     topics.ACCOUNTS: service.on_account,
     topics.CUSTOMERS: service.on_customer,
 }
-EMITS = (topics.AUM, topics.TIERS, topics.POSTINGS_TIERED)
+EMITS = (topics.AUM, topics.TIERS, topics.POSTINGS_TIERED, topics.TIERING_CHANGES)

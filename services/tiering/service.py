@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts import topics
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
     AccountV1,
@@ -96,12 +97,16 @@ async def on_customer(event: Event, uow: UnitOfWork) -> None:
         new = await _household(uow.session, data.household_id)
         new.aum += customer.aum
         await uow.session.flush()
-        await _upgrade_if_due(uow, customer, at)
+        to_alerts(uow, await _upgrade_if_due(uow, customer, at))
 
 
 async def on_posting(event: Event, uow: UnitOfWork) -> None:
     """Apply a posting's ``balance_after`` (if it is the newest for its account), then pass the
-    posting on to pricing with the tier in force right after it."""
+    posting on to pricing with the tier in force right after it.
+
+    Alerts gets the tiered posting first, then the tier changes and the AUM event it caused: a
+    large outflow and the AUM drop it causes are read in that order, and the customer's
+    ``vip_outflow`` tells of the posting (the drop, of the same day, is suppressed by it)."""
     p: PostingV1 = event.data
     account = await _account_for(uow, p.account_id, p.customer_id, p.product_type)
     customer = await _customer(uow, p.customer_id, business_day(p.posted_at, uow.settings))
@@ -109,12 +114,13 @@ async def on_posting(event: Event, uow: UnitOfWork) -> None:
     after = apply_posting(before, p.account_seq, p.balance_after, p.posted_at)
     if after == before:
         metrics.STALE_EVENTS.labels("posting").inc()
-    await _apply_position(uow, account, customer, after, p.posted_at)
-    uow.emit(
+    changes = await _apply_position(uow, account, customer, after, p.posted_at)
+    tiered = uow.emit(
         PostingTieredV1(posting=p, tier=customer.tier, aum=customer.aum,
                         average_aum_12m=customer.average_aum_12m),
         stable_id=f"posting:{p.posting_id}",
     )
+    to_alerts(uow, [tiered, *changes])
 
 
 async def on_balance(event: Event, uow: UnitOfWork) -> None:
@@ -126,7 +132,24 @@ async def on_balance(event: Event, uow: UnitOfWork) -> None:
     after = apply_snapshot(before, b.balance, b.as_of)
     if after == before:
         metrics.STALE_EVENTS.labels("balance").inc()
-    await _apply_position(uow, account, customer, after, b.as_of)
+    to_alerts(uow, await _apply_position(uow, account, customer, after, b.as_of))
+
+
+def to_alerts(uow: UnitOfWork, events: list[Event]) -> None:
+    """Pass tiering's public events of one change on to ``strata.tiering.changes`` in the order
+    given: alerts reads that one topic, so it judges a customer's tiered postings, tier changes
+    and AUM in the order tiering made them, which no reading of three topics can promise
+    (Kafka orders a partition, never across topics). Each keeps its public event's data and
+    time, under an id derived from the public event's (stable itself), so a re-run or a
+    replay emits the same ids and alerts drops them as duplicates.
+
+    The order, within what one event caused: the tiered posting, then the tier changes (the
+    customer's and, with household aggregation, the other members', each to its own
+    customer's stream), then the AUM event. A month-end close emits its tier changes as it
+    decides them."""
+    for public in events:
+        uow.emit(public.data, topic=topics.TIERING_CHANGES, stable_id=f"changes:{public.id}",
+                 time=public.time)
 
 
 # --- the steps the handlers share ----------------------------------------------------------
@@ -227,18 +250,20 @@ async def _roll(uow: UnitOfWork, customer: TieringCustomer, day: date) -> None:
 
 
 async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: TieringCustomer,
-                          after: AccountPosition, at: datetime) -> None:
+                          after: AccountPosition, at: datetime) -> list[Event]:
+    """Move the account's balance and the customer's AUM; returns the events emitted (tier
+    changes, then the AUM event), for :func:`to_alerts`."""
     delta = after.balance - account.balance
     account.balance, account.seq, account.balance_at = after.balance, after.seq, after.balance_at
     if delta == 0:
-        return
+        return []
     await _roll(uow, customer, business_day(at, uow.settings))
     holdings = dict(customer.holdings or {})
     holdings[account.product_type] = holdings.get(account.product_type, 0) + to_cents(delta)
     customer.holdings = holdings
     if account.product_type not in AUM_PRODUCT_TYPES:
         customer.liabilities += delta
-        return
+        return []
     customer.aum += delta
     # the newest time applied to the customer: one account's snapshot may be older than
     # another's posting, and readers keep the latest AUM by this time
@@ -246,25 +271,31 @@ async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: Ti
     if customer.household_id:
         household = await _household(uow.session, customer.household_id)
         household.aum += delta
-    await _upgrade_if_due(uow, customer, at)
-    _emit_aum(uow, customer, customer.updated_at)
+    changes = await _upgrade_if_due(uow, customer, at)
+    return [*changes, _emit_aum(uow, customer, customer.updated_at)]
 
 
-async def _upgrade_if_due(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
+async def _upgrade_if_due(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> list[Event]:
+    """Upgrade the customer (or, with household aggregation, every member) whose AUM reached a
+    higher tier; returns the tier events emitted."""
     policy = policy_of(uow.settings)
     household_id = customer.household_id if uow.settings.tiering.household_aggregation else None
     if household_id is None:
-        await _decide(uow, customer, policy.on_aum(_state(customer), customer.aum), at, customer.aum)
-        return
+        changed = await _decide(uow, customer, policy.on_aum(_state(customer), customer.aum), at, customer.aum)
+        return [changed] if changed is not None else []
     household = await _household(uow.session, household_id)
     await uow.session.flush()  # the members' query must see this batch's changes
     members = (await uow.session.execute(
         select(TieringCustomer).where(TieringCustomer.household_id == household_id)
         .order_by(TieringCustomer.customer_id)
     )).scalars().all()
+    changes = []
     for member in members:
         decision = policy.on_aum(_state(member), household.aum)
-        await _decide(uow, member, decision, at, household.aum)
+        changed = await _decide(uow, member, decision, at, household.aum)
+        if changed is not None:
+            changes.append(changed)
+    return changes
 
 
 def _state(customer: TieringCustomer) -> TierState:
@@ -272,10 +303,11 @@ def _state(customer: TieringCustomer) -> TierState:
 
 
 async def _decide(uow: UnitOfWork, customer: TieringCustomer, decision: TierDecision,
-                  at: datetime, basis: Decimal) -> None:
-    """Apply a tier decision: new state, a history row and a ``strata.tier_changed.v1``."""
+                  at: datetime, basis: Decimal) -> Event | None:
+    """Apply a tier decision: new state, a history row and a ``strata.tier_changed.v1`` (which
+    is returned)."""
     if decision.change is None:
-        return
+        return None
     customer.tier = decision.state.tier
     customer.watch = decision.state.watch
     customer.months_below = decision.state.months_below
@@ -286,21 +318,22 @@ async def _decide(uow: UnitOfWork, customer: TieringCustomer, decision: TierDeci
         change=decision.change, watch=decision.state.watch, reason=decision.reason, basis=basis,
         effective_at=at,
     ))
-    uow.emit(TierChangedV1(
+    event = uow.emit(TierChangedV1(
         customer_id=customer.customer_id, from_=decision.from_tier, to=decision.state.tier,
         reason=decision.reason, effective_at=at, change=decision.change, watch=decision.state.watch,
         aum=customer.aum, basis=basis,
     ), key=f"tier:{customer.customer_id}:{decision.change}")
     metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc()
+    return event
 
 
-def _emit_aum(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> None:
+def _emit_aum(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> Event:
     by_type, liabilities = {}, {}
     for product_type, cents in sorted((customer.holdings or {}).items()):
         amount = from_cents(cents)
         (by_type if product_type in AUM_PRODUCT_TYPES else liabilities)[product_type] = amount
     state = DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
-    uow.emit(AumV1(
+    return uow.emit(AumV1(
         customer_id=customer.customer_id, aum=customer.aum,
         mtd_average_daily_aum=state.month_to_date_average(), by_product_type=by_type,
         liabilities=liabilities, business_date=customer.mtd_day, as_of=at, tier=customer.tier,
@@ -406,7 +439,9 @@ async def _decide_month_end(uow: UnitOfWork, month: str, first: date, days: int)
             decision = policy.on_month_end(_state(customer), from_cents(basis_cents),
                                            from_cents(now_cents), month)
             uow.cause = f"month-end:{month}:{customer_id}"
-            await _decide(uow, customer, decision, effective_at, from_cents(basis_cents))
+            changed = await _decide(uow, customer, decision, effective_at, from_cents(basis_cents))
+            if changed is not None:
+                to_alerts(uow, [changed])
             if decision.change:
                 counts[decision.change] += 1
         await session.flush()

@@ -61,12 +61,13 @@ def build(services: Iterable[Any] = ()) -> dict[str, Any]:
             "payload": {"$ref": f"#/components/schemas/{etype.model.__name__}"},
             "bindings": {"kafka": {"key": {"type": "string", "description": "customer_id"}}},
         }
-        channels[_channel(etype.topic)] = {
+        channel = channels.setdefault(_channel(etype.topic), {
             "address": etype.topic,
             "description": ("inbound from core banking" if etype.inbound else
                             "emitted by Strata" + ("" if etype.public else " (internal)")),
-            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
-        }
+            "messages": {},
+        })
+        channel["messages"][name] = {"$ref": f"#/components/messages/{name}"}  # a topic may carry several
         dlq = dead_letter_topic(etype.topic)
         channels[_channel(dlq)] = {
             "address": dlq,

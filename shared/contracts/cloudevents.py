@@ -52,9 +52,13 @@ class Event:
 
 
 def new_event(data: BaseModel, source: str, *, id: str | None = None, time: datetime | None = None,
-              extensions: dict[str, str] | None = None) -> Event:
-    """Wrap contract data as an event of its registered type, keyed by its customer."""
-    etype = BY_MODEL[type(data)]
+              extensions: dict[str, str] | None = None, etype: EventType | None = None) -> Event:
+    """Wrap contract data as an event of its registered type (or ``etype``, another type of the
+    same model), keyed by its customer."""
+    if etype is None:
+        etype = BY_MODEL[type(data)]
+    elif etype.model is not type(data):
+        raise TypeError(f"{etype.ce_type} carries {etype.model.__name__}, not {type(data).__name__}")
     return Event(
         id=id or str(uuid.uuid4()),
         source=source,

@@ -48,6 +48,10 @@ FEES = "strata.fees"
 ASSIGNMENTS = "strata.assignments"
 POSTINGS_TIERED = "strata.postings.tiered"
 CONTACTS = "strata.contacts"
+TIERING_CHANGES = "strata.tiering.changes"
+"""Internal: every change tiering makes to a customer (tiered posting, tier change, AUM), in
+the order tiering emits them, on one topic keyed by customer, so that a reader sees one
+ordered stream per customer (alerts; see ``services.tiering.service.to_alerts``)."""
 
 EVENT_TYPES: tuple[EventType, ...] = (
     EventType(CUSTOMERS, "bank.customer.v1", CustomerV1, inbound=True),
@@ -61,11 +65,29 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(ASSIGNMENTS, "strata.assignment_changed.v1", AssignmentChangedV1, inbound=False),
     EventType(POSTINGS_TIERED, "strata.posting_tiered.v1", PostingTieredV1, inbound=False, public=False),
     EventType(CONTACTS, "strata.contact_logged.v1", ContactLoggedV1, inbound=False, public=False),
+    EventType(TIERING_CHANGES, "strata.tiering.posting_tiered.v1", PostingTieredV1, inbound=False, public=False),
+    EventType(TIERING_CHANGES, "strata.tiering.tier_changed.v1", TierChangedV1, inbound=False, public=False),
+    EventType(TIERING_CHANGES, "strata.tiering.aum.v1", AumV1, inbound=False, public=False),
 )
 
 BY_CE_TYPE: dict[str, EventType] = {t.ce_type: t for t in EVENT_TYPES}
-BY_TOPIC: dict[str, EventType] = {t.topic: t for t in EVENT_TYPES}
-BY_MODEL: dict[type[BaseModel], EventType] = {t.model: t for t in EVENT_TYPES}
+BY_TOPIC: dict[str, tuple[EventType, ...]] = {
+    topic: tuple(t for t in EVENT_TYPES if t.topic == topic) for topic in dict.fromkeys(t.topic for t in EVENT_TYPES)
+}
+"""The event types each topic carries: one, except ``strata.tiering.changes``."""
+BY_MODEL: dict[type[BaseModel], EventType] = {}
+"""A model's own event type, the first registered for it (its public one); another topic that
+carries the same model is named when emitting (:func:`event_type_on`)."""
+for _t in EVENT_TYPES:
+    BY_MODEL.setdefault(_t.model, _t)
+
+
+def event_type_on(topic: str, model: type[BaseModel]) -> EventType:
+    """The event type that carries ``model`` on ``topic``."""
+    for etype in BY_TOPIC.get(topic, ()):
+        if etype.model is model:
+            return etype
+    raise KeyError(f"{topic} carries no {model.__name__}")
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -75,5 +97,5 @@ def dead_letter_topic(topic: str) -> str:
 
 def all_topics() -> list[str]:
     """Every topic Strata reads or writes, with their dead-letter topics."""
-    topics = [t.topic for t in EVENT_TYPES]
+    topics = list(BY_TOPIC)
     return topics + [dead_letter_topic(t) for t in topics]

@@ -13,6 +13,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.cloudevents import Event, encode_binary, new_event
+from shared.contracts.topics import event_type_on
 from shared.runtime.models import OutboxMessage
 
 if TYPE_CHECKING:
@@ -46,13 +47,16 @@ class UnitOfWork:
     emitted: int = 0
 
     def emit(self, data: BaseModel, *, key: str | None = None, stable_id: str | None = None,
-             time: datetime | None = None) -> Event:
+             time: datetime | None = None, topic: str | None = None) -> Event:
         """Write ``data`` as an event to the outbox in this transaction.
 
         The event id is derived from the cause and ``key`` (which tells apart several events of
         one type caused by the same thing), so it is stable across re-runs. ``stable_id`` names
         the business fact instead (e.g. ``posting:P17``) when the same fact may arrive under
         several causes and must still reach consumers as one event.
+
+        The event goes to its model's own topic, or to ``topic`` with the type registered there
+        for the model (``topics.event_type_on``).
         """
         n = self.emitted
         self.emitted += 1
@@ -60,7 +64,8 @@ class UnitOfWork:
             event_id = derived_event_id(self.service, stable_id)
         else:
             event_id = derived_event_id(self.service, self.cause, type(data).__name__, key or str(n))
-        event = new_event(data, f"/strata/{self.service}", id=event_id, time=time)
+        etype = event_type_on(topic, type(data)) if topic is not None else None
+        event = new_event(data, f"/strata/{self.service}", id=event_id, time=time, etype=etype)
         k, value, headers = encode_binary(event)
         self.add_message(event.topic, k, value, headers)
         return event

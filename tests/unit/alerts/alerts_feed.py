@@ -1,11 +1,19 @@
 """Events the alerts service reads, built the way their producers send them, for the alerts
-tests (unit and integration). Times are in the bank's zone (+08:00)."""
+tests (unit and integration). Times are in the bank's zone (+08:00).
+
+Alerts reads what tiering tells it (AUM, tier changes, tiered postings) from
+``strata.tiering.changes``; :func:`as_read` puts those events there, as tiering does."""
 
 from __future__ import annotations
 
 import itertools
+import uuid
 from decimal import Decimal
 
+from pydantic import BaseModel
+
+from shared.contracts import topics
+from shared.contracts.cloudevents import Event, new_event
 from shared.contracts.events import (
     AccountV1,
     AssignmentChangedV1,
@@ -17,6 +25,19 @@ from shared.contracts.events import (
 )
 
 _ids = itertools.count(1)
+_FROM_TIERING = (AumV1, TierChangedV1, PostingTieredV1)
+
+
+def as_read(item: BaseModel | Event) -> BaseModel | Event:
+    """``item`` as alerts reads it: one of tiering's events (data, or an event whose id is kept)
+    on ``strata.tiering.changes``; anything else unchanged, for its own topic."""
+    data = item.data if isinstance(item, Event) else item
+    if not isinstance(data, _FROM_TIERING):
+        return item
+    etype = topics.event_type_on(topics.TIERING_CHANGES, type(data))
+    if isinstance(item, Event):
+        return new_event(data, "/strata/tiering", id=item.id, time=item.time, etype=etype)
+    return new_event(data, "/strata/tiering", id=str(uuid.uuid4()), etype=etype)
 
 
 def new_customer(prefix: str = "AC") -> str:

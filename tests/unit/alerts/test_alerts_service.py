@@ -14,6 +14,7 @@ from strata.testing import Harness
 from tests.conftest import private_strata, single_process_settings
 from tests.unit.alerts.alerts_feed import (
     Postings,
+    as_read,
     account,
     assignment,
     at,
@@ -44,7 +45,7 @@ def kinds(items: list[dict]) -> list[tuple]:
 
 async def feed(strata, *events) -> None:
     for event in events:  # one at a time: the order of a customer's events across topics matters
-        await strata.publish(event)
+        await strata.publish(as_read(event))
         await strata.settle()
 
 
@@ -354,7 +355,7 @@ async def test_suppression_windows_hold_across_a_restart():
         for day in ("2026-11-01", "2026-11-20"):
             harness = await Harness(single_process_settings(tmp), [load("alerts")]).start()
             try:
-                await harness.publish(aum(c, "46000.00", at(day)))
+                await harness.publish(as_read(aum(c, "46000.00", at(day), tier="mass")))
                 await harness.settle()
                 items = (await harness.get("/v1/signals", params={"customer_id": c})).json()["items"]
             finally:
@@ -379,18 +380,18 @@ async def test_a_near_upgrade_raised_with_the_upgrade_it_follows_stays_open(stra
                                                                               ("tier_upgraded", "open")]
 
 
-@pytest.mark.parametrize("tier_event_first", [False, True], ids=["aum-first", "tier-first"])
-async def test_the_balances_of_one_instant_raise_the_same_signals_whichever_topic_is_read_first(
-        strata, tier_event_first):
+async def test_the_balances_of_one_instant_and_the_upgrade_they_lead_to_in_tierings_order(strata):
     # two accounts' balances as of one instant: AUM 48,000 after the first (near gold), 73,000
-    # after the second (gold), and the upgrade they lead to, dated that instant too
+    # after the second (gold), and the upgrade it leads to, dated that instant too, which
+    # tiering emits before the AUM event that carries the new tier
     c = new_customer()
     when = at("2026-11-06", "00:00:00")
-    balances = [aum(c, "48000.00", when), aum(c, "73000.00", when)]
-    upgrade = tier_change(c, "upgrade", "mass", "gold", when, aum_="73000.00")
-    await feed(strata, *([upgrade, *balances] if tier_event_first else [*balances, upgrade]))
+    await feed(strata, aum(c, "48000.00", when, tier="mass"),
+               tier_change(c, "upgrade", "mass", "gold", when, aum_="73000.00"),
+               aum(c, "73000.00", when, tier="gold"))
     found = sorted((i["signal_type"], i["status"], i["evidence"].get("next_tier")) for i in await signals(strata, c))
-    assert found == [("near_upgrade", "open", "gold"), ("tier_upgraded", "open", None)]
+    assert found == [("near_upgrade", "open", "gold"), ("tier_upgraded", "open", None)], \
+        "the near-upgrade of the same instant is not made moot by the upgrade"
 
 
 async def test_a_signal_raised_before_the_branch_is_known_joins_the_branch_queue_later(strata):

@@ -72,3 +72,21 @@ async def test_a_month_below_the_floor_is_a_downgrade_watch_at_the_month_end_clo
     assert response.status_code == 200, response.text
     await strata.settle()
     assert [t for t, _, _ in await signals(strata, c)] == ["tier_upgraded", "downgrade_watch"]
+
+
+@pytest.mark.parametrize("outflow_first", [True, False], ids=["outflow-then-drop", "drop-then-outflow"])
+async def test_the_first_of_two_vip_outflow_triggers_two_days_apart_is_the_one_signal(strata, outflow_first):
+    c = new_customer("TA")
+    book = Postings(c)
+    await feed(strata, customer(c), book.credit("600000.00", at("2026-11-02")))
+    if outflow_first:  # 500,000 left (83 %): no drop yet; 400,000 two days on, inside the bank
+        first = book.debit("100000.00", at("2026-11-05"), bank="OTHER")
+        second = book.debit("100000.00", at("2026-11-07"))
+    else:  # 450,000 left (75 %), inside the bank; then 100,000 to another bank two days on
+        first = book.debit("150000.00", at("2026-11-05"))
+        second = book.debit("100000.00", at("2026-11-07"), bank="OTHER")
+    await feed(strata, first, second)
+    listed = await strata.get("/v1/signals", params={"customer_id": c, "signal_type": "vip_outflow"})
+    [signal] = listed.json()["items"]
+    assert (signal["raised_at"][:10], signal["evidence"]["trigger"]) == \
+        ("2026-11-05", "large_outflow" if outflow_first else "aum_drop")

@@ -17,6 +17,7 @@ from services.alerts.scan import OUTFLOWS_MARGIN_DAYS
 from tests.conftest import private_strata
 from tests.unit.alerts.alerts_feed import (
     Postings,
+    as_read,
     account,
     assignment,
     at,
@@ -36,7 +37,7 @@ async def strata():
 
 async def feed(strata, *events) -> None:
     for event in events:
-        await strata.publish(event)
+        await strata.publish(as_read(event))
         await strata.settle()
 
 

@@ -36,3 +36,18 @@ def test_operations_name_who_sends_and_receives_each_topic():
     doc = build(load_all())
     assert "tiering_receives_bank_postings" in doc["operations"]
     assert "tiering_sends_strata_tiers" in doc["operations"]
+
+
+def test_tierings_stream_to_alerts_is_one_internal_channel_of_three_messages():
+    doc = build(load_all())
+    channel = doc["channels"]["strata_tiering_changes"]
+    assert channel["address"] == "strata.tiering.changes" and "(internal)" in channel["description"]
+    assert sorted(channel["messages"]) == ["strata_tiering_aum_v1", "strata_tiering_posting_tiered_v1",
+                                           "strata_tiering_tier_changed_v1"]
+    payloads = {doc["components"]["messages"][name]["payload"]["$ref"] for name in channel["messages"]}
+    assert payloads == {"#/components/schemas/AumV1", "#/components/schemas/PostingTieredV1",
+                        "#/components/schemas/TierChangedV1"}, "the public events' own models"
+    operations = doc["operations"]
+    assert "tiering_sends_strata_tiering_changes" in operations
+    assert "alerts_receives_strata_tiering_changes" in operations
+    assert not {f"alerts_receives_{c}" for c in ("strata_aum", "strata_tiers", "strata_postings_tiered")} & set(operations)

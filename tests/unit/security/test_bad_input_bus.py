@@ -15,11 +15,12 @@ import json
 import pytest
 
 from shared.contracts import topics
-from shared.contracts.cloudevents import BATCH, STRUCTURED, to_structured
-from shared.contracts.events import AccountV1, PostingV1
+from shared.contracts.cloudevents import BATCH, STRUCTURED, encode_binary, new_event, to_structured
+from shared.contracts.events import AccountV1, AumV1, PostingV1
 from shared.contracts.topics import dead_letter_topic
 from tests.unit.security.bad_events import (
     INBOUND,
+    WHEN,
     account_data,
     catalogue,
     counters,
@@ -129,3 +130,41 @@ async def test_a_large_outflow_on_another_customers_account_raises_no_signal_for
     letters = [r for r in dead_letters(strata, topics.POSTINGS) if r.key == cid.encode()]
     assert {dict(r.headers)["strata_dlq_service"] for r in letters} == {b"tiering"}, \
         "tiering refuses it and never passes it on to alerts"
+
+
+# --- tiering's internal stream to alerts ------------------------------------------------------
+
+
+async def test_bad_records_on_tierings_stream_are_dead_lettered_by_alerts_and_the_stream_goes_on(strata):
+    cid = "SEC-STREAM-1"
+    stream = topics.TIERING_CHANGES
+    near_gold = AumV1(customer_id=cid, aum="46000.00", mtd_average_daily_aum="46000.00",
+                      by_product_type={"demand_deposit": "46000.00"}, business_date="2026-11-20",
+                      as_of=WHEN, tier="mass")
+    good = new_event(near_gold, "/strata/tiering", etype=topics.event_type_on(stream, AumV1))
+    key, value, headers = encode_binary(good)
+
+    def typed(ce_type: str) -> list[tuple[str, bytes]]:  # under an id of its own
+        new = {"ce_type": ce_type.encode(), "ce_id": f"bad-{ce_type}".encode()}
+        return [(k, new.get(k, v)) for k, v in headers]
+
+    bad_amount = json.dumps({**json.loads(value), "aum": "12.345"}).encode()
+    cases = [
+        (b"{not json", typed(good.type), "value is not JSON"),
+        (value, typed("strata.aum.v1"), "ce_type strata.aum.v1 does not belong on strata.tiering.changes"),
+        (value, typed("strata.tiering.nope.v1"), "unknown ce_type"),
+        (bad_amount, typed(good.type), "data.aum"),
+    ]
+    for bad_value, bad_headers, _ in cases:
+        await strata.publish_raw(stream, bad_value, bad_headers, key=key)
+    await strata.publish(good)
+    await strata.settle()
+
+    letters = [r for r in dead_letters(strata, stream) if r.key == key]
+    assert [dict(r.headers)["strata_dlq_service"] for r in letters] == [b"alerts"] * len(cases), \
+        "alerts, the stream's only reader, dead-letters each"
+    for letter, (bad_value, _, says) in zip(letters, cases):
+        assert letter.value == bad_value
+        assert says.encode() in dict(letter.headers)["strata_dlq_reason"], dict(letter.headers)
+    signals = (await strata.get("/v1/signals", params={"customer_id": cid})).json()["items"]
+    assert [s["signal_type"] for s in signals] == ["near_upgrade"], "the good event after them is judged"
