@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal
+from shared.calendar import business_day
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
     AccountV1,
@@ -78,11 +79,6 @@ def ladder_of(settings: Settings) -> TierLadder:
     return cached[1]
 
 
-def business_day(at: datetime, settings: Settings) -> date:
-    """The bank's business date of an instant (Asia/Shanghai by default)."""
-    return at.astimezone(settings.zone).date()
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -109,7 +105,7 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
     if customer.aum_at is not None and a.as_of < customer.aum_at:
         _count_stale(uow, "aum")
         return
-    day = business_day(a.as_of, settings)
+    day = business_day(a.as_of, settings.zone)
     highs = track_high(AumHighs.decode(customer.aum_highs), day, customer.aum, a.aum,
                        rules.vip_outflow.window_days)
     customer.aum, customer.aum_at, customer.aum_highs = a.aum, a.as_of, highs.encode()
@@ -155,7 +151,7 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
                "posted_at": p.posted_at.isoformat(), "aum": format_money(tiered.aum)}
     finding = vip_large_outflow(ladder_of(uow.settings), tiered.tier, min_tier=vip.min_tier,
                                 large_outflow=vip.large_outflow, customer_id=p.customer_id,
-                                day=business_day(p.posted_at, uow.settings),
+                                day=business_day(p.posted_at, uow.settings.zone),
                                 suppress_days=vip.suppress_days, posting=posting)
     if finding is not None:
         await raise_signal(uow, customer, finding, at=p.posted_at, event=event)

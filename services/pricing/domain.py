@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Iterable, Literal, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from shared.calendar import business_day, start_of_day  # noqa: F401 - the pricing rules' calendar
 from shared.money import CENT, ZERO, round_money
 from shared.settings.pricing import (
     Benefit,
@@ -53,11 +54,6 @@ class Transaction:
 # --- calendar -------------------------------------------------------------------------------
 
 
-def business_day(at: datetime, zone: ZoneInfo) -> date:
-    """The bank's date of an instant: ``2026-11-30T17:00:00Z`` is 1 December in Asia/Shanghai."""
-    return at.astimezone(zone).date()
-
-
 def month_key(day: date) -> str:
     """``2026-11``"""
     return f"{day.year:04d}-{day.month:02d}"
@@ -85,10 +81,6 @@ def months_between(first: str, last: str) -> list[str]:
         return year * 12 + mon - 1
 
     return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index(first), index(last) + 1)]
-
-
-def start_of_day(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), zone)
 
 
 # --- the fee schedule -----------------------------------------------------------------------

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Iterable, Sequence
-from zoneinfo import ZoneInfo
 
 from shared.auth import mask_id_number, mask_phone
+from shared.calendar import start_of_day  # noqa: F401 - the segment filters' calendar
 from shared.money import ZERO
 
 # --- master data: the newer record wins ----------------------------------------------------
@@ -87,11 +87,6 @@ def born_on_or_before_for_age(today: date, age: int) -> date:
 def born_after_for_age(today: date, age: int) -> date:
     """``age <= n`` is ``birth_date > born_after_for_age(today, n)``."""
     return years_before(today, age + 1)
-
-
-def start_of_day(day: date, zone: ZoneInfo) -> datetime:
-    """Midnight at the start of ``day`` in the bank's zone."""
-    return datetime.combine(day, time(0), zone)
 
 
 def month_bounds(day: date) -> tuple[date, date]:

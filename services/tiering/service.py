@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import topics
+from shared.calendar import business_day
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
     AccountV1,
@@ -64,11 +65,6 @@ def policy_of(settings: Settings) -> TierPolicy:
     return cached[1]
 
 
-def business_day(at: datetime, settings: Settings) -> date:
-    """The bank's business date of an instant (Asia/Shanghai by default)."""
-    return at.astimezone(settings.zone).date()
-
-
 # --- handlers -------------------------------------------------------------------------------
 
 
@@ -86,7 +82,7 @@ async def on_customer(event: Event, uow: UnitOfWork) -> None:
     if data.source != "core":
         return
     at = data.updated_at
-    customer = await _customer(uow, data.customer_id, business_day(at, uow.settings))
+    customer = await _customer(uow, data.customer_id, business_day(at, uow.settings.zone))
     if customer.household_id == data.household_id:
         return
     if customer.household_id:
@@ -109,7 +105,7 @@ async def on_posting(event: Event, uow: UnitOfWork) -> None:
     ``vip_outflow`` tells of the posting (the drop, of the same day, is suppressed by it)."""
     p: PostingV1 = event.data
     account = await _account_for(uow, p.account_id, p.customer_id, p.product_type)
-    customer = await _customer(uow, p.customer_id, business_day(p.posted_at, uow.settings))
+    customer = await _customer(uow, p.customer_id, business_day(p.posted_at, uow.settings.zone))
     before = _position(account)
     after = apply_posting(before, p.account_seq, p.balance_after, p.posted_at)
     if after == before:
@@ -127,7 +123,7 @@ async def on_balance(event: Event, uow: UnitOfWork) -> None:
     """Apply a balance or market-value snapshot unless a newer one is already applied."""
     b: BalanceV1 = event.data
     account = await _account_for(uow, b.account_id, b.customer_id, b.product_type)
-    customer = await _customer(uow, b.customer_id, business_day(b.as_of, uow.settings))
+    customer = await _customer(uow, b.customer_id, business_day(b.as_of, uow.settings.zone))
     before = _position(account)
     after = apply_snapshot(before, b.balance, b.as_of)
     if after == before:
@@ -257,7 +253,7 @@ async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: Ti
     account.balance, account.seq, account.balance_at = after.balance, after.seq, after.balance_at
     if delta == 0:
         return []
-    await _roll(uow, customer, business_day(at, uow.settings))
+    await _roll(uow, customer, business_day(at, uow.settings.zone))
     holdings = dict(customer.holdings or {})
     holdings[account.product_type] = holdings.get(account.product_type, 0) + to_cents(delta)
     customer.holdings = holdings

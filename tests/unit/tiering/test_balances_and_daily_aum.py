@@ -14,7 +14,7 @@ from services.tiering.domain import (
     average,
     roll_to,
 )
-from services.tiering.service import business_day
+from shared.calendar import business_day
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 10, 10, 0, tzinfo=SH)
@@ -102,5 +102,5 @@ def test_average_rounds_half_up_to_the_cent():
 def test_business_day_is_taken_in_the_bank_time_zone():
     settings = get_settings()
     utc_evening = datetime(2026, 11, 30, 16, 30, tzinfo=timezone.utc)  # 00:30 on 1 Dec in Shanghai
-    assert business_day(utc_evening, settings) == date(2026, 12, 1)
-    assert business_day(datetime(2026, 11, 30, 15, 59, tzinfo=timezone.utc), settings) == date(2026, 11, 30)
+    assert business_day(utc_evening, settings.zone) == date(2026, 12, 1)
+    assert business_day(datetime(2026, 11, 30, 15, 59, tzinfo=timezone.utc), settings.zone) == date(2026, 11, 30)
