@@ -111,15 +111,21 @@ async def section_reads(args, records) -> dict:
                            args.http_rate, args.http_seconds)
 
 
-async def section_latency(args, records) -> dict:
-    """Posting produced to tiered posting (the tier decision) and to fee event, at a fixed rate."""
+async def section_latency(args, records) -> list[dict]:
+    """Posting produced to tiered posting (the tier decision) and to fee event, at each of the
+    fixed rates of ``--latency-rate`` (comma-separated: one the pipeline sustains, one it does
+    not, shows where queueing starts)."""
+    return [await _latency_at(args, float(rate)) for rate in str(args.latency_rate).split(",")]
+
+
+async def _latency_at(args, rate: float) -> dict:
     from aiokafka import AIOKafkaConsumer
 
     dep = Deployment(args.kafka, await new_database(args.database_url), args.partitions)
     for topic in ("bank.postings", "strata.postings.tiered", "strata.fees"):
         await kafka_ceiling.create_topic(args.kafka, dep.prefix + topic, args.partitions)
     await dep.start(["tiering", "pricing"])
-    count = int(args.latency_rate * args.latency_seconds)
+    count = int(rate * args.latency_seconds)
     feed_records = list(feed.PostingFeed(count, max(1000, count // 3), seed=args.seed + 1))
     sent: dict[str, float] = {}
     received: dict[str, dict[str, float]] = {"strata.postings.tiered": {}, "strata.fees": {}}
@@ -148,13 +154,13 @@ async def section_latency(args, records) -> dict:
 
     try:
         produced = await kafka_ceiling.produce(args.kafka, dep.prefix + "bank.postings", stamped(),
-                                               rate=args.latency_rate)
+                                               rate=rate)
         await asyncio.wait_for(asyncio.gather(*watchers), timeout=600)
     finally:
         for w in watchers:
             w.cancel()
         dep.stop()
-    out = {"offered_rate": args.latency_rate, "achieved_rate": produced["events_per_s"], "postings": count}
+    out = {"offered_rate": rate, "achieved_rate": produced["events_per_s"], "postings": count}
     for topic, name in (("strata.postings.tiered", "posting_to_tier"), ("strata.fees", "posting_to_fee")):
         ms = sorted((received[topic][p] - sent[p]) * 1000 for p in received[topic] if p in sent)
         out[name] = {"p50_ms": round(ms[len(ms) // 2], 1), "p99_ms": round(ms[int(len(ms) * 0.99)], 1),
@@ -245,7 +251,7 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--tools-records", type=int, default=1_000_000)
     parser.add_argument("--close-customers", type=int, default=1_000_000)
-    parser.add_argument("--latency-rate", type=float, default=2000)
+    parser.add_argument("--latency-rate", default="500,2000", help="postings/s, comma-separated")
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--read-customers", type=int, default=1_000_000)
     parser.add_argument("--http-rate", type=float, default=200)
