@@ -223,7 +223,9 @@ class Stack:
                     await _publish(bus, events[half:])
                 else:
                     await _publish(bus, events)
-                await self.settle(settle_timeout)
+                # a floor of 100 events/s, far below the pipeline's rate, so a soak run of a
+                # hundred thousand postings fails on a stall, not on its own size
+                await self.settle(max(settle_timeout, len(events) / 100))
                 self.mark(name)
         finally:
             await bus.stop()
