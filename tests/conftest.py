@@ -19,6 +19,7 @@ def single_process_settings(tmpdir: str, **overrides) -> Settings:
         "bus": "memory",
         "database_url": f"sqlite+aiosqlite:///{tmpdir}/strata.db",
         "runtime": {"poll_timeout_ms": 20, "outbox_poll_interval_ms": 20, "lag_interval_s": 0.5,
+                    "business_gauges_interval_s": 1.5,
                     "retry_initial_ms": 10, "retry_max_ms": 200},
         "kafka": {"partitions": 2},
     }

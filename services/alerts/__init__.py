@@ -34,7 +34,7 @@ async def _open_backlog(runtime) -> None:
                 metrics.SIGNALS_OPEN.labels(signal_type).set(rows.get(signal_type, 0))
         except Exception:
             pass  # database down: readiness reports it; the gauge keeps its last value
-        await asyncio.sleep(runtime.settings.runtime.lag_interval_s * 3)
+        await asyncio.sleep(runtime.settings.runtime.business_gauges_interval_s)
 
 
 def spec() -> ServiceSpec:

@@ -18,7 +18,7 @@ async def _assignment_gauges(runtime) -> None:
                 await refresh_gauges(session, runtime.settings)
         except Exception:
             pass  # database down: readiness reports it; gauges keep their last value
-        await asyncio.sleep(runtime.settings.runtime.lag_interval_s * 3)
+        await asyncio.sleep(runtime.settings.runtime.business_gauges_interval_s)
 
 
 def spec() -> ServiceSpec:

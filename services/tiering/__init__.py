@@ -30,7 +30,7 @@ async def _tier_gauges(runtime) -> None:
                 metrics.WATCH_CUSTOMERS.set(watch_total)
         except Exception:
             pass  # database down: readiness reports it; gauges keep their last value
-        await asyncio.sleep(runtime.settings.runtime.lag_interval_s * 3)
+        await asyncio.sleep(runtime.settings.runtime.business_gauges_interval_s)
 
 
 def spec() -> ServiceSpec:

@@ -60,6 +60,10 @@ class RuntimeSettings(BaseModel):
     retry_initial_ms: int = 200
     retry_max_ms: int = 10_000
     lag_interval_s: float = 5.0
+    business_gauges_interval_s: float = Field(default=60.0, gt=0)
+    """How often the business gauges (customers and AUM by tier, open signals, RM books) are
+    counted. Each count is a scan of the service's customers, so at a million customers it
+    costs a core for a fraction of a second: once a minute is plenty for a dashboard."""
     dedupe_retention_days: int = Field(default=30, ge=1)
     """How long processed event ids are remembered. Keep it longer than the Kafka retention of
     every topic a service reads (7 days by default), so any redelivery is still recognised."""

@@ -71,6 +71,7 @@ def distributed_settings(database_url: str, prefix: str, **overrides) -> Setting
         "kafka": {"bootstrap_servers": KAFKA, "partitions": 3, "topic_prefix": prefix,
                   "group_prefix": f"{prefix}strata"},
         "runtime": {"poll_timeout_ms": 50, "outbox_poll_interval_ms": 50, "lag_interval_s": 0.5,
+                    "business_gauges_interval_s": 1.5,
                     "retry_initial_ms": 50, "retry_max_ms": 1000},
     }
     base.update(overrides)
