@@ -137,7 +137,10 @@ class Runtime:
         committed outbox row published (for at most ``drain_timeout`` seconds), so a stop loses
         nothing that a Kafka broker would have kept."""
         if isinstance(self.bus, MemoryBus) and self.consume and self.started:
-            await self._drain_in_memory(drain_timeout)
+            try:
+                await self._drain_in_memory(drain_timeout)
+            except Exception:  # the database gone too: stop anyway, in order
+                log.exception("draining the in-memory bus at shutdown failed")
         for loop in self.loops.values():
             loop.stop()
         loops = [t for t in self._tasks if t.get_name().endswith("-consumer")]
