@@ -25,7 +25,7 @@ from shared.metrics import (
     HANDLER_SECONDS,
     RETRIES,
 )
-from shared.runtime.errors import Rejected, is_retryable
+from shared.runtime.errors import Rejected, is_conflict, is_retryable
 from shared.runtime.faults import checkpoint
 from shared.runtime.models import ProcessedEvent
 from shared.runtime.service import ServiceSpec
@@ -39,11 +39,17 @@ class _ConcurrentlyProcessed(Exception):
 
 
 class _HandlerFailed(Exception):
-    def __init__(self, index: int, reason: str, category: str) -> None:
+    def __init__(self, index: int, reason: str, category: str, conflict: bool = False) -> None:
         super().__init__(reason)
         self.index = index
         self.reason = reason
         self.category = category
+        self.conflict = conflict
+
+
+CONFLICT_RETRIES = 5
+"""How often a batch is run again after a unique violation (``is_conflict``) before the event
+that raised it is dead-lettered."""
 
 
 @dataclass
@@ -159,7 +165,10 @@ class ConsumerLoop:
            meanwhile (a rebalance), the transaction is rolled back and retried, and the retry
            skips it, so two instances never both apply one event.
         3. Commit the transaction. A retryable error (database or bus down, lock conflict) up to
-           here rolls back and retries the same batch with backoff: never dropped. A
+           here rolls back and retries the same batch with backoff: never dropped. A unique
+           violation (another instance inserted the same row first: a customer's topics may sit
+           with different instances) re-runs the batch up to ``CONFLICT_RETRIES`` times, and
+           dead-letters its event only if it persists. A
            non-retryable failure that no single handler owned (e.g. at commit) re-runs the
            batch one event per transaction, to find and dead-letter the event that causes it.
         4. Commit the offsets to the bus, only now. A crash between 3 and 4 redelivers the batch,
@@ -180,17 +189,32 @@ class ConsumerLoop:
         self.on_commit()
 
     async def _apply_until_done(self, items: list[_Item], backoff: Backoff) -> None:
+        conflicts = 0
         while True:
             try:
                 await self._apply(items)
                 return
             except _HandlerFailed as failed:
+                if failed.conflict and conflicts < CONFLICT_RETRIES:
+                    conflicts += 1
+                    RETRIES.labels(self.spec.name, "conflict").inc()
+                    log.warning("batch retry after a conflict", extra={"service": self.spec.name,
+                                                                       "error": failed.reason[:300]})
+                    await backoff.wait()
+                    continue
                 item = items[failed.index]
                 item.dead_reason, item.dead_category = failed.reason, failed.category
                 log.warning("event dead-lettered", extra={
                     "service": self.spec.name, "topic": item.record.topic,
                     "event_id": item.idempotency_key, "reason": failed.reason})
             except Exception as exc:
+                if is_conflict(exc) and conflicts < CONFLICT_RETRIES:  # at commit: the same race
+                    conflicts += 1
+                    RETRIES.labels(self.spec.name, "conflict").inc()
+                    log.warning("batch retry after a conflict", extra={"service": self.spec.name,
+                                                                       "error": str(exc)[:300]})
+                    await backoff.wait()
+                    continue
                 if is_retryable(exc) or isinstance(exc, _ConcurrentlyProcessed):
                     RETRIES.labels(self.spec.name, "batch").inc()
                     log.warning("batch retry", extra={"service": self.spec.name, "error": str(exc)[:300]})
@@ -252,9 +276,11 @@ class ConsumerLoop:
                 except Exception as exc:
                     if is_retryable(exc):
                         raise
-                    log.exception("handler failed", extra={"service": name, "topic": topic})
+                    conflict = is_conflict(exc)
+                    if not conflict:
+                        log.exception("handler failed", extra={"service": name, "topic": topic})
                     raise _HandlerFailed(index, f"handler error: {type(exc).__name__}: {exc}"[:500],
-                                         "handler_error") from exc
+                                         "handler_error", conflict) from exc
                 HANDLER_SECONDS.labels(name, topic).observe(time.perf_counter() - t0)
                 tally.append(("consumed", topic, None))
             await UnitOfWork(session, name, self.settings, "flush", batch, outbox).flush()

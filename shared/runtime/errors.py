@@ -53,3 +53,19 @@ def _retryable_one(exc: BaseException) -> bool:
         text = str(exc.orig).lower()
         return "connection" in text and ("closed" in text or "refused" in text or "lost" in text)
     return False
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for a unique violation (SQLSTATE 23505): most often two instances inserting the
+    same row at once (a customer seen first on two topics whose partitions two instances hold).
+    Run again, the batch finds the row the other one committed; a conflict that persists is a
+    fault of the event or the handler, and the runtime dead-letters it after a few retries."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if code == "23505" or type(current).__name__ == "UniqueViolationError":
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+        seen += 1
+    return False

@@ -255,3 +255,50 @@ async def test_a_missing_database_is_an_outage_to_wait_out_not_a_bad_event():
     assert is_retryable(chained)
     assert not is_retryable(IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not is_retryable(ValueError("a bug"))
+
+
+class UniqueViolationError(Exception):
+    """What asyncpg raises when an insert meets a row another transaction committed."""
+
+    sqlstate = "23505"
+
+
+async def test_a_unique_violation_from_a_concurrent_instance_reruns_the_batch_instead_of_dead_lettering(rig):
+    settings, db, bus, probe, spec = rig
+    races = {"P1": 2}  # another instance inserted the row first, twice in a row
+
+    async def racing(event, uow):
+        left = races.get(event.data.posting_id, 0)
+        if left:
+            races[event.data.posting_id] = left - 1
+            raise UniqueViolationError('duplicate key value violates unique constraint "pk_x"')
+        await probe.handle(event, uow)
+
+    spec = ServiceSpec("probe", {topics.POSTINGS: racing}, keeps_access=False)
+    await publish(bus, *[new_event(posting(n), "core") for n in range(3)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P1", "P2"]
+    assert not bus.topics.get("bank.postings.dlq") or not any(p.records for p in bus.topics["bank.postings.dlq"])
+
+
+async def test_a_unique_violation_that_persists_is_dead_lettered_after_a_few_reruns(rig):
+    from shared.runtime.consumer import CONFLICT_RETRIES
+
+    settings, db, bus, probe, spec = rig
+    calls = []
+
+    async def always(event, uow):
+        if event.data.posting_id == "P1":
+            calls.append(1)
+            raise UniqueViolationError('duplicate key value violates unique constraint "pk_x"')
+        await probe.handle(event, uow)
+
+    spec = ServiceSpec("probe", {topics.POSTINGS: always}, keeps_access=False)
+    await publish(bus, *[new_event(posting(n), "core") for n in range(3)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P2"]
+    dead = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    assert len(dead) == 1 and b"duplicate key" in dict(dead[0].headers)["strata_dlq_reason"]
+    assert len(calls) == CONFLICT_RETRIES + 1
