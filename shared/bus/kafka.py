@@ -9,6 +9,7 @@ from typing import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
 from shared.bus.base import Bus, BusUnavailable, Consumer, Message, Record, TopicPartition
@@ -164,6 +165,10 @@ class KafkaConsumer(Consumer):
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
             fetch_max_wait_ms=100,
+            # Range, not round robin: partition p of every topic the group reads goes to the same
+            # instance, and Strata keys every topic by customer with one partition count, so one
+            # instance holds all of a customer's topics and no two write a customer's rows at once
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._positions: dict[TopicPartition, int] = {}
 

@@ -24,3 +24,12 @@ async def test_defaults_keep_a_dead_instance_s_partitions_idle_at_most_15_s():
 def test_a_heartbeat_slower_than_a_third_of_the_session_is_refused():
     with pytest.raises(ValidationError, match="heartbeat_interval_ms"):
         Settings(kafka={"session_timeout_ms": 6_000, "heartbeat_interval_ms": 3_000})
+
+
+async def test_a_customers_partitions_of_every_topic_go_to_one_instance():
+    """Range assignment: partition p of each topic to the same member, so one instance holds all
+    of a customer's topics (every topic is keyed by customer with the same partition count)."""
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+    consumer = build_bus(Settings(bus="kafka")).consumer("g", ["bank.accounts", "strata.tiering.changes"])._consumer
+    assert consumer._partition_assignment_strategy == (RangePartitionAssignor,)
