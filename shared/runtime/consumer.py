@@ -197,10 +197,7 @@ class ConsumerLoop:
             except _HandlerFailed as failed:
                 if failed.conflict and conflicts < CONFLICT_RETRIES:
                     conflicts += 1
-                    RETRIES.labels(self.spec.name, "conflict").inc()
-                    log.warning("batch retry after a conflict", extra={"service": self.spec.name,
-                                                                       "error": failed.reason[:300]})
-                    await backoff.wait()
+                    await self._retry("conflict", failed.reason, backoff)
                     continue
                 item = items[failed.index]
                 item.dead_reason, item.dead_category = failed.reason, failed.category
@@ -210,15 +207,10 @@ class ConsumerLoop:
             except Exception as exc:
                 if is_conflict(exc) and conflicts < CONFLICT_RETRIES:  # at commit: the same race
                     conflicts += 1
-                    RETRIES.labels(self.spec.name, "conflict").inc()
-                    log.warning("batch retry after a conflict", extra={"service": self.spec.name,
-                                                                       "error": str(exc)[:300]})
-                    await backoff.wait()
+                    await self._retry("conflict", str(exc), backoff)
                     continue
                 if is_retryable(exc) or isinstance(exc, _ConcurrentlyProcessed):
-                    RETRIES.labels(self.spec.name, "batch").inc()
-                    log.warning("batch retry", extra={"service": self.spec.name, "error": str(exc)[:300]})
-                    await backoff.wait()
+                    await self._retry("batch", str(exc), backoff)
                     continue
                 if len(items) > 1:
                     log.warning("batch failed at commit; applying its events one by one",
@@ -229,6 +221,13 @@ class ConsumerLoop:
                 log.exception("event cannot be stored", extra={"service": self.spec.name})
                 items[0].dead_reason = f"cannot be stored: {type(exc).__name__}: {exc}"[:500]
                 items[0].dead_category = "handler_error"
+
+    async def _retry(self, kind: str, error: str, backoff: Backoff) -> None:
+        """Count and log a re-run of the batch (``kind``: ``batch`` for an outage, ``conflict``
+        for a unique violation), then wait out the backoff."""
+        RETRIES.labels(self.spec.name, kind).inc()
+        log.warning("batch retry", extra={"service": self.spec.name, "kind": kind, "error": error[:300]})
+        await backoff.wait()
 
     def _decode(self, record: Record) -> _Item:
         try:

@@ -263,14 +263,16 @@ class UniqueViolationError(Exception):
     sqlstate = "23505"
 
 
-async def test_a_unique_violation_from_a_concurrent_instance_reruns_the_batch_instead_of_dead_lettering(rig):
-    settings, db, bus, probe, spec = rig
-    races = {"P1": 2}  # another instance inserted the row first, twice in a row
+async def run_three_postings(rig, violating: dict[str, int]) -> tuple[list[str], list]:
+    """Postings P0-P2 through a probe whose handler raises a unique violation for the posting
+    ids in ``violating``, that many times each (-1: always); the tier events published and the
+    dead letters."""
+    settings, db, bus, probe, _spec = rig
 
     async def racing(event, uow):
-        left = races.get(event.data.posting_id, 0)
+        left = violating.get(event.data.posting_id, 0)
         if left:
-            races[event.data.posting_id] = left - 1
+            violating[event.data.posting_id] = left - 1
             raise UniqueViolationError('duplicate key value violates unique constraint "pk_x"')
         await probe.handle(event, uow)
 
@@ -278,27 +280,20 @@ async def test_a_unique_violation_from_a_concurrent_instance_reruns_the_batch_in
     await publish(bus, *[new_event(posting(n), "core") for n in range(3)])
     loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
     await drain(loop, relay, bus)
-    assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P1", "P2"]
-    assert not bus.topics.get("bank.postings.dlq") or not any(p.records for p in bus.topics["bank.postings.dlq"])
+    dead = [r for p in bus.topics.get("bank.postings.dlq", []) for r in p.records]
+    return sorted(e.data.reason for e in published(bus, topics.TIERS)), dead
+
+
+async def test_a_unique_violation_from_a_concurrent_instance_reruns_the_batch_instead_of_dead_lettering(rig):
+    applied, dead = await run_three_postings(rig, {"P1": 2})  # the other instance won twice in a row
+    assert applied == ["P0", "P1", "P2"] and dead == []
 
 
 async def test_a_unique_violation_that_persists_is_dead_lettered_after_a_few_reruns(rig):
     from shared.runtime.consumer import CONFLICT_RETRIES
 
-    settings, db, bus, probe, spec = rig
-    calls = []
-
-    async def always(event, uow):
-        if event.data.posting_id == "P1":
-            calls.append(1)
-            raise UniqueViolationError('duplicate key value violates unique constraint "pk_x"')
-        await probe.handle(event, uow)
-
-    spec = ServiceSpec("probe", {topics.POSTINGS: always}, keeps_access=False)
-    await publish(bus, *[new_event(posting(n), "core") for n in range(3)])
-    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
-    await drain(loop, relay, bus)
-    assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P2"]
-    dead = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    violating = {"P1": -1}
+    applied, dead = await run_three_postings(rig, violating)
+    assert applied == ["P0", "P2"]
     assert len(dead) == 1 and b"duplicate key" in dict(dead[0].headers)["strata_dlq_reason"]
-    assert len(calls) == CONFLICT_RETRIES + 1
+    assert violating["P1"] == -1 - (CONFLICT_RETRIES + 1), "run once, then re-run CONFLICT_RETRIES times"
