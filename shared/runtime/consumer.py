@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shared.access import ACCESS_TOPICS, apply_access
 from shared.bus.base import Bus, Consumer, Record
@@ -46,6 +46,18 @@ class _HandlerFailed(Exception):
         self.category = category
         self.conflict = conflict
 
+
+# PostgreSQL: a batch's event ids as one array parameter, instead of an IN list or an
+# executemany whose per-row cost in the driver exceeds the lookup's.
+_ALREADY_PROCESSED = text(
+    "SELECT event_id FROM runtime_processed_events "
+    "WHERE consumer = :consumer AND event_id = ANY(CAST(:ids AS VARCHAR[]))"
+)
+_RECORD_PROCESSED = text(
+    "INSERT INTO runtime_processed_events (consumer, event_id, processed_at) "
+    "SELECT :consumer, id, :now FROM unnest(CAST(:ids AS VARCHAR[])) AS i(id) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 CONFLICT_RETRIES = 5
 """How often a batch is run again after a unique violation (``is_conflict``) before the event
@@ -284,11 +296,7 @@ class ConsumerLoop:
                 tally.append(("consumed", topic, None))
             await UnitOfWork(session, name, self.settings, "flush", batch, outbox).flush()
             if seen:
-                insert = (insert_for(session)(ProcessedEvent).on_conflict_do_nothing()
-                          .returning(ProcessedEvent.event_id))
-                recorded = (await session.execute(insert, [
-                    {"consumer": self.group, "event_id": k, "processed_at": now} for k in seen
-                ])).scalars().all()
+                recorded = await self._record_processed(session, list(seen), now)
                 if len(recorded) != len(seen):
                     raise _ConcurrentlyProcessed(f"{len(seen) - len(recorded)} events were applied by another instance")
         for kind, topic, category in tally:
@@ -299,9 +307,23 @@ class ConsumerLoop:
             else:
                 EVENTS_DEAD_LETTERED.labels(name, topic, category).inc()
 
+    async def _record_processed(self, session, keys: list[str], now: datetime) -> list[str]:
+        """Insert the ids not recorded yet; returns those this transaction inserted."""
+        if session.get_bind().dialect.name == "postgresql":
+            return (await session.execute(_RECORD_PROCESSED, {
+                "consumer": self.group, "ids": keys, "now": now})).scalars().all()
+        insert = (insert_for(session)(ProcessedEvent).on_conflict_do_nothing()
+                  .returning(ProcessedEvent.event_id))
+        return (await session.execute(insert, [
+            {"consumer": self.group, "event_id": k, "processed_at": now} for k in keys
+        ])).scalars().all()
+
     async def _already_processed(self, session, keys: list[str]) -> set[str]:
         done: set[str] = set()
         unique = list(dict.fromkeys(keys))
+        if session.get_bind().dialect.name == "postgresql":
+            rows = await session.execute(_ALREADY_PROCESSED, {"consumer": self.group, "ids": unique})
+            return set(rows.scalars())
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
             rows = await session.execute(

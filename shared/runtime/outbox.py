@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from collections import Counter
 
 from sqlalchemy import delete, func, select, text
 
@@ -88,10 +89,14 @@ class OutboxRelay:
             checkpoint("after_outbox_publish")
             # Exactly the rows published: a row with a lower id may commit after this read.
             ids = [r.id for r in rows]
-            for start in range(0, len(ids), 500):
-                await session.execute(delete(t).where(t.c.id.in_(ids[start:start + 500])))
-        for r in rows:
-            EVENTS_EMITTED.labels(self.service, r.topic).inc()
+            if self.db.dialect == "postgresql":
+                await session.execute(text("DELETE FROM runtime_outbox WHERE id = ANY(CAST(:ids AS BIGINT[]))"),
+                                      {"ids": ids})
+            else:
+                for start in range(0, len(ids), 500):
+                    await session.execute(delete(t).where(t.c.id.in_(ids[start:start + 500])))
+        for topic, n in Counter(r.topic for r in rows).items():
+            EVENTS_EMITTED.labels(self.service, topic).inc(n)
         return len(rows)
 
     async def backlog(self) -> int:
