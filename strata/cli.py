@@ -85,7 +85,7 @@ def _serve(args) -> int:
     import uvicorn
 
     from shared.http import create_app
-    from shared.runtime.process import Runtime
+    from shared.runtime.process import Runtime, tune_gc
     from strata.registry import load
 
     settings = Settings()
@@ -93,6 +93,7 @@ def _serve(args) -> int:
     spec = load(args.service)
     runtime = Runtime(settings, [spec])
     app = create_app(runtime, title=f"Strata {spec.name}")
+    tune_gc(settings)
     uvicorn.run(app, host=args.host or settings.http.host, port=args.port or settings.http.port,
                 log_config=None, timeout_graceful_shutdown=30)
     return 0

@@ -12,7 +12,7 @@ import uvicorn
 
 from shared.http import create_app
 from shared.logs import configure_logging
-from shared.runtime.process import Runtime
+from shared.runtime.process import Runtime, tune_gc
 from shared.settings import Settings
 from strata.registry import load_all
 
@@ -35,6 +35,7 @@ async def _serve(settings: Settings, args) -> int:
                             log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # we own Ctrl-C, to stop in order
+    tune_gc(settings)
     await runtime.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

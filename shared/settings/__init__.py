@@ -53,7 +53,7 @@ class KafkaSettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
-    batch_size: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=2000, ge=1)
     poll_timeout_ms: int = Field(default=100, ge=1)
     outbox_batch_size: int = Field(default=1000, ge=1)
     outbox_poll_interval_ms: int = Field(default=200, ge=10)
@@ -64,6 +64,11 @@ class RuntimeSettings(BaseModel):
     """How often the business gauges (customers and AUM by tier, open signals, RM books) are
     counted. Each count is a scan of the service's customers, so at a million customers it
     costs a core for a fraction of a second: once a minute is plenty for a dashboard."""
+    gc_young_threshold: int = Field(default=50_000, ge=0)
+    """Allocations between collections of Python's youngest generation in a Strata process
+    (``gc.set_threshold``; 0 keeps Python's 700). A batch allocates hundreds of thousands of
+    short-lived objects; at 700 the collector ran thousands of times a second and took a
+    quarter of a consumer's CPU. The objects loaded at start-up are frozen out of it too."""
     dedupe_retention_days: int = Field(default=30, ge=1)
     """How long processed event ids are remembered. Keep it longer than the Kafka retention of
     every topic a service reads (7 days by default), so any redelivery is still recognised."""
