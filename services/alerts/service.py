@@ -303,8 +303,7 @@ async def _customer(uow: UnitOfWork, customer_id: str) -> AlertsCustomer:
     if customer is None:
         customer = AlertsCustomer(customer_id=customer_id, tier=ladder_of(uow.settings).lowest.id,
                                   aum=ZERO, aum_highs="")
-        uow.session.add(customer)
-        await uow.session.flush()
+        uow.session.add(customer)  # written with the batch's other rows (or by a handler's flush)
         uow.batch[AlertsCustomer][customer_id] = customer
     return customer
 
