@@ -100,7 +100,7 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
         row.charged += priced.charged
         row.paid += priced.net
 
-    uow.session.add(PricingFee(
+    uow.insert_later(PricingFee.__table__, dict(
         posting_id=p.posting_id, customer_id=p.customer_id, account_id=p.account_id,
         tx_type=p.tx_type, product_type=p.product_type, direction=p.direction, channel=p.channel,
         counterparty_bank=p.counterparty_bank, cross_region=p.cross_region, amount=p.amount,
@@ -111,7 +111,7 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
         rules=json.dumps(priced.rules), breakdown=json.dumps([s.as_dict() for s in priced.steps]),
         average_aum_12m=tiered.average_aum_12m, fees_paid=fees_paid, contribution_score=score,
         priced_at=datetime.now(timezone.utc),
-    ))
+    ))  # read back by no one in this transaction: a posting is marked priced in the batch
     mark_priced(uow, p.posting_id)
     uow.emit(FeeAssessedV1(
         posting_id=p.posting_id, customer_id=p.customer_id, fee_id=priced.fee_id, tier=tiered.tier,
@@ -248,8 +248,7 @@ async def expire_points(runtime, on: date, chunk: int = 500) -> dict:
         while True:
             try:
                 done_customers = done_points = 0
-                async with runtime.db.transaction() as session:
-                    uow = UnitOfWork(session, "pricing", settings, cause=f"points-expiry:{on}")
+                async with runtime.unit_of_work("pricing", f"points-expiry:{on}") as uow:
                     for customer_id in part:
                         customer = await customer_for_update(uow, customer_id, create=False)
                         if customer is None:

@@ -272,7 +272,7 @@ class PointsBook:
     def _write(self, kind: str, points: int, year: int, rule: str, posting_id: str | None,
                at: datetime, note: str) -> None:
         self.customer.points_balance += points
-        self.uow.session.add(PricingPointsLedger(
+        self.uow.insert_later(PricingPointsLedger.__table__, dict(
             customer_id=self.customer.customer_id, kind=kind, points=points,
             balance_after=self.customer.points_balance, lot_year=year, rule=rule,
             posting_id=posting_id, at=at, recorded_at=datetime.now(timezone.utc), note=note,

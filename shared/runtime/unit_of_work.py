@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
-from sqlalchemy import insert, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.cloudevents import Event, encode_binary, new_event
@@ -18,6 +18,9 @@ from shared.runtime.models import OutboxMessage
 
 if TYPE_CHECKING:
     from shared.settings import Settings
+
+_LATER = "uow.insert_later"
+"""The key in ``batch`` of the rows queued by ``insert_later``, by table."""
 
 EVENT_NAMESPACE = uuid.UUID("6f1c9a52-3f0e-4f43-9a57-51a2a3f0c001")
 
@@ -81,11 +84,21 @@ class UnitOfWork:
             "created_at": datetime.now(timezone.utc),
         })
 
-    async def flush(self) -> None:
-        """Write the collected outbox messages, in the order emitted (ids ascend with it).
+    def insert_later(self, table: Table, row: dict) -> None:
+        """Queue an append-only row (a fee, a ledger entry) for one INSERT of all such rows at
+        the end of the transaction (:meth:`flush`), in the order queued. For rows nothing reads
+        back in the same transaction: an ORM object per row cost more than pricing itself.
+        Every row of one table must name the same columns."""
+        self.batch.setdefault(_LATER, {}).setdefault(table, []).append(row)
 
-        On PostgreSQL one INSERT takes the whole batch as arrays: an executemany, or the ORM's
-        bulk insert, costs the consumer more CPU per row than the handler that emitted it."""
+    async def flush(self) -> None:
+        """Write the rows queued by :meth:`insert_later`, then the collected outbox messages,
+        in the order emitted (ids ascend with it).
+
+        On PostgreSQL one INSERT takes the whole outbox batch as arrays: an executemany, or the
+        ORM's bulk insert, costs the consumer more CPU per row than the handler that emitted it."""
+        for table, rows in self.batch.pop(_LATER, {}).items():
+            await self.session.execute(insert(table), rows)
         if not self.outbox:
             return
         if self.session.get_bind().dialect.name == "postgresql":
