@@ -143,10 +143,12 @@ async def _record_facts(uow: UnitOfWork, model, rows: list[dict[str, Any]]) -> N
     for r in rows:  # the first event of a key takes it, as first_time says, so its row is stored
         firsts.setdefault(_fact_key(model, r), r)
     unique = list(firsts.values())
-    keys = list(model.__mapper__.primary_key)
-    for start in range(0, len(unique), 200):
-        stmt = insert_for(uow.session)(model).values(unique[start:start + 200]).on_conflict_do_nothing()
-        fresh.update(tuple(r) for r in await uow.session.execute(stmt.returning(*keys)))
+    # One statement, executed for many rows (SQLAlchemy batches them into multi-row INSERTs
+    # from a cached compilation); a VALUES list per chunk was compiled anew for every batch.
+    stmt = (insert_for(uow.session)(model.__table__).on_conflict_do_nothing()
+            .returning(*model.__table__.primary_key.columns))
+    if unique:
+        fresh.update(tuple(r) for r in await uow.session.execute(stmt, unique))
 
 
 async def first_time(uow: UnitOfWork, model, row: dict[str, Any]) -> bool:
