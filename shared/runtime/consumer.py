@@ -49,9 +49,12 @@ class _HandlerFailed(Exception):
 
 # PostgreSQL: a batch's event ids as one array parameter, instead of an IN list or an
 # executemany whose per-row cost in the driver exceeds the lookup's.
+# The lookup joins the array so that each id is one probe of the primary key: written as
+# ``event_id = ANY(...)``, the prepared statement's generic plan probed by consumer alone and
+# filtered every id the consumer ever processed, once per batch.
 _ALREADY_PROCESSED = text(
-    "SELECT event_id FROM runtime_processed_events "
-    "WHERE consumer = :consumer AND event_id = ANY(CAST(:ids AS VARCHAR[]))"
+    "SELECT p.event_id FROM unnest(CAST(:ids AS VARCHAR[])) AS i(id) "
+    "JOIN runtime_processed_events p ON p.consumer = :consumer AND p.event_id = i.id"
 )
 _RECORD_PROCESSED = text(
     "INSERT INTO runtime_processed_events (consumer, event_id, processed_at) "
