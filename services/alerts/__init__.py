@@ -10,31 +10,23 @@ they were batched, redelivered or read after a restart.
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import func, select
 
-from shared.runtime.service import ServiceSpec
+from shared.runtime.service import ServiceSpec, business_gauges
 
 
-async def _open_backlog(runtime) -> None:
+async def _open_backlog(session, settings) -> None:
     """Keep the open-signals gauge (the RMs' backlog by type) current."""
     from services.alerts import metrics
     from services.alerts.domain import OPEN, SIGNAL_TYPES
     from services.alerts.models import AlertsSignal
 
-    while True:
-        try:
-            async with runtime.db.sessions() as session:
-                rows = dict((await session.execute(
-                    select(AlertsSignal.signal_type, func.count())
-                    .where(AlertsSignal.status == OPEN).group_by(AlertsSignal.signal_type)
-                )).all())
-            for signal_type in SIGNAL_TYPES:
-                metrics.SIGNALS_OPEN.labels(signal_type).set(rows.get(signal_type, 0))
-        except Exception:
-            pass  # database down: readiness reports it; the gauge keeps its last value
-        await asyncio.sleep(runtime.settings.runtime.business_gauges_interval_s)
+    rows = dict((await session.execute(
+        select(AlertsSignal.signal_type, func.count())
+        .where(AlertsSignal.status == OPEN).group_by(AlertsSignal.signal_type)
+    )).all())
+    for signal_type in SIGNAL_TYPES:
+        metrics.SIGNALS_OPEN.labels(signal_type).set(rows.get(signal_type, 0))
 
 
 def spec() -> ServiceSpec:
@@ -42,4 +34,4 @@ def spec() -> ServiceSpec:
     from services.alerts.service import prefetch
     from services.alerts.views import router
 
-    return ServiceSpec("alerts", SUBSCRIPTIONS, (router,), EMITS, (_open_backlog,), prefetch=prefetch)
+    return ServiceSpec("alerts", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(_open_backlog),), prefetch=prefetch)

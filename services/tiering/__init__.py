@@ -3,34 +3,26 @@ daily AUM kept as events arrive."""
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import case, func, select
 
-from shared.runtime.service import ServiceSpec
+from shared.runtime.service import ServiceSpec, business_gauges
 
 
-async def _tier_gauges(runtime) -> None:
+async def _tier_gauges(session, settings) -> None:
     from services.tiering import metrics
     from services.tiering.models import TieringCustomer
 
-    while True:
-        try:
-            async with runtime.db.sessions() as session:
-                rows = await session.execute(
-                    select(TieringCustomer.tier, func.count(), func.sum(TieringCustomer.aum),
-                           func.sum(case((TieringCustomer.watch, 1), else_=0)))
-                    .group_by(TieringCustomer.tier)
-                )
-                watch_total = 0
-                for tier, count, aum, watch in rows:
-                    metrics.CUSTOMERS_BY_TIER.labels(tier).set(count)
-                    metrics.AUM_BY_TIER.labels(tier).set(float(aum or 0))
-                    watch_total += int(watch or 0)
-                metrics.WATCH_CUSTOMERS.set(watch_total)
-        except Exception:
-            pass  # database down: readiness reports it; gauges keep their last value
-        await asyncio.sleep(runtime.settings.runtime.business_gauges_interval_s)
+    rows = await session.execute(
+        select(TieringCustomer.tier, func.count(), func.sum(TieringCustomer.aum),
+               func.sum(case((TieringCustomer.watch, 1), else_=0)))
+        .group_by(TieringCustomer.tier)
+    )
+    watch_total = 0
+    for tier, count, aum, watch in rows:
+        metrics.CUSTOMERS_BY_TIER.labels(tier).set(count)
+        metrics.AUM_BY_TIER.labels(tier).set(float(aum or 0))
+        watch_total += int(watch or 0)
+    metrics.WATCH_CUSTOMERS.set(watch_total)
 
 
 def spec() -> ServiceSpec:
@@ -38,4 +30,5 @@ def spec() -> ServiceSpec:
     from services.tiering.service import prefetch
     from services.tiering.views import router
 
-    return ServiceSpec("tiering", SUBSCRIPTIONS, (router,), EMITS, (_tier_gauges,), prefetch=prefetch)
+    return ServiceSpec("tiering", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(_tier_gauges),),
+                       prefetch=prefetch)
