@@ -47,11 +47,11 @@ class _HandlerFailed(Exception):
         self.conflict = conflict
 
 
-# PostgreSQL: a batch's event ids as one array parameter, instead of an IN list or an
-# executemany whose per-row cost in the driver exceeds the lookup's.
-# The lookup joins the array so that each id is one probe of the primary key: written as
-# ``event_id = ANY(...)``, the prepared statement's generic plan probed by consumer alone and
-# filtered every id the consumer ever processed, once per batch.
+# PostgreSQL: a batch's event ids as one array parameter, instead of IN lists or an
+# executemany whose per-row cost in the driver exceeded the lookup's. The lookup joins the
+# array so that each id is one probe of the primary key: written as ``event_id = ANY(...)``,
+# the prepared statement's generic plan probed by consumer alone and filtered every id the
+# consumer ever processed, once per batch.
 _ALREADY_PROCESSED = text(
     "SELECT p.event_id FROM unnest(CAST(:ids AS VARCHAR[])) AS i(id) "
     "JOIN runtime_processed_events p ON p.consumer = :consumer AND p.event_id = i.id"
@@ -322,11 +322,11 @@ class ConsumerLoop:
         ])).scalars().all()
 
     async def _already_processed(self, session, keys: list[str]) -> set[str]:
-        done: set[str] = set()
         unique = list(dict.fromkeys(keys))
         if session.get_bind().dialect.name == "postgresql":
             rows = await session.execute(_ALREADY_PROCESSED, {"consumer": self.group, "ids": unique})
             return set(rows.scalars())
+        done: set[str] = set()
         for start in range(0, len(unique), 500):
             chunk = unique[start:start + 500]
             rows = await session.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Iterator
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -27,14 +28,18 @@ def is_retryable(exc: BaseException) -> bool:
     """True for outages that pass (database or bus down, lock conflicts, a database missing or
     refusing us): the event is not at fault, the environment is, so retry and never dead-letter.
     Looks through the chain of causes, since drivers wrap the error that matters."""
-    seen = 0
+    return any(_retryable_one(e) for e in _causes(exc))
+
+
+def _causes(exc: BaseException, depth: int = 8) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: the driver's error under SQLAlchemy's (``orig``), then the
+    chain of causes and contexts, at most ``depth`` deep."""
     current: BaseException | None = exc
-    while current is not None and seen < 8:
-        if _retryable_one(current):
-            return True
+    for _ in range(depth):
+        if current is None:
+            return
+        yield current
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-        seen += 1
-    return False
 
 
 def _retryable_one(exc: BaseException) -> bool:
@@ -60,12 +65,5 @@ def is_conflict(exc: BaseException) -> bool:
     same row at once (a customer seen first on two topics whose partitions two instances hold).
     Run again, the batch finds the row the other one committed; a conflict that persists is a
     fault of the event or the handler, and the runtime dead-letters it after a few retries."""
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 8:
-        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if code == "23505" or type(current).__name__ == "UniqueViolationError":
-            return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-        seen += 1
-    return False
+    return any((getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)) == "23505"
+               or type(e).__name__ == "UniqueViolationError" for e in _causes(exc))

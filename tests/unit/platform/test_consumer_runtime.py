@@ -297,3 +297,13 @@ async def test_a_unique_violation_that_persists_is_dead_lettered_after_a_few_rer
     assert applied == ["P0", "P2"]
     assert len(dead) == 1 and b"duplicate key" in dict(dead[0].headers)["strata_dlq_reason"]
     assert violating["P1"] == -1 - (CONFLICT_RETRIES + 1), "run once, then re-run CONFLICT_RETRIES times"
+
+
+def test_a_unique_violation_is_told_apart_through_the_drivers_wrapping():
+    from sqlalchemy.exc import IntegrityError
+
+    from shared.runtime.errors import is_conflict, is_retryable
+
+    assert is_conflict(IntegrityError("INSERT", {}, UniqueViolationError("duplicate key")))
+    assert not is_conflict(IntegrityError("INSERT", {}, Exception("null value in column")))
+    assert not is_retryable(IntegrityError("INSERT", {}, UniqueViolationError("duplicate key")))
