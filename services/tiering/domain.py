@@ -18,36 +18,68 @@ from shared.money import CENT, ZERO
 
 @dataclass(frozen=True)
 class AccountPosition:
-    """What is known of one account: its balance, the highest ``account_seq`` seen, and the time
-    of the event the balance came from."""
+    """What is known of one account, from the two kinds of fact core banking sends about it.
 
-    balance: Decimal = ZERO
+    Postings order among themselves by ``account_seq``: ``seq`` is the highest applied and
+    ``posting_balance`` its ``balance_after``, whatever the postings' clocks say (core banking's
+    clocks and batch jobs do not keep time order within a day). ``posted_at`` is the latest
+    ``posted_at`` of the postings applied: the time the account's postings have reached.
+    Snapshots order among themselves by ``as_of``: ``snapshot_balance`` is the newest one's.
+
+    A snapshot and the postings order against each other by time: a snapshot taken at ``as_of``
+    includes every posting posted up to and including that moment. So the balance in force is
+    the newest snapshot's when its ``as_of`` is at or after ``posted_at``, else the highest
+    posting's. The result depends only on which facts have arrived, never on their order.
+    """
+
     seq: int = 0
-    balance_at: datetime | None = None
+    posting_balance: Decimal = ZERO
+    posted_at: datetime | None = None
+    snapshot_balance: Decimal = ZERO
+    snapshot_at: datetime | None = None
+
+    @property
+    def balance(self) -> Decimal:
+        if self.snapshot_at is not None and (self.posted_at is None or self.snapshot_at >= self.posted_at):
+            return self.snapshot_balance
+        return self.posting_balance
 
 
 def apply_posting(pos: AccountPosition, seq: int, balance_after: Decimal,
                   posted_at: datetime) -> AccountPosition:
-    """A posting moves the balance only if it is newer than everything applied to the account:
-    a higher ``account_seq`` than any posting seen, and not older than the snapshot in force.
+    """A posting with a higher ``account_seq`` than any applied sets the postings' balance, even
+    when its ``posted_at`` is earlier than theirs; a lower or equal one is stale and changes
+    nothing. Whether it moves the balance in force depends on the snapshot (see
+    :class:`AccountPosition`).
 
-    >>> apply_posting(AccountPosition(Decimal("5.00"), 7), 6, Decimal("1.00"), T).balance
+    >>> from datetime import timezone
+    >>> at = datetime(2026, 11, 10, 9, 0, tzinfo=timezone.utc)
+    >>> pos = apply_posting(AccountPosition(), 7, Decimal("5.00"), at)
+    >>> apply_posting(pos, 8, Decimal("1.00"), at.replace(hour=8)).balance  # higher seq, earlier clock
+    Decimal('1.00')
+    >>> apply_posting(pos, 6, Decimal("9.00"), at.replace(hour=10)).balance  # lower seq: stale
     Decimal('5.00')
     """
     if seq <= pos.seq:
         return pos
-    if pos.balance_at is not None and posted_at < pos.balance_at:
-        # A snapshot taken after this posting is already applied; it includes it.
-        return replace(pos, seq=seq)
-    return AccountPosition(balance_after, seq, posted_at)
+    reached = posted_at if pos.posted_at is None else max(pos.posted_at, posted_at)
+    return replace(pos, seq=seq, posting_balance=balance_after, posted_at=reached)
 
 
 def apply_snapshot(pos: AccountPosition, balance: Decimal, as_of: datetime) -> AccountPosition:
-    """A snapshot moves the balance only if it is newer than the balance in force; an older or
-    equal one is stale and ignored."""
-    if pos.balance_at is not None and as_of <= pos.balance_at:
+    """A snapshot newer than the newest applied replaces it; an older or equal one is stale.
+
+    >>> from datetime import timezone
+    >>> at = datetime(2026, 11, 10, 9, 0, tzinfo=timezone.utc)
+    >>> pos = apply_posting(AccountPosition(), 3, Decimal("10.00"), at)
+    >>> apply_snapshot(pos, Decimal("800.00"), at.replace(hour=15)).balance  # taken after the posting
+    Decimal('800.00')
+    >>> apply_snapshot(pos, Decimal("800.00"), at.replace(hour=8)).balance   # before it: the posting stands
+    Decimal('10.00')
+    """
+    if pos.snapshot_at is not None and as_of <= pos.snapshot_at:
         return pos
-    return AccountPosition(balance, pos.seq, as_of)
+    return replace(pos, snapshot_balance=balance, snapshot_at=as_of)
 
 
 # --- the month's average daily AUM ---------------------------------------------------------
@@ -165,7 +197,8 @@ class TierDecision:
 class TierPolicy:
     """Fast up, slow down (快升缓降).
 
-    >>> policy = TierPolicy.from_rules(settings.tiers)
+    >>> policy = TierPolicy([Tier("mass", Decimal(0), 3, 0), Tier("gold", Decimal(50000), 3, 1),
+    ...                      Tier("platinum", Decimal(200000), 3, 2)])
     >>> policy.on_aum(TierState("mass"), Decimal("250000.00")).state.tier
     'platinum'
     """

@@ -19,8 +19,14 @@ class TieringAccount(Base):
     product_type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
     balance: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    """The balance in force, derived from the two below (``domain.AccountPosition.balance``)."""
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    balance_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    posting_balance: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    """``balance_after`` of the posting with the highest ``seq``."""
+    posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """The latest ``posted_at`` of the postings applied."""
+    snapshot_balance: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    snapshot_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class TieringCustomer(Base):

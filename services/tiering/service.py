@@ -181,7 +181,8 @@ async def _cached(uow: UnitOfWork, model, key: str):
 
 
 def _position(account: TieringAccount) -> AccountPosition:
-    return AccountPosition(account.balance, account.seq, account.balance_at)
+    return AccountPosition(account.seq, account.posting_balance, account.posted_at,
+                           account.snapshot_balance, account.snapshot_at)
 
 
 async def _account_for(uow: UnitOfWork, account_id: str, customer_id: str,
@@ -190,7 +191,8 @@ async def _account_for(uow: UnitOfWork, account_id: str, customer_id: str,
     if account is None:
         account = TieringAccount(account_id=account_id, customer_id=customer_id,
                                  product_type=product_type, status="open", balance=ZERO, seq=0,
-                                 balance_at=None)
+                                 posting_balance=ZERO, posted_at=None, snapshot_balance=ZERO,
+                                 snapshot_at=None)
         uow.session.add(account)
         uow.batch[TieringAccount][account_id] = account
         return account
@@ -250,7 +252,9 @@ async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: Ti
     """Move the account's balance and the customer's AUM; returns the events emitted (tier
     changes, then the AUM event), for :func:`to_alerts`."""
     delta = after.balance - account.balance
-    account.balance, account.seq, account.balance_at = after.balance, after.seq, after.balance_at
+    account.balance, account.seq = after.balance, after.seq
+    account.posting_balance, account.posted_at = after.posting_balance, after.posted_at
+    account.snapshot_balance, account.snapshot_at = after.snapshot_balance, after.snapshot_at
     if delta == 0:
         return []
     await _roll(uow, customer, business_day(at, uow.settings.zone))

@@ -22,7 +22,33 @@ T0 = datetime(2026, 11, 10, 10, 0, tzinfo=SH)
 
 def test_newer_posting_sets_the_balance_after():
     pos = apply_posting(AccountPosition(), 1, D("100.00"), T0)
-    assert pos == AccountPosition(D("100.00"), 1, T0)
+    assert (pos.balance, pos.seq, pos.posted_at) == (D("100.00"), 1, T0)
+
+
+def test_a_higher_sequence_posted_earlier_still_sets_the_balance():
+    pos = apply_posting(AccountPosition(), 1, D("100.00"), T0)
+    after = apply_posting(pos, 2, D("40.00"), T0 - timedelta(hours=3))
+    assert (after.balance, after.seq, after.posted_at) == (D("40.00"), 2, T0)
+
+
+def test_a_snapshot_and_postings_order_by_time_whichever_arrives_first():
+    snapshot_at = T0 + timedelta(hours=2)
+    facts = [("posting", 1, D("100.00"), T0), ("posting", 2, D("150.00"), T0 + timedelta(hours=1)),
+             ("snapshot", 0, D("900.00"), snapshot_at), ("posting", 3, D("120.00"), T0 + timedelta(hours=3))]
+    outcomes = set()
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]):
+        pos = AccountPosition()
+        for i in order:
+            kind, seq, amount, at = facts[i]
+            pos = apply_posting(pos, seq, amount, at) if kind == "posting" else apply_snapshot(pos, amount, at)
+        outcomes.add(pos.balance)
+    assert outcomes == {D("120.00")}  # the last posting is after the snapshot
+
+
+def test_a_snapshot_at_the_moment_of_a_posting_includes_it():
+    pos = apply_posting(AccountPosition(), 4, D("10.00"), T0)
+    assert apply_snapshot(pos, D("10.50"), T0).balance == D("10.50")
+    assert apply_posting(apply_snapshot(AccountPosition(), D("10.50"), T0), 4, D("10.00"), T0).balance == D("10.50")
 
 
 def test_duplicate_and_older_postings_never_move_the_balance_back():
@@ -41,7 +67,7 @@ def test_out_of_order_postings_end_on_the_highest_sequence():
 
 
 def test_posting_older_than_the_snapshot_in_force_advances_the_sequence_only():
-    pos = apply_snapshot(AccountPosition(D("10.00"), 3, T0), D("800.00"), T0 + timedelta(hours=5))
+    pos = apply_snapshot(apply_posting(AccountPosition(), 3, D("10.00"), T0), D("800.00"), T0 + timedelta(hours=5))
     after = apply_posting(pos, 4, D("50.00"), T0 + timedelta(hours=1))
     assert after.balance == D("800.00") and after.seq == 4
 
