@@ -9,6 +9,7 @@ RM of; a branch manager the customers whose home branch is theirs; analysts and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from fastapi import Request
@@ -19,9 +20,8 @@ from shared.auth import Principal
 from shared.contracts import topics
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import AssignmentChangedV1, CustomerV1
-from shared.db import Base, UtcDateTime
+from shared.db import Base, UtcDateTime, read_rows, write_rows
 from shared.problems import Problem
-from shared.runtime.unit_of_work import UnitOfWork
 
 
 class CustomerAccess(Base):
@@ -44,36 +44,69 @@ class CustomerAccess(Base):
 
 ACCESS_TOPICS = (topics.CUSTOMERS, topics.ASSIGNMENTS)
 
-
-async def _row(uow: UnitOfWork, customer_id: str) -> CustomerAccess:
-    # The batch cache, not only the session: sessions do not autoflush, so a row added by an
-    # earlier event of the same batch is not found by a lookup.
-    cache = uow.batch.setdefault(CustomerAccess, {})
-    row = cache.get(customer_id)
-    if row is None:
-        row = await uow.session.get(CustomerAccess, (uow.service, customer_id))
-    if row is None:
-        row = CustomerAccess(service=uow.service, customer_id=customer_id)
-        uow.session.add(row)
-    cache[customer_id] = row
-    return row
+_COLUMNS = ("branch_id", "primary_rm", "backup_rm", "primary_at", "backup_at", "branch_at")
 
 
-async def apply_access(event: Event, uow: UnitOfWork) -> None:
-    """Keep the projection current; an older change never overwrites a newer one."""
-    data = event.data
-    if isinstance(data, CustomerV1):
-        if data.source != "core" or data.home_branch_id is None:
-            return
-        row = await _row(uow, data.customer_id)
-        if row.branch_at is None or data.updated_at >= row.branch_at:
-            row.branch_id, row.branch_at = data.home_branch_id, data.updated_at
-    elif isinstance(data, AssignmentChangedV1):
-        row = await _row(uow, data.customer_id)
-        if data.role == "primary" and (row.primary_at is None or data.changed_at >= row.primary_at):
-            row.primary_rm, row.primary_at = data.to, data.changed_at
-        elif data.role == "backup" and (row.backup_at is None or data.changed_at >= row.backup_at):
-            row.backup_rm, row.backup_at = data.to, data.changed_at
+@dataclass(slots=True)
+class AccessRow:
+    customer_id: str
+    branch_id: str | None = None
+    primary_rm: str | None = None
+    backup_rm: str | None = None
+    primary_at: datetime | None = None
+    backup_at: datetime | None = None
+    branch_at: datetime | None = None
+
+
+@dataclass
+class AccessState:
+    """A batch's rows of the projection: loaded once for the customers its access events name,
+    changed in memory, written at commit in one statement. An older change never overwrites a
+    newer one (each field keeps the time of the change it holds)."""
+
+    service: str
+    rows: dict[str, AccessRow] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+
+    @classmethod
+    async def load(cls, tx, events) -> "AccessState":
+        state = cls(tx.service)
+        ids = {e.data.customer_id for e in events}
+        if ids:
+            table = CustomerAccess.__table__
+            for r in await read_rows(tx.session, table, "customer_id", ids,
+                                     where=table.c.service == tx.service):
+                state.rows[r.customer_id] = AccessRow(r.customer_id, *(getattr(r, c) for c in _COLUMNS))
+        return state
+
+    def _row(self, customer_id: str) -> AccessRow:
+        row = self.rows.get(customer_id)
+        if row is None:
+            row = self.rows[customer_id] = AccessRow(customer_id)
+        self.dirty.add(customer_id)
+        return row
+
+    def apply(self, event: Event) -> None:
+        """Keep the projection current from ``bank.customers`` and ``strata.assignments``."""
+        data = event.data
+        if isinstance(data, CustomerV1):
+            if data.source != "core" or data.home_branch_id is None:
+                return
+            row = self._row(data.customer_id)
+            if row.branch_at is None or data.updated_at >= row.branch_at:
+                row.branch_id, row.branch_at = data.home_branch_id, data.updated_at
+        elif isinstance(data, AssignmentChangedV1):
+            row = self._row(data.customer_id)
+            if data.role == "primary" and (row.primary_at is None or data.changed_at >= row.primary_at):
+                row.primary_rm, row.primary_at = data.to, data.changed_at
+            elif data.role == "backup" and (row.backup_at is None or data.changed_at >= row.backup_at):
+                row.backup_rm, row.backup_at = data.to, data.changed_at
+
+    async def write(self, tx) -> None:
+        rows = [{"service": self.service, "customer_id": c,
+                 **{name: getattr(self.rows[c], name) for name in _COLUMNS}} for c in sorted(self.dirty)]
+        await write_rows(tx.session, CustomerAccess.__table__, rows, key=("service", "customer_id"))
+        self.dirty.clear()
 
 
 def principal_may_see(principal: Principal, row: CustomerAccess | None) -> bool:

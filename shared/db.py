@@ -146,3 +146,129 @@ def _make_sqlite_transactional(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn):  # pragma: no cover
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# --- set-based writes -----------------------------------------------------------------------
+
+_PG_ARRAY_TYPES = {
+    "BIGINT": "BIGINT", "INTEGER": "INTEGER", "SMALLINT": "SMALLINT", "VARCHAR": "VARCHAR",
+    "TEXT": "TEXT", "BOOLEAN": "BOOLEAN", "DATE": "DATE", "TIMESTAMP": "TIMESTAMPTZ",
+    "JSON": "TEXT", "BYTEA": "BYTEA",
+}
+
+
+def _pg_type(column) -> tuple[str, str]:
+    """The array element type a column's values travel in, and how the SELECT casts them back
+    (JSON travels as text)."""
+    impl = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+    name = impl.compile(dialect=postgresql.dialect()).split("(")[0].upper()
+    if name.startswith("TIMESTAMP"):
+        name = "TIMESTAMP"
+    if name == "LARGEBINARY":
+        name = "BYTEA"
+    array = _PG_ARRAY_TYPES.get(name, name)
+    return array, "::json" if name == "JSON" else ""
+
+
+def _pg_value(column, dialect):
+    """A function turning a Python value into what the column's array carries (MoneyType's
+    cents, UtcDateTime's UTC time, JSON's text)."""
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        return lambda v: kind.process_bind_param(v, dialect)
+    if kind.__class__.__name__ == "JSON":
+        import json
+
+        return lambda v: None if v is None else json.dumps(v)
+    return None
+
+
+_STATEMENTS: dict[tuple, tuple] = {}
+
+
+async def write_rows(session: AsyncSession, table, rows: list[dict[str, Any]], *,
+                     key: tuple[str, ...] = (), update: tuple[str, ...] | None = None) -> None:
+    """Write ``rows`` (dicts naming the same columns) in ONE statement: inserted, or with ``key``
+    upserted (``update``: the columns a conflict overwrites, every non-key column by default;
+    ``()``: a conflict keeps the row). This is how a batch's state reaches the database: one
+    statement per table per batch, never one per row.
+
+    PostgreSQL takes every column as one array parameter (``unnest``); SQLite an executemany.
+    Rows must not repeat a key (one statement may not touch a row twice)."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if update is None:
+        update = tuple(c for c in columns if c not in key)
+    dialect = session.get_bind().dialect
+    cache_key = (table.name, columns, key, update, dialect.name)
+    cached = _STATEMENTS.get(cache_key)
+    if cached is None:
+        cached = _STATEMENTS[cache_key] = _compile_write(table, columns, key, update, dialect)
+    statement, converters = cached
+    if dialect.name == "postgresql":
+        params = {}
+        for i, (name, convert) in enumerate(zip(columns, converters)):
+            values = [r[name] for r in rows]
+            params[f"c{i}"] = [convert(v) for v in values] if convert is not None else values
+        await session.execute(statement, params)
+    else:
+        await session.execute(statement, rows)
+
+
+def _compile_write(table, columns, key, update, dialect):
+    if dialect.name != "postgresql":
+        stmt = sqlite.insert(table)
+        if key:
+            stmt = (stmt.on_conflict_do_update(index_elements=list(key),
+                                               set_={c: stmt.excluded[c] for c in update})
+                    if update else stmt.on_conflict_do_nothing(index_elements=list(key)))
+        return stmt, ()
+    arrays, selects, converters = [], [], []
+    for i, name in enumerate(columns):
+        column = table.c[name]
+        array, cast = _pg_type(column)
+        arrays.append(f"CAST(:c{i} AS {array}[])")
+        selects.append(f"u.c{i}{cast}")
+        converters.append(_pg_value(column, dialect))
+    names = ", ".join(f'"{c}"' for c in columns)
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    sql = (f'INSERT INTO "{table.name}" ({names}) SELECT {", ".join(selects)} '
+           f"FROM unnest({', '.join(arrays)}) AS u({aliases})")
+    if key:
+        target = ", ".join(f'"{c}"' for c in key)
+        if update:
+            sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in update)
+            sql += f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
+        else:
+            sql += f" ON CONFLICT ({target}) DO NOTHING"
+    return text(sql), tuple(converters)
+
+
+async def read_rows(session: AsyncSession, table, key: str, keys, *, columns=None,
+                    where=None) -> list[Any]:
+    """The rows of ``table`` whose ``key`` column is one of ``keys``, in a few statements
+    whatever their number (on PostgreSQL one: the keys as an array joined to the key's index);
+    ``columns`` picks columns (default all), ``where`` adds a condition. Rows come back with
+    the columns' types applied (money as Decimal, aware times)."""
+    from sqlalchemy import String, bindparam, cast, func, select
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    keys = sorted(set(keys))
+    if not keys:
+        return []
+    picked = columns if columns is not None else (table,)
+    if session.get_bind().dialect.name == "postgresql":
+        wanted = func.unnest(cast(bindparam("keys", type_=ARRAY(String)), ARRAY(String))) \
+            .table_valued("k").render_derived()
+        stmt = select(*picked).join(wanted, table.c[key] == wanted.c.k)
+        if where is not None:
+            stmt = stmt.where(where)
+        return list(await session.execute(stmt, {"keys": keys}))
+    out: list[Any] = []
+    for start in range(0, len(keys), 500):
+        stmt = select(*picked).where(table.c[key].in_(keys[start:start + 500]))
+        if where is not None:
+            stmt = stmt.where(where)
+        out.extend(await session.execute(stmt))
+    return out

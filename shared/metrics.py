@@ -52,3 +52,13 @@ READY = Gauge(
     "strata_ready", "1 while the service's database and bus answer and its loops run, else 0.",
     ["service"],
 )
+EVENTS_LATE = Counter(
+    "strata_events_late_total",
+    "Events applied after a later event of their task had been (beyond runtime.max_lateness).",
+    ["service", "topic"],
+)
+EVENTS_UNKNOWN_REFERENCE = Counter(
+    "strata_events_unknown_reference_total",
+    "Events naming a customer or account the service had never seen (applied all the same).",
+    ["service", "topic"],
+)

@@ -4,6 +4,7 @@ products by tier. Nothing here writes."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -11,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.types import KNOWN_TX_TYPES
 from shared.money import ZERO
-from shared.runtime.unit_of_work import UnitOfWork
 from shared.settings import Settings
 from shared.settings.pricing import PricingSettings
 from services.pricing.domain import (
@@ -121,7 +121,7 @@ async def quote(session: AsyncSession, settings: Settings, customer_id: str, tx:
     fee = rules.engine.schedule.match(tx) if tx.tx_type in KNOWN_TX_TYPES else None
     uses, fees_paid = {}, ZERO
     if fee is not None:
-        usage = MonthlyUsage(UnitOfWork(session, "pricing", settings, cause="quote"), customer_id, rules)
+        usage = MonthlyUsage(SimpleNamespace(session=session, batch={}, settings=settings), customer_id, rules)
         uses = {fee.id: await usage.usage(month, fee.id)}
         fees_paid = await usage.fees_paid_before(month)
     average = customer.average_aum_12m if customer is not None else ZERO

@@ -57,6 +57,21 @@ class Consumer(abc.ABC):
     async def lag(self) -> dict[TopicPartition, int]:
         """Messages not yet consumed, per assigned partition, as last known."""
 
+    @abc.abstractmethod
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member holds now."""
+
+    @abc.abstractmethod
+    def lagging(self, topic: str, partition: int) -> bool | None:
+        """Whether the broker holds records of the partition that :meth:`getmany` has not
+        returned yet (None: not known yet)."""
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop fetching these partitions until :meth:`resume` (what is fetched stays)."""
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        """Fetch these partitions again."""
+
 
 class Bus(abc.ABC):
     @abc.abstractmethod
@@ -75,6 +90,10 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
+
+    @abc.abstractmethod
+    async def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (0 when it does not exist)."""
 
     @abc.abstractmethod
     async def pending(self, group: str, topics: Sequence[str]) -> int:

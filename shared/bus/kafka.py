@@ -8,7 +8,7 @@ import logging
 import random
 from typing import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition as KafkaTP
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.partitioner import murmur2
@@ -169,6 +169,14 @@ class KafkaBus(Bus):
         await self._probe._client.force_metadata_update()
         return self._probe.partitions_for_topic(topic) or set()
 
+    async def partitions(self, topic: str) -> int:
+        assert self._admin is not None, "bus not started"
+        described = await self._admin.describe_topics([self.prefix + topic])
+        for entry in described:
+            if entry.get("error_code", 0) == 0:
+                return len(entry.get("partitions", ()))
+        return 0
+
     async def ping(self) -> bool:
         if self._admin is None:
             return False
@@ -185,8 +193,8 @@ class KafkaConsumer(Consumer):
                  heartbeat_interval_ms: int = GROUP_TIMING["heartbeat_interval_ms"],
                  max_poll_interval_ms: int = GROUP_TIMING["max_poll_interval_ms"]) -> None:
         self.prefix = prefix
+        self._topics = [prefix + t for t in topics]
         self._consumer = AIOKafkaConsumer(
-            *[prefix + t for t in topics],
             bootstrap_servers=bootstrap_servers,
             group_id=group,
             client_id=client_id,
@@ -202,13 +210,41 @@ class KafkaConsumer(Consumer):
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self._positions: dict[TopicPartition, int] = {}
+        """The next offset :meth:`getmany` returns, per assigned partition."""
+        self._unknown: set = set()
+        """Partitions assigned whose position is not known yet."""
 
     async def start(self) -> None:
         try:
             await self._consumer.start()
+            self._consumer.subscribe(self._topics, listener=_Positions(self))
         except KafkaError as exc:
             await self._consumer.stop()
             raise BusUnavailable(str(exc)) from exc
+
+    def assignment(self) -> set[TopicPartition]:
+        n = len(self.prefix)
+        return {(tp.topic[n:], tp.partition) for tp in self._consumer.assignment()}
+
+    def lagging(self, topic: str, partition: int) -> bool | None:
+        tp = KafkaTP(self.prefix + topic, partition)
+        position = self._positions.get((topic, partition))
+        try:
+            high = self._consumer.highwater(tp)
+        except Exception:  # not assigned (any more)
+            return None
+        if high is None or position is None:
+            return None
+        return high > position
+
+    def pause(self, partitions) -> None:
+        wanted = [KafkaTP(self.prefix + t, p) for t, p in partitions]
+        held = self._consumer.assignment()
+        self._consumer.pause(*[tp for tp in wanted if tp in held])
+
+    def resume(self, partitions) -> None:
+        wanted = [KafkaTP(self.prefix + t, p) for t, p in partitions]
+        self._consumer.resume(*[tp for tp in wanted if tp in self._consumer.paused()])
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -226,6 +262,14 @@ class KafkaConsumer(Consumer):
                                   list(r.headers or ()), r.timestamp))
             if records:
                 self._positions[(topic, tp.partition)] = records[-1].offset + 1
+                self._unknown.discard(tp)
+        for tp in [tp for tp in self._unknown if tp in self._consumer.assignment()]:
+            try:
+                position = await asyncio.wait_for(self._consumer.position(tp), 1.0)
+            except Exception:  # not ready yet (or moved on): asked again at the next fetch
+                continue
+            self._positions.setdefault((tp.topic[len(self.prefix):], tp.partition), position)
+            self._unknown.discard(tp)
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -241,7 +285,7 @@ class KafkaConsumer(Consumer):
 
     async def lag(self) -> dict[TopicPartition, int]:
         out = {}
-        for tp in self._consumer.assignment():
+        for tp in list(self._consumer.assignment()):
             high = self._consumer.highwater(tp)
             if high is None:
                 continue
@@ -254,3 +298,20 @@ class KafkaConsumer(Consumer):
                     continue
             out[key] = max(0, high - position)
         return out
+
+
+class _Positions(ConsumerRebalanceListener):
+    """Keeps :attr:`KafkaConsumer._positions` to the partitions held; a newly assigned one's
+    position (the committed offset it resumes from) is asked at the next fetch, so whether it
+    lags is known before its first record arrives."""
+
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        n = len(self.consumer.prefix)
+        for tp in revoked:
+            self.consumer._positions.pop((tp.topic[n:], tp.partition), None)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.consumer._unknown.update(assigned)

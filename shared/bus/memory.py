@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from typing import Sequence
+
+from aiokafka.partitioner import murmur2
 
 from shared.bus.base import Bus, Consumer, Message, Record, TopicPartition
 
@@ -29,6 +30,7 @@ class MemoryBus(Bus):
         self.topics: dict[str, list[_Partition]] = {}
         self.committed: dict[str, dict[TopicPartition, int]] = {}
         self.subscriptions: dict[str, set[str]] = {}
+        self._hashes: dict[bytes, int] = {}
         self._changed = asyncio.Condition()
 
     async def start(self) -> None:
@@ -45,8 +47,20 @@ class MemoryBus(Bus):
             self.topics.setdefault(topic, [_Partition() for _ in range(partitions)])
 
     def partition_for(self, topic: str, key: bytes | None) -> int:
+        """Kafka's default partitioner (murmur2 of the key), so that a customer's records fall
+        in the same partitions as on a broker with the same partition count."""
         parts = self.topics[topic]
-        return zlib.crc32(key or b"") % len(parts)
+        if key is None:
+            return 0
+        h = self._hashes.get(key)
+        if h is None:
+            if len(self._hashes) > 1_000_000:
+                self._hashes.clear()
+            h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return h % len(parts)
+
+    async def partitions(self, topic: str) -> int:
+        return len(self.topics.get(topic, ()))
 
     async def publish(self, messages: Sequence[Message]) -> None:
         now = int(time.time() * 1000)
@@ -103,6 +117,7 @@ class MemoryConsumer(Consumer):
         self.group = group
         self.topics = topics
         self.position: dict[TopicPartition, int] = {}
+        self.paused: set[TopicPartition] = set()
 
     async def start(self) -> None:
         await self.bus.ensure_topics(self.topics, self.bus.default_partitions)
@@ -115,17 +130,35 @@ class MemoryConsumer(Consumer):
         return None
 
     def _take(self, max_records: int) -> list[Record]:
+        """Up to ``max_records``, a fair share from each partition that has some (as a broker's
+        fetch brings some of every partition), the rest from those with more."""
         out: list[Record] = []
-        for (topic, p), pos in self.position.items():
-            if len(out) >= max_records:
-                break
-            part = self.bus.topics[topic][p]
-            start = max(pos, part.base) - part.base
-            chunk = part.records[start:start + (max_records - len(out))]
-            if chunk:
-                out.extend(chunk)
-                self.position[(topic, p)] = chunk[-1].offset + 1
+        live = [tp for tp in self.position if tp not in self.paused]
+        share = max(1, max_records // max(1, len(live)))
+        for limit in (share, max_records):
+            for tp in live:
+                if len(out) >= max_records:
+                    return out
+                part = self.bus.topics[tp[0]][tp[1]]
+                start = max(self.position[tp], part.base) - part.base
+                chunk = part.records[start:start + min(limit, max_records - len(out))]
+                if chunk:
+                    out.extend(chunk)
+                    self.position[tp] = chunk[-1].offset + 1
         return out
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.position)
+
+    def lagging(self, topic: str, partition: int) -> bool | None:
+        part = self.bus.topics[topic][partition]
+        return part.end > self.position.get((topic, partition), 0)
+
+    def pause(self, partitions) -> None:
+        self.paused.update(partitions)
+
+    def resume(self, partitions) -> None:
+        self.paused.difference_update(partitions)
 
     async def getmany(self, max_records: int, timeout_ms: int) -> list[Record]:
         records = self._take(max_records)

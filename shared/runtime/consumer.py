@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import select, text
-
-from shared.access import ACCESS_TOPICS, apply_access
+from shared.access import ACCESS_TOPICS, AccessState
 from shared.bus.base import Bus, Consumer, Record
 from shared.contracts.cloudevents import Event, InvalidEvent, decode_record
 from shared.contracts.topics import dead_letter_topic
-from shared.db import Database, insert_for
+from shared.db import Database
 from shared.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_DUPLICATE,
+    EVENTS_LATE,
     HANDLER_SECONDS,
     RETRIES,
 )
 from shared.runtime.errors import Rejected, is_conflict, is_retryable
 from shared.runtime.faults import checkpoint
-from shared.runtime.models import ProcessedEvent
+from shared.runtime.order import EventTimeOrder, order_key
+from shared.runtime.retry import Backoff
 from shared.runtime.service import ServiceSpec
-from shared.runtime.unit_of_work import UnitOfWork
+from shared.runtime.transaction import BatchTransaction, ConcurrentlyProcessed
 
 log = logging.getLogger(__name__)
 
+CONFLICT_RETRIES = 5
+"""How often a batch is run again after a unique violation (``is_conflict``) before the event
+that raised it is dead-lettered."""
 
-class _ConcurrentlyProcessed(Exception):
-    """Another member of the group applied some of these events first (after a rebalance)."""
+BUFFER_PER_PARTITION = 5_000
+"""Records an ordered partition may hold back before its fetching pauses (the others catch up)."""
 
 
 class _HandlerFailed(Exception):
@@ -47,32 +48,15 @@ class _HandlerFailed(Exception):
         self.conflict = conflict
 
 
-# PostgreSQL: a batch's event ids as one array parameter, instead of IN lists or an
-# executemany whose per-row cost in the driver exceeded the lookup's. The lookup joins the
-# array so that each id is one probe of the primary key: written as ``event_id = ANY(...)``,
-# the prepared statement's generic plan probed by consumer alone and filtered every id the
-# consumer ever processed, once per batch.
-_ALREADY_PROCESSED = text(
-    "SELECT p.event_id FROM unnest(CAST(:ids AS VARCHAR[])) AS i(id) "
-    "JOIN runtime_processed_events p ON p.consumer = :consumer AND p.event_id = i.id"
-)
-_RECORD_PROCESSED = text(
-    "INSERT INTO runtime_processed_events (consumer, event_id, processed_at) "
-    "SELECT :consumer, id, :now FROM unnest(CAST(:ids AS VARCHAR[])) AS i(id) "
-    "ON CONFLICT DO NOTHING RETURNING event_id"
-)
-
-CONFLICT_RETRIES = 5
-"""How often a batch is run again after a unique violation (``is_conflict``) before the event
-that raised it is dead-lettered."""
-
-
 @dataclass
 class _Item:
     record: Record
     event: Event | None
     dead_reason: str | None = None
     dead_category: str | None = None
+    key: tuple | None = None
+    """The order key of an event of an ordered topic (``shared.runtime.order``)."""
+    late: bool = False
 
     @property
     def idempotency_key(self) -> str:
@@ -82,21 +66,9 @@ class _Item:
         return f"raw:{r.topic}:{r.partition}:{r.offset}"
 
 
-@dataclass
-class Backoff:
-    initial: float
-    maximum: float
-    current: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.current = self.initial
-
-    async def wait(self) -> None:
-        await asyncio.sleep(self.current)
-        self.current = min(self.maximum, self.current * 2)
-
-    def reset(self) -> None:
-        self.current = self.initial
+class PartitionCountMismatch(RuntimeError):
+    """The topics a service reads do not have one partition count: a customer's records would
+    not fall in one partition number, and no instance could see all of them in order."""
 
 
 class ConsumerLoop:
@@ -113,23 +85,29 @@ class ConsumerLoop:
         self.topics = list(dict.fromkeys(
             list(spec.subscriptions) + (list(ACCESS_TOPICS) if spec.keeps_access else [])
         ))
+        ordered = [t for t in spec.ordered if t in self.topics]
+        self.order = (EventTimeOrder(ordered, settings.runtime.max_lateness_s, scope=spec.order_scope)
+                      if ordered else None)
         self.consumer: Consumer | None = None
-        self._stopping = asyncio.Event()
+        self._stopping = False
         self.batches = 0
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit it and return."""
-        self._stopping.set()
+        self._stopping = True
 
     async def run(self) -> None:
         cfg = self.settings.runtime
-        backoff = Backoff(cfg.retry_initial_ms / 1000, cfg.retry_max_ms / 1000)
+        backoff = Backoff.of(self.settings)
+        await check_partition_counts(self.bus, self.spec.name, self.topics)
         self.consumer = await self._start_consumer(backoff)
         last_lag = 0.0
         try:
-            while not self._stopping.is_set():
+            while not self._stopping:
+                waiting = self.order is not None and self.order.waiting()
                 try:
-                    records = await self.consumer.getmany(cfg.batch_size, cfg.poll_timeout_ms)
+                    records = await self.consumer.getmany(
+                        cfg.batch_size, min(cfg.poll_timeout_ms, 20) if waiting else cfg.poll_timeout_ms)
                     backoff.reset()
                 except Exception as exc:
                     if not is_retryable(exc):
@@ -137,8 +115,11 @@ class ConsumerLoop:
                     RETRIES.labels(self.spec.name, "fetch").inc()
                     await backoff.wait()
                     continue
-                if records:
-                    await self.process_batch(records)
+                if self.order is None:
+                    if records:
+                        await self.process_batch(records)
+                else:
+                    await self._ordered(records)
                 if time.monotonic() - last_lag > cfg.lag_interval_s:
                     await self._report_lag()
                     last_lag = time.monotonic()
@@ -164,40 +145,84 @@ class ConsumerLoop:
         for (topic, partition), lag in (await self.consumer.lag()).items():
             CONSUMER_LAG.labels(self.spec.name, topic, str(partition)).set(lag)
 
+    # --- event-time order ---------------------------------------------------------------
+
+    async def _ordered(self, records: list[Record]) -> None:
+        """Buffer what was fetched; apply what the order releases, batch by batch."""
+        order = self.order
+        consumer = self.consumer
+        order.assign(consumer.assignment())
+        direct: list[_Item] = []
+        held = []
+        for r in records:
+            item = self._decode(r)
+            if order.orders(r.topic):
+                if item.event is not None and item.dead_reason is None:
+                    item.key = order_key(item.event, order.ranks[r.topic])
+                held.append(item)
+            else:
+                direct.append(item)
+        order.add(held)
+        if direct:
+            await self._apply_batch(direct, _next_offsets([i.record for i in direct]))
+        batch = self.settings.runtime.batch_size
+        while True:
+            released = order.release(consumer.lagging, batch)
+            if not released:
+                break
+            items = []
+            for r in released:
+                r.item.late = r.late
+                items.append(r.item)
+            await self._apply_batch(items, order.committable)
+            if len(released) < batch:
+                break
+        for tp in consumer.assignment():
+            if not order.orders(tp[0]):
+                continue
+            if order.buffered(tp) > BUFFER_PER_PARTITION:
+                consumer.pause([tp])
+            else:
+                consumer.resume([tp])
+
+    # --- one batch ------------------------------------------------------------------------
+
     async def process_batch(self, records: list[Record]) -> None:
+        """Apply one batch of records (of topics read in arrival order) exactly once."""
+        await self._apply_batch([self._decode(r) for r in records], _next_offsets(records))
+
+    async def _apply_batch(self, items: list[_Item], offsets) -> None:
         """Apply one batch exactly once. The order of the side effects is what makes it safe:
 
-        1. Decode every record; one that is not a valid event of its topic is marked for the
-           dead-letter topic with the reason.
-        2. In ONE database transaction: look up which event ids this consumer group has already
-           processed; run the handler of each new event, which writes its state and the events
-           it emits to the outbox table; write dead-letter messages to the outbox too; record
-           every event id (and the position of each undecodable record) as processed.
+        1. Every record was decoded; one that is not a valid event of its topic is marked for
+           the dead-letter topic with the reason.
+        2. In ONE database transaction (:class:`shared.runtime.transaction.BatchTransaction`):
+           look up which event ids this consumer group has already processed; load the state
+           the batch's new events need (the service's ``state``, the access projection); run
+           the handler of each new event, which changes that state and emits events; add
+           dead-letter messages to the outbox; then commit writes the state, the appended rows,
+           the outbox and the processed ids (see ``BatchTransaction.commit``).
            If a handler rejects its event or fails with a non-retryable error, the transaction
-           is rolled back and the batch re-run with that event marked for the dead-letter topic,
-           so nothing of the bad event remains and the rest of the batch still applies.
-           Recording the ids inserts only ids not yet there; if another instance recorded one
-           meanwhile (a rebalance), the transaction is rolled back and retried, and the retry
-           skips it, so two instances never both apply one event.
-        3. Commit the transaction. A retryable error (database or bus down, lock conflict) up to
-           here rolls back and retries the same batch with backoff: never dropped. A unique
-           violation (another instance inserted the same row first: a customer's topics may sit
-           with different instances) re-runs the batch up to ``CONFLICT_RETRIES`` times, and
-           dead-letters its event only if it persists. A
-           non-retryable failure that no single handler owned (e.g. at commit) re-runs the
-           batch one event per transaction, to find and dead-letter the event that causes it.
+           is rolled back and the batch re-run with that event marked for the dead-letter
+           topic, so nothing of the bad event remains and the rest of the batch still applies.
+           If another instance recorded one of the ids meanwhile (a rebalance), the transaction
+           is rolled back and retried, and the retry skips it.
+        3. A retryable error (database or bus down, lock conflict) up to here rolls back and
+           retries the same batch with backoff: never dropped. A unique violation (another
+           instance inserted the same row first) re-runs the batch up to ``CONFLICT_RETRIES``
+           times, and dead-letters its event only if it persists. A non-retryable failure that
+           no single handler owned (e.g. at commit) re-runs the batch one event per
+           transaction, to find and dead-letter the event that causes it.
         4. Commit the offsets to the bus, only now. A crash between 3 and 4 redelivers the batch,
            and step 2 finds every id already processed: no effect, nothing counted twice.
         5. Wake the outbox relay, which publishes and then deletes the outbox rows; a crash
            between its publish and its delete republishes, and consumers drop the duplicate ids.
         """
         started = time.perf_counter()
-        items = [self._decode(r) for r in records]
-        cfg = self.settings.runtime
-        backoff = Backoff(cfg.retry_initial_ms / 1000, cfg.retry_max_ms / 1000)
+        backoff = Backoff.of(self.settings)
         await self._apply_until_done(items, backoff)
         checkpoint("after_db_commit")
-        await self._commit_offsets(records, backoff)
+        await self._commit_offsets(offsets() if callable(offsets) else offsets, backoff)
         checkpoint("after_offset_commit")
         self.batches += 1
         BATCH_SECONDS.labels(self.spec.name).observe(time.perf_counter() - started)
@@ -224,7 +249,7 @@ class ConsumerLoop:
                     conflicts += 1
                     await self._retry("conflict", str(exc), backoff)
                     continue
-                if is_retryable(exc) or isinstance(exc, _ConcurrentlyProcessed):
+                if is_retryable(exc) or isinstance(exc, ConcurrentlyProcessed):
                     await self._retry("batch", str(exc), backoff)
                     continue
                 if len(items) > 1:
@@ -254,18 +279,19 @@ class ConsumerLoop:
         return _Item(record, event)
 
     async def _apply(self, items: list[_Item]) -> None:
-        name = self.spec.name
-        tally: list[tuple[str, str, str | None]] = []  # counted only once the batch commits
-        async with self.db.transaction() as session:
-            done = await self._already_processed(session, [i.idempotency_key for i in items])
+        name, spec = self.spec.name, self.spec
+        tally: list[tuple[str, str, str | None]] = []
+        async with BatchTransaction(self.db, name, self.settings, group=self.group) as tx:
+            done = await tx.already_processed([i.idempotency_key for i in items])
+            fresh = [i.event for i in items
+                     if i.event is not None and i.dead_reason is None and i.idempotency_key not in done]
+            if spec.state is not None:
+                tx.state = await spec.state.load(tx, fresh)
+            elif spec.prefetch is not None:
+                await spec.prefetch(fresh, tx)
+            if spec.keeps_access:
+                tx.access = tx.track(await AccessState.load(tx, [e for e in fresh if e.topic in ACCESS_TOPICS]))
             seen: set[str] = set()
-            now = datetime.now(timezone.utc)
-            batch: dict = {}
-            outbox: list[dict] = []
-            if self.spec.prefetch is not None:
-                fresh = [i.event for i in items
-                         if i.event is not None and i.dead_reason is None and i.idempotency_key not in done]
-                await self.spec.prefetch(fresh, UnitOfWork(session, name, self.settings, "prefetch", batch, outbox))
             for index, item in enumerate(items):
                 key = item.idempotency_key
                 topic = item.record.topic
@@ -273,18 +299,19 @@ class ConsumerLoop:
                     tally.append(("duplicate", topic, None))
                     continue
                 seen.add(key)
-                uow = UnitOfWork(session, name, self.settings, key, batch, outbox)
+                tx.for_event(key)
+                tx.processed(key)
                 if item.dead_reason is not None:
-                    self._dead_letter(uow, item)
+                    self._dead_letter(tx, item)
                     tally.append(("dead", topic, item.dead_category or "invalid"))
                     continue
-                handler = self.spec.subscriptions.get(topic)
+                handler = spec.subscriptions.get(topic)
                 t0 = time.perf_counter()
                 try:
-                    if self.spec.keeps_access and topic in ACCESS_TOPICS:
-                        await apply_access(item.event, uow)
+                    if spec.keeps_access and topic in ACCESS_TOPICS:
+                        tx.access.apply(item.event)
                     if handler is not None:
-                        await handler(item.event, uow)
+                        await handler(item.event, tx)
                 except Rejected as exc:
                     raise _HandlerFailed(index, str(exc), "rejected") from exc
                 except Exception as exc:
@@ -296,48 +323,10 @@ class ConsumerLoop:
                     raise _HandlerFailed(index, f"handler error: {type(exc).__name__}: {exc}"[:500],
                                          "handler_error", conflict) from exc
                 HANDLER_SECONDS.labels(name, topic).observe(time.perf_counter() - t0)
-                tally.append(("consumed", topic, None))
-            await UnitOfWork(session, name, self.settings, "flush", batch, outbox).flush()
-            if seen:
-                recorded = await self._record_processed(session, list(seen), now)
-                if len(recorded) != len(seen):
-                    raise _ConcurrentlyProcessed(f"{len(seen) - len(recorded)} events were applied by another instance")
-        for kind, topic, category in tally:
-            if kind == "consumed":
-                EVENTS_CONSUMED.labels(name, topic).inc()
-            elif kind == "duplicate":
-                EVENTS_DUPLICATE.labels(name, topic).inc()
-            else:
-                EVENTS_DEAD_LETTERED.labels(name, topic, category).inc()
+                tally.append(("late" if item.late else "consumed", topic, None))
+            tx.after_commit(lambda: _count(name, tally))
 
-    async def _record_processed(self, session, keys: list[str], now: datetime) -> list[str]:
-        """Insert the ids not recorded yet; returns those this transaction inserted."""
-        if session.get_bind().dialect.name == "postgresql":
-            return (await session.execute(_RECORD_PROCESSED, {
-                "consumer": self.group, "ids": keys, "now": now})).scalars().all()
-        insert = (insert_for(session)(ProcessedEvent).on_conflict_do_nothing()
-                  .returning(ProcessedEvent.event_id))
-        return (await session.execute(insert, [
-            {"consumer": self.group, "event_id": k, "processed_at": now} for k in keys
-        ])).scalars().all()
-
-    async def _already_processed(self, session, keys: list[str]) -> set[str]:
-        unique = list(dict.fromkeys(keys))
-        if session.get_bind().dialect.name == "postgresql":
-            rows = await session.execute(_ALREADY_PROCESSED, {"consumer": self.group, "ids": unique})
-            return set(rows.scalars())
-        done: set[str] = set()
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
-            rows = await session.execute(
-                select(ProcessedEvent.event_id).where(
-                    ProcessedEvent.consumer == self.group, ProcessedEvent.event_id.in_(chunk)
-                )
-            )
-            done.update(rows.scalars())
-        return done
-
-    def _dead_letter(self, uow: UnitOfWork, item: _Item) -> None:
+    def _dead_letter(self, tx: BatchTransaction, item: _Item) -> None:
         r = item.record
         headers = [(k, v) for k, v in r.headers if not k.startswith("strata_dlq_")]
         headers += [
@@ -346,13 +335,11 @@ class ConsumerLoop:
             ("strata_dlq_service", self.spec.name.encode()),
             ("strata_dlq_source", f"{r.topic}/{r.partition}/{r.offset}".encode()),
         ]
-        uow.add_message(dead_letter_topic(r.topic), r.key, r.value or b"", headers)
+        tx.add_message(dead_letter_topic(r.topic), r.key, r.value or b"", headers)
 
-    async def _commit_offsets(self, records: list[Record], backoff: Backoff) -> None:
-        offsets: dict[tuple[str, int], int] = {}
-        for r in records:
-            tp = (r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    async def _commit_offsets(self, offsets: dict[tuple[str, int], int], backoff: Backoff) -> None:
+        if not offsets:
+            return
         backoff.reset()
         while True:
             try:
@@ -363,3 +350,36 @@ class ConsumerLoop:
                     raise
                 RETRIES.labels(self.spec.name, "offset_commit").inc()
                 await backoff.wait()
+
+
+def _next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for r in records:
+        tp = (r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    return offsets
+
+
+def _count(service: str, tally: list[tuple[str, str, str | None]]) -> None:
+    for kind, topic, category in tally:
+        if kind in ("consumed", "late"):
+            EVENTS_CONSUMED.labels(service, topic).inc()
+            if kind == "late":
+                EVENTS_LATE.labels(service, topic).inc()
+        elif kind == "duplicate":
+            EVENTS_DUPLICATE.labels(service, topic).inc()
+        else:
+            EVENTS_DEAD_LETTERED.labels(service, topic, category).inc()
+
+
+async def check_partition_counts(bus: Bus, service: str, topics: list[str]) -> None:
+    """Refuse to start when the topics a service reads do not share one partition count."""
+    counts = {topic: await bus.partitions(topic) for topic in topics}
+    known = {t: n for t, n in counts.items() if n}
+    if len(set(known.values())) > 1:
+        listed = ", ".join(f"{t}: {n}" for t, n in sorted(known.items()))
+        raise PartitionCountMismatch(
+            f"{service} reads topics with different partition counts ({listed}). Every topic a "
+            f"service reads must have the same number of partitions, so that all of a customer's "
+            f"records fall in one partition number: add partitions to the smaller topics "
+            f"(kafka-topics --alter --partitions N) before starting {service}.")

@@ -15,7 +15,7 @@ from shared.metrics import EVENTS_EMITTED, OUTBOX_BACKLOG, RETRIES
 from shared.runtime.errors import is_retryable
 from shared.runtime.faults import checkpoint
 from shared.runtime.models import OutboxMessage
-from shared.runtime.unit_of_work import decode_headers
+from shared.runtime.transaction import decode_headers
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from shared.bus.base import BusUnavailable
 from shared.bus.memory import MemoryBus
 from shared.contracts.topics import all_topics
 from shared.db import Database
-from shared.runtime.consumer import Backoff, ConsumerLoop
+from shared.runtime.consumer import ConsumerLoop
 from shared.runtime.errors import is_retryable
 from shared.runtime.outbox import OutboxRelay
+from shared.runtime.retry import Backoff
 from shared.runtime.service import ServiceSpec
-from shared.runtime.unit_of_work import UnitOfWork
+from shared.runtime.transaction import BatchTransaction
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Runtime:
     async def start(self) -> None:
         """Migrate, connect to the bus (waiting while it is down), create topics, start loops."""
         await migrate.upgrade(self.db, [s.name for s in self.services])
-        backoff = Backoff(self.settings.runtime.retry_initial_ms / 1000, self.settings.runtime.retry_max_ms / 1000)
+        backoff = Backoff.of(self.settings)
         while True:
             try:
                 await self.bus.start()
@@ -194,16 +195,16 @@ class Runtime:
                     timeout, unconsumed)
 
     @asynccontextmanager
-    async def unit_of_work(self, service: str, cause: str) -> AsyncIterator[UnitOfWork]:
-        """A transaction for an API call that changes state and emits events: both commit
-        together, then the service's relay is woken to publish."""
-        async with self.db.transaction() as session:
-            uow = UnitOfWork(session, service, self.settings, cause=cause)
-            yield uow
-            await uow.flush()
-        relay = self.relays.get(service)
-        if relay is not None:
-            relay.wake()
+    async def transaction(self, service: str, cause: str) -> AsyncIterator[BatchTransaction]:
+        """The transaction of an API call that changes state and emits events: both commit
+        together (``BatchTransaction.commit``), then the service's relay is woken to publish."""
+        async with BatchTransaction(self.db, service, self.settings, cause=cause) as tx:
+            relay = self.relays.get(service)
+            if relay is not None:
+                tx.after_commit(relay.wake)
+            yield tx
+
+    unit_of_work = transaction
 
     async def ready(self) -> dict[str, bool]:
         """What /readyz reports: the database and the bus answer now, and no consumer loop or

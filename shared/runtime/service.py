@@ -5,24 +5,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Protocol
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.cloudevents import Event
 from shared.runtime.errors import is_retryable
-from shared.runtime.unit_of_work import UnitOfWork
+from shared.runtime.transaction import BatchTransaction
 
 if TYPE_CHECKING:
-    from shared.runtime.process import Runtime
     from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Handler(Protocol):
-    async def __call__(self, event: Event, uow: UnitOfWork) -> None: ...
+    async def __call__(self, event: Event, tx: BatchTransaction) -> None: ...
+
+
+class BatchStateType(Protocol):
+    """A service's state for one batch: loaded for the batch's new events before its handlers
+    run (a few set-based reads), changed by the handlers as plain values, and written at commit
+    (one statement per table)."""
+
+    async def load(self, tx: BatchTransaction, events: list[Event]) -> Any: ...
+
+
+class Process(Protocol):
+    """What a background task gets of the process it runs in (``shared.runtime.process.Runtime``)."""
+
+    db: Any
+    settings: "Settings"
 
 
 @dataclass(frozen=True)
@@ -38,22 +52,29 @@ class ServiceSpec:
     subscriptions: dict[str, Handler]
     routers: tuple[APIRouter, ...] = ()
     emits: tuple[str, ...] = ()
-    background: tuple[Callable[["Runtime"], Awaitable[None]], ...] = field(default_factory=tuple)
-    prefetch: Callable[[list[Event], UnitOfWork], Awaitable[None]] | None = None
-    """Load what a whole batch needs in a few queries before its handlers run (into
-    ``uow.batch`` or the session), instead of one query per event."""
+    background: tuple[Callable[[Process], Awaitable[None]], ...] = field(default_factory=tuple)
+    state: BatchStateType | None = None
+    """The class of the service's batch state (``load(tx, events)``), set as ``tx.state``."""
+    prefetch: Callable[[list[Event], BatchTransaction], Awaitable[None]] | None = None
+    """(Older services) load what a whole batch needs before its handlers run."""
     keeps_access: bool = True
     """Keep this service's copy of who may see which customer (see ``shared.access``)."""
+    ordered: tuple[str, ...] = ()
+    """Topics whose records are applied in event-time order across them (``shared.runtime.order``),
+    in the rank that breaks ties of one instant; other topics are applied as they arrive."""
+    order_scope: Literal["task", "all"] = "task"
+    """``task``: the order holds within each partition number (every customer's records);
+    ``all``: across every partition the instance holds (one order for all customers)."""
 
 
 def business_gauges(refresh: Callable[[AsyncSession, "Settings"], Awaitable[None]]
-                    ) -> Callable[["Runtime"], Awaitable[None]]:
+                    ) -> Callable[[Process], Awaitable[None]]:
     """A background task that runs ``refresh(session, settings)`` now and then every
     ``runtime.business_gauges_interval_s``: the counts behind a service's business dashboard,
     each a scan of its customers. A database outage leaves the gauges at their last values
     (readiness reports the outage); any other failure is logged and tried again next time."""
 
-    async def gauges(runtime: "Runtime") -> None:
+    async def gauges(runtime: Process) -> None:
         while True:
             try:
                 async with runtime.db.sessions() as session:

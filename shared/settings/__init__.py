@@ -69,6 +69,11 @@ class RuntimeSettings(BaseModel):
     (``gc.set_threshold``; 0 keeps Python's 700). A batch allocates hundreds of thousands of
     short-lived objects; at 700 the collector ran thousands of times a second and took a
     quarter of a consumer's CPU. The objects loaded at start-up are frozen out of it too."""
+    max_lateness_s: float = Field(default=1.0, ge=0)
+    """How long a service that reads several topics in event-time order (tiering) waits for a
+    quiet topic before applying what the others brought past it (``shared.runtime.order``):
+    a fact that arrives later than this behind a later fact of its customer is late, applied
+    by the rules for facts out of order, and counted. 0: never wait."""
     dedupe_retention_days: int = Field(default=30, ge=1)
     """How long processed event ids are remembered. Keep it longer than the Kafka retention of
     every topic a service reads (7 days by default), so any redelivery is still recognised."""

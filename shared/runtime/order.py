@@ -1,0 +1,208 @@
+"""Event-time order across the topics a service reads: the same facts are applied in the same
+order whatever order Kafka delivers them in.
+
+Kafka orders one partition of one topic. A service that reads several topics (tiering reads a
+customer's master data, accounts, postings and balance snapshots from four) would otherwise
+apply their records in whatever order its fetches happened to bring them, and that accident
+would shape its state. So, as Kafka Streams does for co-partitioned inputs, the records are
+held in a buffer per task and released in event-time order:
+
+- A **task** is one partition number across the ordered topics (partition ``p`` of each; every
+  Strata topic is keyed by customer with one partition count, which the runtime checks at
+  start-up, so a customer's records all fall in one task), or, with ``scope="all"``, every
+  partition the instance holds.
+- Each record has an **order key**: its event time (``posted_at``, ``as_of``, ``updated_at``,
+  or the CloudEvents time of a record that has none), then ``account_seq``, then the topic's
+  rank in the service's list, then the event id: a function of the event alone.
+- Each partition's **time** is the latest event time fetched from it. A partition that has
+  records on the broker not fetched yet (lag) holds the task back at its time: its next records
+  may be earlier than what the others have buffered. A partition that is caught up holds it
+  back for ``max_lateness`` seconds after it went quiet (core banking may publish a topic a
+  little behind the others), then no longer. Buffered records whose event time is at or before
+  the task's **watermark** (the least of these bounds) are released in key order.
+
+A record that arrives after a later one of its task was released is **late**: it is released
+at once and applied by the rules of its service for facts out of order (an older snapshot or
+posting never moves a balance back; a late fact counts on the day it is applied; nothing
+already emitted is rewritten), and counted (``strata_events_late_total``). Within the bound
+nothing is late: the record is released in its place, exactly as if it had arrived in order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+TopicPartition = tuple[str, int]
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INF = float("inf")
+_NEG = float("-inf")
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def event_time(event: Any) -> datetime:
+    """The moment a fact happened, by its own clock: a posting's ``posted_at``, a snapshot's
+    ``as_of``, a customer record's ``updated_at``, an AUM's ``as_of``, a tier change's
+    ``effective_at``; otherwise (an account record carries no time) the event's ``time``."""
+    data = event.data
+    for name in ("posted_at", "as_of", "updated_at", "effective_at", "at"):
+        value = getattr(data, name, None)
+        if isinstance(value, datetime):
+            return value
+    return event.time
+
+
+def order_key(event: Any, rank: int) -> tuple:
+    """``(event time in microseconds, account_seq, topic rank, event id)``."""
+    at = event_time(event)
+    micros = (at - _EPOCH) // _MICROSECOND
+    seq = getattr(event.data, "account_seq", 0) or 0
+    return (micros, seq, rank, event.id)
+
+
+
+@dataclass
+class _Partition:
+    tp: TopicPartition
+    time: float = _NEG
+    """The latest event time fetched (microseconds since the epoch)."""
+    idle_since: float | None = None
+    pending: dict[int, bool] = field(default_factory=dict)
+    """Offsets fetched, in offset order, and whether each has been released."""
+
+    def next_offset(self) -> int | None:
+        """The offset to commit: past every released offset that has no unreleased one before
+        it. Releases the committed prefix from ``pending``."""
+        done = None
+        for offset, released in list(self.pending.items()):
+            if not released:
+                break
+            done = offset
+            del self.pending[offset]
+        return None if done is None else done + 1
+
+
+@dataclass
+class _Task:
+    partitions: dict[TopicPartition, _Partition] = field(default_factory=dict)
+    heap: list = field(default_factory=list)
+    stream_time: tuple | None = None
+
+
+@dataclass
+class Released:
+    """A record released to the consumer: the item and whether it came late."""
+
+    item: Any
+    late: bool
+
+
+class EventTimeOrder:
+    """The buffer of a consumer's ordered topics (see the module docstring)."""
+
+    def __init__(self, topics: Sequence[str], max_lateness_s: float, *,
+                 scope: Literal["task", "all"] = "task", clock: Callable[[], float] = time.monotonic) -> None:
+        self.ranks = {topic: i for i, topic in enumerate(topics)}
+        self.max_lateness = max_lateness_s
+        self.scope = scope
+        self.clock = clock
+        self.tasks: dict[int, _Task] = {}
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._counter = itertools.count()
+
+    def orders(self, topic: str) -> bool:
+        return topic in self.ranks
+
+    def _task_of(self, partition: int) -> int:
+        return 0 if self.scope == "all" else partition
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """The partitions the consumer holds now. A partition taken away is forgotten with what
+        it buffered: its new owner reads it again from the committed offset."""
+        wanted = {tp for tp in partitions if tp[0] in self.ranks}
+        for tp in [tp for tp in self._partitions if tp not in wanted]:
+            part = self._partitions.pop(tp)
+            task = self.tasks[self._task_of(tp[1])]
+            del task.partitions[tp]
+            if part.pending:
+                task.heap = [e for e in task.heap if (e[2].record.topic, e[2].record.partition) != tp]
+                heapq.heapify(task.heap)
+        for tp in wanted:
+            if tp not in self._partitions:
+                part = self._partitions[tp] = _Partition(tp)
+                self.tasks.setdefault(self._task_of(tp[1]), _Task()).partitions[tp] = part
+
+    def add(self, items: Iterable[Any]) -> None:
+        """Buffer fetched items of ordered topics (``item.record`` gives topic, partition,
+        offset; ``item.key`` the order key, None for a record that is not an event)."""
+        for item in items:
+            r = item.record
+            tp = (r.topic, r.partition)
+            part = self._partitions.get(tp)
+            if part is None:  # fetched before the assignment was known
+                self.assign([*self._partitions, tp])
+                part = self._partitions[tp]
+            part.pending[r.offset] = False
+            part.idle_since = None
+            key = item.key if item.key is not None else (_NEG,)
+            if item.key is not None and key[0] > part.time:
+                part.time = key[0]
+            heapq.heappush(self.tasks[self._task_of(r.partition)].heap, (key, next(self._counter), item))
+
+    def buffered(self, tp: TopicPartition | None = None) -> int:
+        if tp is None:
+            return sum(len(t.heap) for t in self.tasks.values())
+        part = self._partitions.get(tp)
+        return 0 if part is None else sum(1 for released in part.pending.values() if not released)
+
+    def release(self, lagging: Callable[[str, int], bool | None], limit: int) -> list[Released]:
+        """Up to ``limit`` buffered items whose time has come, in key order within each task
+        (``lagging(topic, partition)``: whether the broker holds records not fetched yet,
+        None when not known)."""
+        now = self.clock()
+        out: list[Released] = []
+        for task in self.tasks.values():
+            if len(out) >= limit:
+                break
+            watermark = self._watermark(task, lagging, now)
+            while task.heap and len(out) < limit and task.heap[0][0][0] <= watermark:
+                key, _n, item = heapq.heappop(task.heap)
+                late = task.stream_time is not None and key < task.stream_time and key[0] != _NEG
+                if task.stream_time is None or key > task.stream_time:
+                    task.stream_time = key
+                r = item.record
+                self._partitions[(r.topic, r.partition)].pending[r.offset] = True
+                out.append(Released(item, late))
+        return out
+
+    def _watermark(self, task: _Task, lagging, now: float) -> float:
+        watermark = _INF
+        for part in task.partitions.values():
+            lag = lagging(*part.tp)
+            if lag is None or lag:
+                part.idle_since = None
+                bound = part.time
+            else:
+                if part.idle_since is None:
+                    part.idle_since = now
+                bound = _INF if now - part.idle_since >= self.max_lateness else part.time
+            watermark = min(watermark, bound)
+        return watermark
+
+    def committable(self) -> dict[TopicPartition, int]:
+        """For each ordered partition with newly released records at its head, the offset to
+        commit (everything before it released)."""
+        out = {}
+        for tp, part in self._partitions.items():
+            offset = part.next_offset()
+            if offset is not None:
+                out[tp] = offset
+        return out
+
+    def waiting(self) -> bool:
+        """Whether records are held back (the consumer then polls briefly instead of long)."""
+        return any(task.heap for task in self.tasks.values())

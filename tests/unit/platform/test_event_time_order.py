@@ -1,0 +1,113 @@
+"""``EventTimeOrder``: records of several topics released in event-time order per task, held
+back while a partition lags or has just gone quiet, whatever order the fetches brought them."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+from shared.bus.base import Record
+from shared.runtime.order import EventTimeOrder, order_key
+
+T0 = datetime(2026, 11, 10, 2, 0, tzinfo=timezone.utc)
+TOPICS = ("bank.customers", "bank.accounts", "bank.balances", "bank.postings")
+
+
+@dataclass
+class Item:
+    record: Record
+    event: object
+    key: tuple | None = None
+
+
+def item(topic: str, partition: int, offset: int, minutes: int, name: str, seq: int = 0) -> Item:
+    data = SimpleNamespace(posted_at=T0 + timedelta(minutes=minutes), account_seq=seq)
+    event = SimpleNamespace(id=name, data=data, time=T0)
+    it = Item(Record(topic, partition, offset, b"k", b"v"), event)
+    it.key = order_key(event, TOPICS.index(topic))
+    return it
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def names(released) -> list[str]:
+    return [r.item.event.id for r in released]
+
+
+def test_records_fetched_in_any_order_are_released_in_event_time_order():
+    facts = [("bank.postings", 0, m, f"p{m}") for m in (1, 4, 6, 9)] + \
+            [("bank.balances", 0, m, f"b{m}") for m in (2, 7)] + [("bank.accounts", 0, 5, "a5")]
+    outcomes = set()
+    for seed in range(20):
+        rng = random.Random(seed)
+        order = EventTimeOrder(TOPICS, 0.0)
+        order.assign([(t, 0) for t in TOPICS])
+        by_topic: dict[str, list] = {}
+        for topic, p, minutes, name in facts:
+            by_topic.setdefault(topic, []).append((topic, p, minutes, name))
+        offsets = {t: 0 for t in TOPICS}
+        fetched = {t: 0 for t in TOPICS}
+        out = []
+        while any(fetched[t] < len(by_topic.get(t, ())) for t in TOPICS):
+            topic = rng.choice([t for t in TOPICS if fetched[t] < len(by_topic.get(t, ()))])
+            t, p, minutes, name = by_topic[topic][fetched[topic]]
+            order.add([item(t, p, offsets[t], minutes, name)])
+            offsets[t] += 1
+            fetched[topic] += 1
+            lagging = lambda tp, part: fetched[tp] < len(by_topic.get(tp, ()))  # noqa: E731
+            out += names(order.release(lagging, 100))
+        out += names(order.release(lambda tp, part: False, 100))
+        outcomes.add(tuple(out))
+    assert outcomes == {("p1", "b2", "p4", "a5", "p6", "b7", "p9")}
+
+
+def test_a_quiet_partition_holds_its_task_back_for_the_bound_then_no_longer():
+    clock = Clock()
+    order = EventTimeOrder(TOPICS, 2.0, clock=clock)
+    order.assign([(t, 0) for t in TOPICS])
+    order.add([item("bank.postings", 0, 0, 10, "p10")])
+    caught_up = lambda topic, partition: False  # noqa: E731
+    assert names(order.release(caught_up, 100)) == []  # the other topics just went quiet
+    clock.now = 1.0
+    order.add([item("bank.balances", 0, 0, 5, "b5")])  # a little behind: still in its place
+    clock.now = 1.5
+    assert names(order.release(caught_up, 100)) == []
+    clock.now = 3.6
+    assert names(order.release(caught_up, 100)) == ["b5", "p10"]
+
+
+def test_a_record_beyond_the_bound_is_released_at_once_and_marked_late():
+    clock = Clock()
+    order = EventTimeOrder(TOPICS, 0.0, clock=clock)
+    order.assign([(t, 0) for t in TOPICS])
+    order.add([item("bank.postings", 0, 0, 10, "p10")])
+    assert [(r.item.event.id, r.late) for r in order.release(lambda t, p: False, 100)] == [("p10", False)]
+    order.add([item("bank.balances", 0, 0, 5, "b5")])
+    assert [(r.item.event.id, r.late) for r in order.release(lambda t, p: False, 100)] == [("b5", True)]
+
+
+def test_offsets_are_committed_only_past_what_was_released():
+    order = EventTimeOrder(TOPICS, 0.0)
+    order.assign([(t, 0) for t in TOPICS])
+    order.add([item("bank.postings", 0, 0, 1, "p1"), item("bank.postings", 0, 1, 9, "p9")])
+    order.add([item("bank.balances", 0, 0, 5, "b5")])
+    lagging = lambda topic, partition: topic == "bank.balances"  # noqa: E731 - more balances to come
+    assert names(order.release(lagging, 100)) == ["p1", "b5"]
+    assert order.committable() == {("bank.postings", 0): 1, ("bank.balances", 0): 1}
+    assert order.committable() == {}
+
+
+def test_each_partition_number_is_its_own_task():
+    order = EventTimeOrder(TOPICS, 0.0)
+    order.assign([(t, p) for t in TOPICS for p in (0, 1)])
+    order.add([item("bank.postings", 0, 0, 9, "p0-9"), item("bank.postings", 1, 0, 1, "p1-1")])
+    lagging = lambda topic, partition: topic == "bank.balances" and partition == 0  # noqa: E731
+    assert names(order.release(lagging, 100)) == ["p1-1"]  # task 0 waits for its balances
