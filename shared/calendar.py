@@ -4,6 +4,7 @@ Asia/Shanghai by default). One definition for every service, so a posting at 17:
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -21,3 +22,66 @@ def business_day(at: datetime, zone: ZoneInfo) -> date:
 def start_of_day(day: date, zone: ZoneInfo) -> datetime:
     """Midnight at the start of ``day`` in the bank's zone."""
     return datetime.combine(day, time(0), zone)
+
+
+# --- months ---------------------------------------------------------------------------------
+# A month is named by its key, ``2026-11``, or held as the date of its first day.
+
+
+def month_key(day: date) -> str:
+    """``2026-11`` for any day of November 2026.
+
+    >>> month_key(date(2026, 11, 28))
+    '2026-11'
+    """
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def parse_month(key: str) -> date:
+    """The first day of the month ``key`` names.
+
+    >>> parse_month("2026-11")
+    datetime.date(2026, 11, 1)
+    """
+    year, month = key.split("-")
+    return date(int(year), int(month), 1)
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+
+
+def days_in_month(month: date) -> int:
+    return calendar.monthrange(month.year, month.month)[1]
+
+
+def last_day_of_month(month: date) -> date:
+    return month.replace(day=days_in_month(month))
+
+
+def window_start(month: str, months: int) -> str:
+    """The first month of the ``months`` calendar months that end with ``month``.
+
+    >>> window_start("2026-11", 12)
+    '2025-12'
+    """
+    index = _index(month) - (months - 1)
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """Every month key from ``first`` to ``last``, both included.
+
+    >>> months_between("2025-11", "2026-02")
+    ['2025-11', '2025-12', '2026-01', '2026-02']
+    """
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(_index(first), _index(last) + 1)]
+
+
+def _index(month: str) -> int:
+    year, mon = (int(x) for x in month.split("-"))
+    return year * 12 + mon - 1

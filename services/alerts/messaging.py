@@ -1,13 +1,12 @@
 """What alerts reads and writes on the bus.
 
-Everything tiering tells alerts comes from one internal topic, ``strata.tiering.changes``: each
-customer's tiered postings, tier changes and AUM events in the order tiering made them (see
-:func:`services.tiering.service.to_alerts`). Kafka orders one partition of one topic, never
-across topics, so alerts reads none of ``strata.aum``, ``strata.tiers`` and
-``strata.postings.tiered``: read from three topics, the same events could raise different
-signals depending on which topic was read first (e.g. after a restart with a backlog).
-Accounts, customers and assignments carry master data and RM routing, which no signal rule
-judges in order with tiering's changes.
+Everything alerts judges comes from one internal topic, ``strata.tiering.changes``: each
+customer's facts in the order tiering applied them (customer and account records, postings
+with the tier and AUM right after them, tier decisions; see
+``shared.contracts.events.TieringChangeV1``). Kafka orders one partition of one topic, never
+across topics: read from several, the same facts could raise different signals depending on
+which topic was read first (e.g. after a restart with a backlog). Assignments only route
+signals to RMs, and an active signal follows the customer's RM whenever it changes.
 """
 
 from shared.contracts import topics
@@ -15,8 +14,6 @@ from services.alerts import service
 
 SUBSCRIPTIONS = {
     topics.TIERING_CHANGES: service.on_tiering_change,
-    topics.ACCOUNTS: service.on_account,
-    topics.CUSTOMERS: service.on_customer,
     topics.ASSIGNMENTS: service.on_assignment,
 }
 EMITS = (topics.SIGNALS,)

@@ -19,14 +19,13 @@ from shared.auth import Principal
 from shared.calendar import business_day
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
-    AccountV1,
+    AccountFact,
     AssignmentChangedV1,
-    AumV1,
-    CustomerV1,
-    PostingTieredV1,
-    PostingV1,
+    CustomerFact,
+    PostingFact,
     SignalV1,
-    TierChangedV1,
+    TierChange,
+    TieringChangeV1,
 )
 from shared.db import insert_for
 from shared.money import ZERO, format_money
@@ -87,32 +86,41 @@ def _now() -> datetime:
 
 
 async def on_tiering_change(event: Event, uow: UnitOfWork) -> None:
-    """One event of ``strata.tiering.changes``: the tiered postings, tier changes and AUM events
-    of each customer in the order tiering made them. Every judgment below is made in that
-    order, so the same stream raises the same signals however it is batched or redelivered."""
-    await _ON_CHANGE[type(event.data)](event, uow)
+    """One fact of a customer as tiering applied it (``strata.tiering.changes``), in the order
+    tiering applied them: core banking's customer and account records, then a posting, the tier
+    decisions it caused and the AUM after it. Every judgment below is made in that order, so
+    the same stream raises the same signals however it is batched or redelivered."""
+    change: TieringChangeV1 = event.data
+    if change.customer is not None:
+        await on_customer(change.customer, uow)
+    if change.account is not None:
+        await on_account(change.account, uow)
+    if change.posting is not None:
+        await on_posting_tiered(change, event, uow)
+    for decision in change.tier_changes:
+        await on_tier(change, decision, event, uow)
+    if change.aum != change.aum_before:
+        await on_aum(change, event, uow)
 
 
-async def on_aum(event: Event, uow: UnitOfWork) -> None:
+async def on_aum(a: TieringChangeV1, event: Event, uow: UnitOfWork) -> None:
     """Move the customer's AUM and its window of daily highs, then judge ``near_upgrade`` and
     the fall-from-the-high trigger of ``vip_outflow`` with the tier tiering held right after
     this AUM change, which the event carries (tiering always sets it; an event without one is
     judged with the tier held so far, raised to the one its AUM reaches, as tiering does)."""
-    a: AumV1 = event.data
     settings = uow.settings
     rules = settings.signals
     customer = await _customer(uow, a.customer_id)
-    if customer.aum_at is not None and a.as_of < customer.aum_at:
+    if customer.aum_at is not None and a.at < customer.aum_at:
         _count_stale(uow, "aum")
         return
-    day = business_day(a.as_of, settings.zone)
+    day = business_day(a.at, settings.zone)
     highs = track_high(AumHighs.decode(customer.aum_highs), day, customer.aum, a.aum,
                        rules.vip_outflow.window_days)
-    customer.aum, customer.aum_at, customer.aum_highs = a.aum, a.as_of, highs.encode()
+    customer.aum, customer.aum_at, customer.aum_highs = a.aum, a.at, highs.encode()
     ladder = ladder_of(settings)
-    tier = a.tier if a.tier is not None else ladder.effective(customer.tier, a.aum)
-    if tier != customer.tier:
-        customer.tier, customer.tier_at = tier, a.as_of
+    if a.tier != customer.tier:
+        customer.tier, customer.tier_at = a.tier, a.at
     near = near_upgrade(ladder, customer.tier, a.aum, rules.near_upgrade.ratio,
                         customer_id=a.customer_id, day=day,
                         suppress_days=rules.near_upgrade.suppress_days)
@@ -122,11 +130,11 @@ async def on_aum(event: Event, uow: UnitOfWork) -> None:
                     customer_id=a.customer_id, day=day, suppress_days=vip.suppress_days)
     for finding in (near, drop):
         if finding is not None:
-            finding = replace(finding, evidence={**finding.evidence, "as_of": a.as_of.isoformat()})
-            await raise_signal(uow, customer, finding, at=a.as_of, event=event)
+            finding = replace(finding, evidence={**finding.evidence, "as_of": a.at.isoformat()})
+            await raise_signal(uow, customer, finding, at=a.at, event=event)
 
 
-async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
+async def on_posting_tiered(tiered: TieringChangeV1, event: Event, uow: UnitOfWork) -> None:
     """A VIP's single large outflow to another bank raises ``vip_outflow``, judged with the tier
     tiering passed on with the posting (in force right after it) and quoting the AUM right
     after it. Tiering has already refused a posting that contradicts its account, so none
@@ -134,7 +142,6 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
 
     The tiered posting comes before the AUM event it caused: a large outflow and the drop it
     causes raise one signal, which names the posting."""
-    tiered: PostingTieredV1 = event.data
     p = tiered.posting
     vip = uow.settings.signals.vip_outflow
     if not _large_outflow(p, uow.settings):
@@ -157,44 +164,39 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
         await raise_signal(uow, customer, finding, at=p.posted_at, event=event)
 
 
-def _large_outflow(p: PostingV1, settings: Settings) -> bool:
+def _large_outflow(p: PostingFact, settings: Settings) -> bool:
     return is_large_interbank_outflow(p.direction, p.counterparty_bank, p.amount, p.product_type,
                                       settings.signals.vip_outflow.large_outflow)
 
 
-async def on_tier(event: Event, uow: UnitOfWork) -> None:
+async def on_tier(change: TieringChangeV1, t: TierChange, event: Event, uow: UnitOfWork) -> None:
     """Every upgrade, downgrade and watch is a signal; a tier change also expires the open
     signals it makes moot (a near-upgrade once the tier is reached, an earlier watch). The
     customer is in the tier tiering holds after the change, even one dated before what was read
     already (a month-end close decides after the next month's first events)."""
-    t: TierChangedV1 = event.data
-    customer = await _customer(uow, t.customer_id)
+    customer = await _customer(uow, change.customer_id)
     customer.tier, customer.tier_at = t.to, t.effective_at
     await uow.session.flush()
     evidence = {"from": t.from_, "to": t.to, "change": t.change, "reason": t.reason,
                 "effective_at": t.effective_at.isoformat(), "watch": t.watch,
-                "aum": format_money(t.aum), "basis": format_money(t.basis)}
-    finding = tier_signal(t.change, customer_id=t.customer_id, from_tier=t.from_, to_tier=t.to,
+                "aum": format_money(change.aum), "basis": format_money(t.basis)}
+    finding = tier_signal(t.change, customer_id=change.customer_id, from_tier=t.from_, to_tier=t.to,
                           effective_at=t.effective_at, evidence=evidence)
     closed = closed_by_tier_change(t.change)
     if closed:
         # Only what was raised before this change: a redelivered or replayed tier event must not
         # expire the signal it raised itself, nor a near-upgrade raised at the same moment for
         # the tier above the one just reached.
-        await expire_where(uow, (AlertsSignal.customer_id == t.customer_id,
+        await expire_where(uow, (AlertsSignal.customer_id == change.customer_id,
                                  AlertsSignal.signal_type.in_(closed),
                                  AlertsSignal.raised_at < t.effective_at))
     if finding is not None:
         await raise_signal(uow, customer, finding, at=t.effective_at, event=event)
 
 
-_ON_CHANGE = {PostingTieredV1: on_posting_tiered, AumV1: on_aum, TierChangedV1: on_tier}
-
-
-async def on_account(event: Event, uow: UnitOfWork) -> None:
+async def on_account(a: AccountFact, uow: UnitOfWork) -> None:
     """Keep the maturity date and card expiry the daily scan looks at; a closed account's
     open reminders expire."""
-    a: AccountV1 = event.data
     session = uow.session
     account = await session.get(AlertsAccount, a.account_id)
     if account is None:
@@ -216,12 +218,9 @@ async def on_account(event: Event, uow: UnitOfWork) -> None:
                                  AlertsSignal.subject == a.account_id))
 
 
-async def on_customer(event: Event, uow: UnitOfWork) -> None:
+async def on_customer(c: CustomerFact, uow: UnitOfWork) -> None:
     """Birthday (as an indexed month-day) and home branch; a new branch takes over the
     customer's active signals."""
-    c: CustomerV1 = event.data
-    if c.source != "core":
-        return
     customer = await _customer(uow, c.customer_id)
     if customer.master_data_at is not None and c.updated_at < customer.master_data_at:
         _count_stale(uow, "customer")
@@ -283,12 +282,17 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
 
 
 def _customer_of(data) -> str:
-    return data.posting.customer_id if isinstance(data, PostingTieredV1) else data.customer_id
+    return data.customer_id
 
 
 def _judged(data, settings: Settings) -> bool:
-    """Whether the handler looks at the customer: of the tiered postings only large outflows."""
-    return not isinstance(data, PostingTieredV1) or _large_outflow(data.posting, settings)
+    """Whether a handler looks at the customer: not for a posting that is all a change is,
+    unless it is a large outflow."""
+    if not isinstance(data, TieringChangeV1):
+        return True
+    if data.posting is not None and not data.tier_changes and data.aum == data.aum_before:
+        return _large_outflow(data.posting, settings)
+    return True
 
 
 async def _cached(uow: UnitOfWork, model, key):

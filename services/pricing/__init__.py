@@ -3,7 +3,7 @@ discounts, points, products by tier, quotes and what-if re-pricing.
 
 Why a posting gets the tier of its own moment
 ---------------------------------------------
-Pricing never reads ``bank.postings``. It prices from ``strata.postings.tiered``, where tiering
+Pricing never reads ``bank.postings``. It prices from ``strata.tiering.changes``, where tiering
 passes every posting on with the tier in force for the customer right after applying it:
 
 1. Core banking keys postings by ``customer_id``, so one customer's postings sit in one
@@ -12,7 +12,7 @@ passes every posting on with the tier in force for the customer right after appl
    outbox row) in the same database transaction. The tier stamped on posting *n* is therefore
    exactly the tier after postings 1..n, never one ahead or behind, whatever is committed later.
 3. The outbox relay publishes rows in the order they were written, keyed by ``customer_id``, so
-   the tiered postings of one customer arrive in one partition of ``strata.postings.tiered``
+   the tiered postings of one customer arrive in one partition of ``strata.tiering.changes``
    in the order tiering applied them, and pricing (one partition, one batch at a time) prices
    them in that order.
 
@@ -26,8 +26,9 @@ tests/integration/test_pricing_kafka.py).
 
 The tier of a posting is the tier tiering held when it applied it: a month-end downgrade takes
 effect when the close runs, and a posting that arrives late (older ``posted_at`` than ones
-already applied) is priced with the tier of its arrival. ``strata.tiers`` is read only to know
-the tier *now*, for quotes and product eligibility.
+already applied) is priced with the tier of its arrival. The tier decisions on the same stream
+give the tier *now*, for quotes and product eligibility; core banking's customer records on it
+give the offset choice and the risk preference, in the customer's order.
 
 The order of the rules
 ----------------------

@@ -1,15 +1,15 @@
 """What pricing reads and writes on the bus.
 
-Postings come from ``strata.postings.tiered``, never from ``bank.postings``: tiering passes each
-posting on with the tier in force right after it (see the package docstring for why).
+Everything pricing decides comes from one topic, ``strata.tiering.changes``: each customer's
+facts in the order tiering applied them, each posting with the tier in force right after it,
+core banking's customer records, the tier decisions (see the package docstring for why). It
+never reads ``bank.postings`` or ``strata.tiers``.
 """
 
 from shared.contracts import topics
 from services.pricing import service
 
 SUBSCRIPTIONS = {
-    topics.POSTINGS_TIERED: service.on_posting_tiered,
-    topics.TIERS: service.on_tier_changed,
-    topics.CUSTOMERS: service.on_customer,
+    topics.TIERING_CHANGES: service.on_tiering_change,
 }
 EMITS = (topics.FEES,)

@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 
 from shared.contracts.cloudevents import Event
-from shared.contracts.events import CustomerV1, FeeAssessedV1, PostingTieredV1, TierChangedV1
+from shared.contracts.events import CustomerFact, FeeAssessedV1, TieringChangeV1
 from shared.contracts.types import KNOWN_TX_TYPES
 from shared.db import insert_for
 from shared.money import ZERO
@@ -54,6 +54,20 @@ REDEEM_RULE = "points.redeem"
 # --- handlers -------------------------------------------------------------------------------
 
 
+async def on_tiering_change(event: Event, uow: UnitOfWork) -> None:
+    """One fact of a customer as tiering applied it, in the customer's order: core banking's
+    customer record (the offset choice and risk preference), a posting to price with the tier
+    right after it, or tier decisions (the tier now, for quotes and products)."""
+    change: TieringChangeV1 = event.data
+    if change.customer is not None:
+        await on_customer(change.customer, uow)
+    if change.posting is not None:
+        await on_posting_tiered(event, uow)
+    elif change.tier_changes:
+        customer = await customer_for_update(uow, change.customer_id)
+        _note_tier(customer, change.tier, event.time)
+
+
 async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
     """Price a posting with the tier tiering passed on with it, once per ``posting_id``.
 
@@ -61,7 +75,7 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
     the package docstring); the month's free-use counter, the contribution score and the points
     are this service's own state, read and written in the same transaction as the fee.
     """
-    tiered: PostingTieredV1 = event.data
+    tiered: TieringChangeV1 = event.data
     p = tiered.posting
     if await already_priced(uow, p.posting_id):
         after_commit(uow, metrics.DUPLICATE_POSTINGS.inc)
@@ -122,19 +136,9 @@ async def on_posting_tiered(event: Event, uow: UnitOfWork) -> None:
     after_commit(uow, lambda: _count(priced, tiered.tier, earned, earn_rule, points_rule))
 
 
-async def on_tier_changed(event: Event, uow: UnitOfWork) -> None:
-    """Keep the customer's tier now, for quotes and products (postings carry their own)."""
-    data: TierChangedV1 = event.data
-    customer = await customer_for_update(uow, data.customer_id)
-    _note_tier(customer, data.to, event.time)
-
-
-async def on_customer(event: Event, uow: UnitOfWork) -> None:
+async def on_customer(data: CustomerFact, uow: UnitOfWork) -> None:
     """Keep the customer's choice of automatic points offset and risk preference (core banking
-    records only; an older record never overwrites a newer one)."""
-    data: CustomerV1 = event.data
-    if data.source != "core":
-        return
+    records only, as tiering passes them on; an older record never overwrites a newer one)."""
     customer = await customer_for_update(uow, data.customer_id)
     if customer.master_updated_at is not None and data.updated_at < customer.master_updated_at:
         return

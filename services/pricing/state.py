@@ -19,7 +19,7 @@ from typing import Iterable
 from sqlalchemy import select
 
 from shared.contracts.cloudevents import Event
-from shared.contracts.events import PostingTieredV1
+from shared.contracts.events import TieringChangeV1
 from shared.money import ZERO
 from shared.runtime.unit_of_work import UnitOfWork
 from services.pricing import metrics
@@ -77,7 +77,7 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
     customer_ids, postings = set(), []
     for event in events:
         data = event.data
-        if isinstance(data, PostingTieredV1):
+        if isinstance(data, TieringChangeV1) and data.posting is not None:
             postings.append(data.posting)
             customer_ids.add(data.posting.customer_id)
         elif getattr(data, "customer_id", None):

@@ -160,7 +160,7 @@ class ProfileTierChange(Base):
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     effective_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
-    change: Mapped[str] = mapped_column(String(16), primary_key=True)
+    change: Mapped[str] = mapped_column(String(32), primary_key=True)
     from_tier: Mapped[str] = mapped_column(String(32), primary_key=True)
     to_tier: Mapped[str] = mapped_column(String(32), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)

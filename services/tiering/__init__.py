@@ -26,9 +26,9 @@ async def _tier_gauges(session, settings) -> None:
 
 
 def spec() -> ServiceSpec:
-    from services.tiering.messaging import EMITS, SUBSCRIPTIONS
-    from services.tiering.service import prefetch
+    from services.tiering.messaging import EMITS, ORDERED, SUBSCRIPTIONS
+    from services.tiering.state import TieringState
     from services.tiering.views import router
 
     return ServiceSpec("tiering", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(_tier_gauges),),
-                       prefetch=prefetch)
+                       state=TieringState, ordered=ORDERED)

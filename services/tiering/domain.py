@@ -11,7 +11,9 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, Sequence
 
+from shared.calendar import days_in_month, month_of, next_month
 from shared.money import CENT, ZERO
+from shared.tiers import Tier, TierLadder
 
 # --- balances -------------------------------------------------------------------------------
 
@@ -82,29 +84,48 @@ def apply_snapshot(pos: AccountPosition, balance: Decimal, as_of: datetime) -> A
     return replace(pos, snapshot_balance=balance, snapshot_at=as_of)
 
 
+class SeqRanges:
+    """The ``account_seq`` values of the postings an account has applied, as ranges: a posting
+    whose seq is among them has been applied before (core banking sent it again, perhaps under
+    another ``ce_id``) and changes nothing; one below the highest but not among them is a
+    posting that arrived late, new to the account. ``account_seq`` increases by one per posting,
+    so the ranges stay one or two long.
+
+    >>> seen = SeqRanges.parse("1-5,8")
+    >>> (3 in seen, 6 in seen, str(seen.with_seq(6).with_seq(7)))
+    (True, False, '1-8')
+    """
+
+    __slots__ = ("ranges",)
+
+    def __init__(self, ranges: tuple[tuple[int, int], ...] = ()) -> None:
+        self.ranges = ranges
+
+    @classmethod
+    def parse(cls, text: str | None) -> "SeqRanges":
+        out = []
+        for part in filter(None, (text or "").split(",")):
+            low, _, high = part.partition("-")
+            out.append((int(low), int(high or low)))
+        return cls(tuple(out))
+
+    def __contains__(self, seq: int) -> bool:
+        return any(low <= seq <= high for low, high in self.ranges)
+
+    def with_seq(self, seq: int) -> "SeqRanges":
+        merged: list[list[int]] = []
+        for low, high in sorted([*self.ranges, (seq, seq)]):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        return SeqRanges(tuple((low, high) for low, high in merged))
+
+    def __str__(self) -> str:
+        return ",".join(f"{low}" if low == high else f"{low}-{high}" for low, high in self.ranges)
+
+
 # --- the month's average daily AUM ---------------------------------------------------------
-
-
-def days_in_month(month: date) -> int:
-    return calendar.monthrange(month.year, month.month)[1]
-
-
-def month_of(day: date) -> date:
-    return day.replace(day=1)
-
-
-def next_month(month: date) -> date:
-    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-
-
-def month_key(month: date) -> str:
-    """``2026-11``"""
-    return f"{month.year:04d}-{month.month:02d}"
-
-
-def parse_month(key: str) -> date:
-    year, month = key.split("-")
-    return date(int(year), int(month), 1)
 
 
 @dataclass(frozen=True)
@@ -166,15 +187,7 @@ def average(total: Decimal, days: int) -> Decimal:
 
 # --- tiers ----------------------------------------------------------------------------------
 
-Change = Literal["upgrade", "downgrade", "watch", "watch_cleared"]
-
-
-@dataclass(frozen=True)
-class Tier:
-    id: str
-    floor: Decimal
-    downgrade_after_months: int
-    rank: int
+Change = Literal["upgrade", "downgrade", "watch", "watch_cleared", "initial_placement"]
 
 
 @dataclass(frozen=True)
@@ -195,47 +208,51 @@ class TierDecision:
 
 
 class TierPolicy:
-    """Fast up, slow down (快升缓降).
+    """Fast up, slow down (快升缓降), on a tier ladder: the live policy of the settings, or a
+    candidate one an analyst simulates.
 
-    >>> policy = TierPolicy([Tier("mass", Decimal(0), 3, 0), Tier("gold", Decimal(50000), 3, 1),
-    ...                      Tier("platinum", Decimal(200000), 3, 2)])
+    >>> policy = TierPolicy(TierLadder([Tier("mass", Decimal(0)), Tier("gold", Decimal(50000)),
+    ...                                 Tier("platinum", Decimal(200000))]))
     >>> policy.on_aum(TierState("mass"), Decimal("250000.00")).state.tier
     'platinum'
     """
 
-    def __init__(self, tiers: Sequence[Tier]) -> None:
-        self.tiers = sorted(tiers, key=lambda t: t.floor)
-        self.by_id = {t.id: t for t in self.tiers}
+    def __init__(self, ladder: TierLadder) -> None:
+        self.ladder = ladder
+        self.tiers = ladder.tiers
+        self.by_id = ladder.by_id
 
     @classmethod
     def from_rules(cls, rules: Sequence) -> TierPolicy:
-        return cls([Tier(r.id, r.floor, r.downgrade_after_months, i) for i, r in enumerate(rules)])
+        return cls(TierLadder.from_rules(rules))
 
     @property
     def lowest(self) -> Tier:
-        return self.tiers[0]
+        return self.ladder.lowest
 
     def tier_for(self, amount: Decimal) -> Tier:
         """The highest tier whose floor ``amount`` reaches."""
-        found = self.tiers[0]
-        for tier in self.tiers:
-            if amount >= tier.floor:
-                found = tier
-        return found
+        return self.ladder.tier_for(amount)
 
     def rank(self, tier_id: str) -> int:
-        return self.by_id[tier_id].rank
+        return self.ladder.rank(tier_id)
 
     def next_above(self, tier_id: str) -> Tier | None:
-        rank = self.rank(tier_id)
-        return self.tiers[rank + 1] if rank + 1 < len(self.tiers) else None
+        return self.ladder.next_above(tier_id)
 
-    def on_aum(self, state: TierState, basis: Decimal) -> TierDecision:
+    def on_aum(self, state: TierState, basis: Decimal, *, placement: bool = False) -> TierDecision:
         """Upgrade the moment the basis (AUM, or household AUM) reaches a higher floor, possibly
-        across several tiers at once. Never downgrades: that waits for month-end closes."""
+        across several tiers at once. Never downgrades: that waits for month-end closes.
+
+        ``placement``: the AUM is part of the customer's first placement (the first AUM Strata
+        sees of them, at go-live or in a backfill): the tier it reaches is where the customer
+        starts (``initial_placement``), not an upgrade they earned."""
         target = self.tier_for(basis)
         if target.rank <= self.rank(state.tier):
             return TierDecision(state)
+        if placement:
+            reason = f"initial placement: AUM {basis} reaches the {target.id} floor {target.floor}"
+            return TierDecision(TierState(target.id), "initial_placement", reason, state.tier)
         reason = f"AUM {basis} reached the {target.id} floor {target.floor}"
         return TierDecision(TierState(target.id), "upgrade", reason, state.tier)
 

@@ -5,7 +5,11 @@ from prometheus_client import Counter, Gauge
 TIER_CHANGES = Counter("strata_tier_changes_total", "Tier and watch changes.", ["change", "tier"])
 STALE_EVENTS = Counter(
     "strata_tiering_stale_events_total",
-    "Postings and snapshots older than the balance in force, which did not move it.", ["kind"],
+    "Postings, snapshots and customer records older than what is applied, which moved nothing.", ["kind"],
+)
+RESENT_POSTINGS = Counter(
+    "strata_tiering_resent_postings_total",
+    "Postings an account had applied before (sent again, perhaps under another ce_id): passed on to no one.",
 )
 CUSTOMERS_CREATED = Counter("strata_tiering_customers_created_total", "Customers first seen by tiering.")
 MONTH_CLOSES = Counter("strata_month_closes_total", "Month-end closes performed.")

@@ -27,6 +27,8 @@ class TieringAccount(Base):
     """The latest ``posted_at`` of the postings applied."""
     snapshot_balance: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
     snapshot_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    seen: Mapped[str] = mapped_column(Text, default="")
+    """The ``account_seq`` values applied, as ranges (``domain.SeqRanges``)."""
 
 
 class TieringCustomer(Base):
@@ -46,11 +48,20 @@ class TieringCustomer(Base):
     months_below: Mapped[int] = mapped_column(Integer, default=0)
     tier_since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     mtd_day: Mapped[date] = mapped_column(Date)
-    mtd_month: Mapped[str] = mapped_column(String(7))
-    mtd_dom: Mapped[int] = mapped_column(Integer)
+    """The latest business day with activity (``domain.DailyAum.day``)."""
     mtd_sum: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    """End-of-day AUM summed over the month's days before ``mtd_day``."""
+    day_high: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
+    """The highest AUM of ``mtd_day``."""
     average_aum_12m: Mapped[Decimal] = mapped_column(MoneyType, default=Decimal("0.00"))
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """The latest time of a fact that moved the AUM."""
+    placed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """The time of the customer's first AUM: facts of that instant are their first placement."""
+    master_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """``updated_at`` of the latest customer record applied."""
+    recent_averages: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON ``{month: average}`` of the last twelve closed months (``average_aum_12m``'s basis)."""
 
     __table_args__ = (Index("ix_tiering_customers_tier", "tier"),)
 
@@ -82,11 +93,24 @@ class TieringTierHistory(Base):
     customer_id: Mapped[str] = mapped_column(String(64), index=True)
     from_tier: Mapped[str] = mapped_column(String(32))
     to_tier: Mapped[str] = mapped_column(String(32))
-    change: Mapped[str] = mapped_column(String(16))
+    change: Mapped[str] = mapped_column(String(32))
     watch: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(Text)
     basis: Mapped[Decimal] = mapped_column(MoneyType)
     effective_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TieringDailyAum(Base):
+    """A customer's AUM at the end of a business day with activity, and the day's highest."""
+
+    __tablename__ = "tiering_daily_aum"
+
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    aum: Mapped[Decimal] = mapped_column(MoneyType)
+    high: Mapped[Decimal] = mapped_column(MoneyType)
+
+    __table_args__ = (Index("ix_tiering_daily_aum_day", "day"),)
 
 
 class TieringMonthClose(Base):

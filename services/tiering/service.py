@@ -1,200 +1,163 @@
-"""Tiering's handlers: apply balances to AUM, keep the month's running sum, move tiers."""
+"""Tiering's handlers: apply balances to AUM, keep the month's running sum, move tiers, and pass
+every fact on, with what it changed, to the one ordered stream the other services read.
+
+The handlers work on the batch's plain values (``tx.state``, :mod:`services.tiering.state`);
+nothing touches the database until the batch commits.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts import topics
 from shared.calendar import business_day
+from shared.contracts import topics
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import (
+    AccountFact,
     AccountV1,
     AumV1,
     BalanceV1,
+    CustomerFact,
     CustomerV1,
-    PostingTieredV1,
+    PostingFact,
     PostingV1,
+    TierChange,
     TierChangedV1,
+    TieringChangeV1,
 )
 from shared.contracts.types import AUM_PRODUCT_TYPES
-from shared.db import insert_for
+from shared.metrics import EVENTS_UNKNOWN_REFERENCE
 from shared.money import ZERO, from_cents, to_cents
 from shared.runtime.errors import Rejected
-from shared.runtime.unit_of_work import UnitOfWork
-from shared.settings import Settings
+from shared.runtime.transaction import BatchTransaction
 from services.tiering import metrics
 from services.tiering.domain import (
     AccountPosition,
     DailyAum,
+    SeqRanges,
     TierDecision,
     TierPolicy,
     TierState,
     apply_posting,
     apply_snapshot,
-    days_in_month,
-    month_key,
-    next_month,
-    parse_month,
     roll_to,
 )
-from services.tiering.models import (
-    TieringAccount,
-    TieringCustomer,
-    TieringHousehold,
-    TieringMonthClose,
-    TieringMonthlyAum,
-    TieringTierHistory,
-)
+from services.tiering.models import TieringCustomer, TieringDailyAum, TieringTierHistory
+from services.tiering.state import Account, Customer, TieringState
+
+SERVICE = "tiering"
+HISTORY = TieringTierHistory.__table__
 
 
-_POLICIES: dict[int, tuple[Settings, TierPolicy]] = {}
-
-
-def policy_of(settings: Settings) -> TierPolicy:
-    """The tier policy of these settings, built once per settings object."""
-    cached = _POLICIES.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        cached = (settings, TierPolicy.from_rules(settings.tiers))
-        _POLICIES[id(settings)] = cached
-    return cached[1]
+def policy_of(settings) -> TierPolicy:
+    """The live tier policy (on the settings' one tier ladder)."""
+    return TierPolicy(settings.tier_ladder)
 
 
 # --- handlers -------------------------------------------------------------------------------
 
 
-async def on_account(event: Event, uow: UnitOfWork) -> None:
-    """Register an account's owner and product type; its balance comes from postings and
-    snapshots."""
-    data: AccountV1 = event.data
-    account = await _account_for(uow, data.account_id, data.customer_id, data.product_type)
-    account.status = data.status
+async def on_posting(event: Event, tx: BatchTransaction) -> None:
+    """Apply a posting's ``balance_after`` (the highest ``account_seq`` sets the balance), then
+    pass the posting on with the tier, watch and AUM right after it. A posting the account has
+    applied before (sent again, perhaps under another ``ce_id``) changes nothing and is passed
+    on to no one; one older than the account's newest (a lower ``account_seq``) moves no balance
+    but is passed on, marked stale, since it happened and is priced."""
+    p: PostingV1 = event.data
+    state: TieringState = tx.state
+    account = _account(tx, event, p.account_id, p.customer_id, p.product_type)
+    customer = _customer(tx, event, p.customer_id, business_day(p.posted_at, tx.settings.zone))
+    if p.account_seq in account.seen:
+        tx.after_commit(metrics.RESENT_POSTINGS.inc)
+        return
+    account.seen = account.seen.with_seq(p.account_seq)
+    state.changed_account(account)
+    stale = p.account_seq <= account.position.seq
+    if stale:
+        tx.after_commit(metrics.STALE_EVENTS.labels("posting").inc)
+    aum_before = customer.aum
+    changes = _apply_position(tx, account, customer, apply_posting(account.position, p.account_seq,
+                                                                   p.balance_after, p.posted_at), p.posted_at)
+    _pass_on(tx, customer, "posting", p.posted_at, aum_before, changes, stale=stale,
+             posting=PostingFact.model_construct(**dict(p)), stable_id=f"posting:{p.posting_id}")
 
 
-async def on_customer(event: Event, uow: UnitOfWork) -> None:
-    """Keep household membership, which the household aggregation needs."""
+async def on_balance(event: Event, tx: BatchTransaction) -> None:
+    """Apply a balance or market-value snapshot unless a newer one is already applied."""
+    b: BalanceV1 = event.data
+    account = _account(tx, event, b.account_id, b.customer_id, b.product_type)
+    customer = _customer(tx, event, b.customer_id, business_day(b.as_of, tx.settings.zone))
+    after = apply_snapshot(account.position, b.balance, b.as_of)
+    if after == account.position:
+        tx.after_commit(metrics.STALE_EVENTS.labels("balance").inc)
+        return
+    tx.state.changed_account(account)
+    aum_before = customer.aum
+    changes = _apply_position(tx, account, customer, after, b.as_of)
+    if customer.aum != aum_before or changes:
+        _pass_on(tx, customer, "balance", b.as_of, aum_before, changes)
+
+
+async def on_account(event: Event, tx: BatchTransaction) -> None:
+    """Register an account's owner, product type and status (its balance comes from postings and
+    snapshots) and pass the record on: alerts keeps maturities and card expiries from it."""
+    a: AccountV1 = event.data
+    account = _account(tx, event, a.account_id, a.customer_id, a.product_type, counted=False)
+    customer = _customer(tx, event, a.customer_id, business_day(event.time, tx.settings.zone), counted=False)
+    account.status = a.status
+    tx.state.changed_account(account)
+    _pass_on(tx, customer, "account", event.time, customer.aum, [], account=AccountFact.model_construct(**dict(a)))
+
+
+async def on_customer(event: Event, tx: BatchTransaction) -> None:
+    """Keep household membership (which household aggregation needs) and pass core banking's
+    record on: pricing, alerts and assignment take the master data they use from it, in the
+    customer's order. An older record than the one applied changes nothing."""
     data: CustomerV1 = event.data
     if data.source != "core":
         return
+    state: TieringState = tx.state
     at = data.updated_at
-    customer = await _customer(uow, data.customer_id, business_day(at, uow.settings.zone))
-    if customer.household_id == data.household_id:
+    customer = _customer(tx, event, data.customer_id, business_day(at, tx.settings.zone), counted=False)
+    if customer.master_at is not None and at < customer.master_at:
+        tx.after_commit(metrics.STALE_EVENTS.labels("customer").inc)
         return
-    if customer.household_id:
-        old = await _household(uow.session, customer.household_id)
-        old.aum -= customer.aum
-    customer.household_id = data.household_id
-    if data.household_id:
-        new = await _household(uow.session, data.household_id)
-        new.aum += customer.aum
-        await uow.session.flush()
-        to_alerts(uow, await _upgrade_if_due(uow, customer, at))
-
-
-async def on_posting(event: Event, uow: UnitOfWork) -> None:
-    """Apply a posting's ``balance_after`` (if it is the newest for its account), then pass the
-    posting on to pricing with the tier in force right after it.
-
-    Alerts gets the tiered posting first, then the tier changes and the AUM event it caused: a
-    large outflow and the AUM drop it causes are read in that order, and the customer's
-    ``vip_outflow`` tells of the posting (the drop, of the same day, is suppressed by it)."""
-    p: PostingV1 = event.data
-    account = await _account_for(uow, p.account_id, p.customer_id, p.product_type)
-    customer = await _customer(uow, p.customer_id, business_day(p.posted_at, uow.settings.zone))
-    before = _position(account)
-    after = apply_posting(before, p.account_seq, p.balance_after, p.posted_at)
-    if after == before:
-        metrics.STALE_EVENTS.labels("posting").inc()
-    changes = await _apply_position(uow, account, customer, after, p.posted_at)
-    tiered = uow.emit(
-        PostingTieredV1(posting=p, tier=customer.tier, aum=customer.aum,
-                        average_aum_12m=customer.average_aum_12m),
-        stable_id=f"posting:{p.posting_id}",
-    )
-    to_alerts(uow, [tiered, *changes])
-
-
-async def on_balance(event: Event, uow: UnitOfWork) -> None:
-    """Apply a balance or market-value snapshot unless a newer one is already applied."""
-    b: BalanceV1 = event.data
-    account = await _account_for(uow, b.account_id, b.customer_id, b.product_type)
-    customer = await _customer(uow, b.customer_id, business_day(b.as_of, uow.settings.zone))
-    before = _position(account)
-    after = apply_snapshot(before, b.balance, b.as_of)
-    if after == before:
-        metrics.STALE_EVENTS.labels("balance").inc()
-    to_alerts(uow, await _apply_position(uow, account, customer, after, b.as_of))
-
-
-def to_alerts(uow: UnitOfWork, events: list[Event]) -> None:
-    """Pass tiering's public events of one change on to ``strata.tiering.changes`` in the order
-    given: alerts reads that one topic, so it judges a customer's tiered postings, tier changes
-    and AUM in the order tiering made them, which no reading of three topics can promise
-    (Kafka orders a partition, never across topics). Each keeps its public event's data and
-    time, under an id derived from the public event's (stable itself), so a re-run or a
-    replay emits the same ids and alerts drops them as duplicates.
-
-    The order, within what one event caused: the tiered posting, then the tier changes (the
-    customer's and, with household aggregation, the other members', each to its own
-    customer's stream), then the AUM event. A month-end close emits its tier changes as it
-    decides them."""
-    for public in events:
-        uow.emit(public.data, topic=topics.TIERING_CHANGES, stable_id=f"changes:{public.id}",
-                 time=public.time)
+    customer.master_at = at
+    state.changed_customer(customer)
+    changes: list[TierChange] = []
+    if customer.household_id != data.household_id:
+        if customer.household_id:
+            state.add_to_household(customer.household_id, -customer.aum)
+            state.members.get(customer.household_id, set()).discard(customer.customer_id)
+        customer.household_id = data.household_id
+        if data.household_id:
+            state.add_to_household(data.household_id, customer.aum)
+            state.members.setdefault(data.household_id, set()).add(customer.customer_id)
+            changes = _upgrade_if_due(tx, customer, at, placement=False)
+    fact = CustomerFact.model_construct(**{name: getattr(data, name) for name in CustomerFact.model_fields})
+    _pass_on(tx, customer, "customer", at, customer.aum, changes, customer=fact)
 
 
 # --- the steps the handlers share ----------------------------------------------------------
 
 
-async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
-    """Load every account and customer a batch touches in two queries; the handlers then find
-    them (or their absence) in ``uow.batch`` instead of querying one event at a time."""
-    account_ids, customer_ids = set(), set()
-    for event in events:
-        data = event.data
-        customer_ids.add(data.customer_id)
-        if hasattr(data, "account_id"):
-            account_ids.add(data.account_id)
-    accounts = uow.batch.setdefault(TieringAccount, {})
-    customers = uow.batch.setdefault(TieringCustomer, {})
-    for model, ids, cache, key in ((TieringAccount, account_ids, accounts, TieringAccount.account_id),
-                                   (TieringCustomer, customer_ids, customers, TieringCustomer.customer_id)):
-        ids = sorted(ids)
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start:start + 1000]
-            rows = (await uow.session.execute(select(model).where(key.in_(chunk)))).scalars()
-            found = {getattr(r, key.key): r for r in rows}
-            for i in chunk:
-                cache[i] = found.get(i)
-
-
-async def _cached(uow: UnitOfWork, model, key: str):
-    cache = uow.batch.setdefault(model, {})
-    if key not in cache:
-        cache[key] = await uow.session.get(model, key)
-    return cache[key]
-
-
-def _position(account: TieringAccount) -> AccountPosition:
-    return AccountPosition(account.seq, account.posting_balance, account.posted_at,
-                           account.snapshot_balance, account.snapshot_at)
-
-
-async def _account_for(uow: UnitOfWork, account_id: str, customer_id: str,
-                       product_type: str) -> TieringAccount:
-    account = await _cached(uow, TieringAccount, account_id)
+def _account(tx: BatchTransaction, event: Event, account_id: str, customer_id: str, product_type: str,
+             *, counted: bool = True) -> Account:
+    """The account's row; a new one on first sight (counted as a reference to an account Strata
+    had never seen, when a posting or snapshot is the first to name it). An account keeps its
+    owner and product type: a record that says otherwise is refused."""
+    state: TieringState = tx.state
+    account = state.accounts.get(account_id)
     if account is None:
-        account = TieringAccount(account_id=account_id, customer_id=customer_id,
-                                 product_type=product_type, status="open", balance=ZERO, seq=0,
-                                 posting_balance=ZERO, posted_at=None, snapshot_balance=ZERO,
-                                 snapshot_at=None)
-        uow.session.add(account)
-        uow.batch[TieringAccount][account_id] = account
+        account = Account(account_id, customer_id, product_type, "open", AccountPosition(), ZERO, SeqRanges())
+        state.accounts[account_id] = account
+        state.changed_account(account)
+        if counted:
+            tx.after_commit(EVENTS_UNKNOWN_REFERENCE.labels(SERVICE, event.topic).inc)
         return account
     if account.customer_id != customer_id:
         raise Rejected(f"account {account_id} belongs to customer {account.customer_id}, not {customer_id}")
@@ -203,265 +166,151 @@ async def _account_for(uow: UnitOfWork, account_id: str, customer_id: str,
     return account
 
 
-async def _customer(uow: UnitOfWork, customer_id: str, day: date) -> TieringCustomer:
-    customer = await _cached(uow, TieringCustomer, customer_id)
+def _customer(tx: BatchTransaction, event: Event, customer_id: str, day: date, *,
+              counted: bool = True) -> Customer:
+    state: TieringState = tx.state
+    customer = state.customers.get(customer_id)
     if customer is None:
-        customer = TieringCustomer(
-            customer_id=customer_id, household_id=None, aum=ZERO, liabilities=ZERO, holdings={},
-            tier=policy_of(uow.settings).lowest.id, watch=False, months_below=0, tier_since=None,
-            mtd_day=day, mtd_month=month_key(day), mtd_dom=day.day, mtd_sum=ZERO,
-            average_aum_12m=ZERO,
-        )
-        uow.session.add(customer)
-        uow.batch[TieringCustomer][customer_id] = customer
-        metrics.CUSTOMERS_CREATED.inc()
+        customer = Customer(customer_id, None, ZERO, ZERO, {}, policy_of(tx.settings).lowest.id, False, 0,
+                            None, day, ZERO, ZERO, ZERO, None, None, None)
+        state.customers[customer_id] = customer
+        state.changed_customer(customer)
+        tx.after_commit(metrics.CUSTOMERS_CREATED.inc)
+        if counted:
+            tx.after_commit(EVENTS_UNKNOWN_REFERENCE.labels(SERVICE, event.topic).inc)
     return customer
 
 
-async def _household(session: AsyncSession, household_id: str) -> TieringHousehold:
-    """The household's row, locked to the end of the transaction. Its members' postings sit in
-    different partitions, which two instances of tiering apply at once, and its AUM moves by
-    read-add-write: without the lock one instance's change overwrites the other's."""
-    household = await session.get(TieringHousehold, household_id, with_for_update=True)
-    if household is None:
-        await session.execute(insert_for(session)(TieringHousehold).values(
-            household_id=household_id, aum=ZERO).on_conflict_do_nothing())
-        household = await session.get(TieringHousehold, household_id, with_for_update=True)
-    return household
-
-
-async def _roll(uow: UnitOfWork, customer: TieringCustomer, day: date) -> None:
-    """Bring the customer's running sum of daily AUM to ``day``, storing months that ended."""
-    state = DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
-    rolled, completed = roll_to(state, day)
-    if rolled is state:
+def _roll(tx: BatchTransaction, customer: Customer, day: date) -> None:
+    """Bring the customer's running sum of daily AUM to ``day``, keeping the months that ended."""
+    rolled, completed = roll_to(DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum), day)
+    if rolled.day == customer.mtd_day:
         return
     for month, total in completed:
-        stmt = insert_for(uow.session)(TieringMonthlyAum).values(
-            customer_id=customer.customer_id, month=month_key(month), total=total, average=None
-        ).on_conflict_do_nothing()
-        await uow.session.execute(stmt)
-    customer.mtd_day = rolled.day
-    customer.mtd_month = month_key(rolled.day)
-    customer.mtd_dom = rolled.day.day
-    customer.mtd_sum = rolled.sum_before
+        tx.state.months[(customer.customer_id, f"{month:%Y-%m}")] = total
+    customer.mtd_day, customer.mtd_sum, customer.day_high = rolled.day, rolled.sum_before, customer.aum
+    tx.state.changed_customer(customer)
+    tx.state.remember_day(customer)
 
 
-async def _apply_position(uow: UnitOfWork, account: TieringAccount, customer: TieringCustomer,
-                          after: AccountPosition, at: datetime) -> list[Event]:
-    """Move the account's balance and the customer's AUM; returns the events emitted (tier
-    changes, then the AUM event), for :func:`to_alerts`."""
+def _apply_position(tx: BatchTransaction, account: Account, customer: Customer,
+                    after: AccountPosition, at: datetime) -> list[TierChange]:
+    """Move the account to ``after``, and the customer's AUM (or liabilities) by the change in
+    the balance in force; returns the tier decisions that caused, emitting their events and the
+    AUM event."""
+    state: TieringState = tx.state
     delta = after.balance - account.balance
-    account.balance, account.seq = after.balance, after.seq
-    account.posting_balance, account.posted_at = after.posting_balance, after.posted_at
-    account.snapshot_balance, account.snapshot_at = after.snapshot_balance, after.snapshot_at
+    account.position, account.balance = after, after.balance
+    _roll(tx, customer, business_day(at, tx.settings.zone))  # the day has come, moved or not
     if delta == 0:
         return []
-    await _roll(uow, customer, business_day(at, uow.settings.zone))
-    holdings = dict(customer.holdings or {})
-    holdings[account.product_type] = holdings.get(account.product_type, 0) + to_cents(delta)
-    customer.holdings = holdings
+    customer.holdings[account.product_type] = customer.holdings.get(account.product_type, 0) + to_cents(delta)
+    state.changed_customer(customer)
     if account.product_type not in AUM_PRODUCT_TYPES:
         customer.liabilities += delta
         return []
+    if customer.placed_at is None:
+        customer.placed_at = at
+    placement = customer.placed_at == at
     customer.aum += delta
-    # the newest time applied to the customer: one account's snapshot may be older than
-    # another's posting, and readers keep the latest AUM by this time
-    customer.updated_at = max(at, customer.updated_at) if customer.updated_at else at
+    customer.day_high = max(customer.day_high, customer.aum)
+    customer.updated_at = at if customer.updated_at is None else max(at, customer.updated_at)
+    state.remember_day(customer)
     if customer.household_id:
-        household = await _household(uow.session, customer.household_id)
-        household.aum += delta
-    changes = await _upgrade_if_due(uow, customer, at)
-    return [*changes, _emit_aum(uow, customer, customer.updated_at)]
-
-
-async def _upgrade_if_due(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> list[Event]:
-    """Upgrade the customer (or, with household aggregation, every member) whose AUM reached a
-    higher tier; returns the tier events emitted."""
-    policy = policy_of(uow.settings)
-    household_id = customer.household_id if uow.settings.tiering.household_aggregation else None
-    if household_id is None:
-        changed = await _decide(uow, customer, policy.on_aum(_state(customer), customer.aum), at, customer.aum)
-        return [changed] if changed is not None else []
-    household = await _household(uow.session, household_id)
-    await uow.session.flush()  # the members' query must see this batch's changes
-    members = (await uow.session.execute(
-        select(TieringCustomer).where(TieringCustomer.household_id == household_id)
-        .order_by(TieringCustomer.customer_id)
-    )).scalars().all()
-    changes = []
-    for member in members:
-        decision = policy.on_aum(_state(member), household.aum)
-        changed = await _decide(uow, member, decision, at, household.aum)
-        if changed is not None:
-            changes.append(changed)
+        state.add_to_household(customer.household_id, delta)
+    changes = _upgrade_if_due(tx, customer, at, placement=placement)
+    _emit_aum(tx, customer, customer.updated_at, placement, {account.account_id: account.balance})
     return changes
 
 
-def _state(customer: TieringCustomer) -> TierState:
+def _upgrade_if_due(tx: BatchTransaction, customer: Customer, at: datetime, *,
+                    placement: bool) -> list[TierChange]:
+    """Upgrade the customer (or, with household aggregation, every member) whose AUM reached a
+    higher tier; returns the customer's own decisions (another member's go to their stream)."""
+    state: TieringState = tx.state
+    policy = policy_of(tx.settings)
+    household_id = customer.household_id if tx.settings.tiering.household_aggregation else None
+    if household_id is None:
+        decided = _decide(tx, customer, policy.on_aum(_state(customer), customer.aum, placement=placement),
+                          at, customer.aum)
+        return [decided] if decided is not None else []
+    basis = state.households.get(household_id, ZERO)
+    own: list[TierChange] = []
+    for member_id in sorted(state.members.get(household_id, {customer.customer_id})):
+        member = state.customers.get(member_id)
+        if member is None:
+            continue
+        decided = _decide(tx, member, policy.on_aum(_state(member), basis, placement=placement and member is customer),
+                          at, basis)
+        if decided is None:
+            continue
+        if member is customer:
+            own.append(decided)
+        else:
+            _pass_on(tx, member, "household", at, member.aum, [decided])
+    return own
+
+
+def _state(customer: Customer) -> TierState:
     return TierState(customer.tier, customer.watch, customer.months_below)
 
 
-async def _decide(uow: UnitOfWork, customer: TieringCustomer, decision: TierDecision,
-                  at: datetime, basis: Decimal) -> Event | None:
-    """Apply a tier decision: new state, a history row and a ``strata.tier_changed.v1`` (which
-    is returned)."""
+def _decide(tx: BatchTransaction, customer: Customer, decision: TierDecision, at: datetime,
+            basis: Decimal) -> TierChange | None:
+    """Apply a tier decision: the customer's new state, a history row and a
+    ``strata.tier_changed.v1``; returns the decision as the ordered stream carries it."""
     if decision.change is None:
         return None
-    customer.tier = decision.state.tier
-    customer.watch = decision.state.watch
+    customer.tier, customer.watch = decision.state.tier, decision.state.watch
     customer.months_below = decision.state.months_below
-    if decision.change in ("upgrade", "downgrade"):
+    if decision.change in ("upgrade", "downgrade", "initial_placement"):
         customer.tier_since = at
-    uow.session.add(TieringTierHistory(
-        customer_id=customer.customer_id, from_tier=decision.from_tier, to_tier=decision.state.tier,
-        change=decision.change, watch=decision.state.watch, reason=decision.reason, basis=basis,
-        effective_at=at,
-    ))
-    event = uow.emit(TierChangedV1(
+    tx.state.changed_customer(customer)
+    tx.append(HISTORY, {"customer_id": customer.customer_id, "from_tier": decision.from_tier,
+                        "to_tier": decision.state.tier, "change": decision.change,
+                        "watch": decision.state.watch, "reason": decision.reason, "basis": basis,
+                        "effective_at": at})
+    tx.emit(TierChangedV1.model_construct(
         customer_id=customer.customer_id, from_=decision.from_tier, to=decision.state.tier,
         reason=decision.reason, effective_at=at, change=decision.change, watch=decision.state.watch,
-        aum=customer.aum, basis=basis,
-    ), key=f"tier:{customer.customer_id}:{decision.change}")
-    metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc()
-    return event
+        aum=customer.aum, basis=basis, months_below=decision.state.months_below,
+    ), key=f"tier:{customer.customer_id}:{decision.change}:{decision.state.tier}")
+    tx.after_commit(metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc)
+    return TierChange.model_construct(
+        from_=decision.from_tier, to=decision.state.tier, change=decision.change, reason=decision.reason,
+        effective_at=at, watch=decision.state.watch, months_below=decision.state.months_below, basis=basis)
 
 
-def _emit_aum(uow: UnitOfWork, customer: TieringCustomer, at: datetime) -> Event:
+def _emit_aum(tx: BatchTransaction, customer: Customer, at: datetime, placement: bool,
+              balances: dict[str, Decimal]) -> None:
     by_type, liabilities = {}, {}
-    for product_type, cents in sorted((customer.holdings or {}).items()):
-        amount = from_cents(cents)
-        (by_type if product_type in AUM_PRODUCT_TYPES else liabilities)[product_type] = amount
-    state = DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
-    return uow.emit(AumV1(
+    for product_type, cents in sorted(customer.holdings.items()):
+        (by_type if product_type in AUM_PRODUCT_TYPES else liabilities)[product_type] = from_cents(cents)
+    tx.emit(AumV1.model_construct(
         customer_id=customer.customer_id, aum=customer.aum,
-        mtd_average_daily_aum=state.month_to_date_average(), by_product_type=by_type,
+        mtd_average_daily_aum=_mtd(customer).month_to_date_average(), by_product_type=by_type,
         liabilities=liabilities, business_date=customer.mtd_day, as_of=at, tier=customer.tier,
+        placement=placement, balances=balances,
     ), key=f"aum:{customer.customer_id}")
 
 
-# --- month-end close ------------------------------------------------------------------------
+def _mtd(customer: Customer) -> DailyAum:
+    return DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum)
 
 
-@dataclass(frozen=True)
-class CloseSummary:
-    month: str
-    customers: int
-    watch: int
-    watch_cleared: int
-    downgrades: int
-    already_closed: bool = False
-
-    def as_dict(self) -> dict:
-        return {"month": self.month, "customers": self.customers, "watch": self.watch,
-                "watch_cleared": self.watch_cleared, "downgrades": self.downgrades,
-                "already_closed": self.already_closed}
-
-
-class CloseRefused(Exception):
-    """A month that may not be closed now (out of order)."""
-
-
-async def close_month(uow: UnitOfWork, month: str) -> CloseSummary:
-    """Close ``month``: each customer's average daily AUM, then watch and downgrades.
-
-    Idempotent: a month closed before returns its summary and changes nothing. Months close in
-    order, since a downgrade counts consecutive month-ends.
-    """
-    session = uow.session
-    done = await session.get(TieringMonthClose, month)
-    if done is not None:
-        return CloseSummary(**{**json.loads(done.summary), "already_closed": True})
-    last = await session.scalar(select(func.max(TieringMonthClose.month)))
-    if last is not None and month != month_key(next_month(parse_month(last))):
-        raise CloseRefused(f"the last closed month is {last}; close {month_key(next_month(parse_month(last)))} next")
-    first = parse_month(month)
-    days = days_in_month(first)
-    await _store_month_totals(session, month, days)
-    summary = await _decide_month_end(uow, month, first, days)
-    await _refresh_twelve_month_average(session, first)
-    session.add(TieringMonthClose(month=month, closed_at=datetime.now(timezone.utc),
-                                  summary=json.dumps(summary.as_dict())))
-    metrics.MONTH_CLOSES.inc()
-    return summary
-
-
-async def _store_month_totals(session: AsyncSession, month: str, days: int) -> None:
-    """Every customer's sum of end-of-day AUM for the month, then its average (half up)."""
-    await session.execute(text(
-        "INSERT INTO tiering_monthly_aum (customer_id, month, total, average) "
-        "SELECT c.customer_id, CAST(:month AS VARCHAR(7)), "
-        "  CASE WHEN c.mtd_month = :month THEN c.mtd_sum + c.aum * (:days - c.mtd_dom + 1) "
-        "       ELSE c.aum * :days END, NULL "
-        "FROM tiering_customers c "
-        "WHERE c.mtd_month <= :month AND NOT EXISTS ("
-        "  SELECT 1 FROM tiering_monthly_aum m WHERE m.customer_id = c.customer_id AND m.month = :month)"
-    ), {"month": month, "days": days})
-    await session.execute(text(
-        "UPDATE tiering_monthly_aum SET average = (total * 2 + :days) / (2 * :days) "
-        "WHERE month = :month AND average IS NULL"
-    ), {"month": month, "days": days})
-
-
-async def _decide_month_end(uow: UnitOfWork, month: str, first: date, days: int) -> CloseSummary:
-    session, settings = uow.session, uow.settings
-    policy = policy_of(settings)
-    floors = " ".join(f"WHEN :tier{i} THEN :floor{i}" for i, _ in enumerate(policy.tiers))
-    params: dict = {"month": month}
-    for i, tier in enumerate(policy.tiers):
-        params[f"tier{i}"], params[f"floor{i}"] = tier.id, int(tier.floor * 100)
-    household = settings.tiering.household_aggregation
-    basis = "COALESCE(h.average, m.average)" if household else "m.average"
-    basis_now = "COALESCE(hh.aum, c.aum)" if household else "c.aum"
-    joins = (
-        "LEFT JOIN (SELECT c2.household_id, CAST(SUM(m2.average) AS BIGINT) AS average FROM tiering_customers c2 "
-        "  JOIN tiering_monthly_aum m2 ON m2.customer_id = c2.customer_id AND m2.month = :month "
-        "  WHERE c2.household_id IS NOT NULL GROUP BY c2.household_id) h ON h.household_id = c.household_id "
-        "LEFT JOIN tiering_households hh ON hh.household_id = c.household_id "
-        if household else ""
-    )
-    rows = (await session.execute(text(
-        f"SELECT c.customer_id, {basis} AS basis, {basis_now} AS basis_now "
-        f"FROM tiering_customers c JOIN tiering_monthly_aum m "
-        f"  ON m.customer_id = c.customer_id AND m.month = :month {joins}"
-        f"WHERE c.watch OR c.months_below > 0 OR {basis} < CASE c.tier {floors} ELSE 0 END "
-        f"ORDER BY c.customer_id"
-    ), params)).all()
-    effective_at = datetime.combine(next_month(first), time(0), settings.zone)
-    counts = {"watch": 0, "watch_cleared": 0, "downgrade": 0}
-    for start in range(0, len(rows), 1000):
-        chunk = rows[start:start + 1000]
-        loaded = (await session.execute(select(TieringCustomer).where(
-            TieringCustomer.customer_id.in_([r[0] for r in chunk])))).scalars()
-        customers = {c.customer_id: c for c in loaded}
-        for customer_id, basis_cents, now_cents in chunk:
-            customer = customers[customer_id]
-            decision = policy.on_month_end(_state(customer), from_cents(basis_cents),
-                                           from_cents(now_cents), month)
-            uow.cause = f"month-end:{month}:{customer_id}"
-            changed = await _decide(uow, customer, decision, effective_at, from_cents(basis_cents))
-            if changed is not None:
-                to_alerts(uow, [changed])
-            if decision.change:
-                counts[decision.change] += 1
-        await session.flush()
-    total = await session.scalar(select(func.count()).select_from(TieringMonthlyAum)
-                                 .where(TieringMonthlyAum.month == month))
-    return CloseSummary(month, total or 0, counts["watch"], counts["watch_cleared"], counts["downgrade"])
-
-
-async def _refresh_twelve_month_average(session: AsyncSession, first: date) -> None:
-    """The average of the last twelve closed months' averages, which pricing's contribution
-    score uses."""
-    start = first
-    for _ in range(11):
-        start = date(start.year - (start.month == 1), (start.month - 2) % 12 + 1, 1)
-    await session.execute(text(
-        "UPDATE tiering_customers SET average_aum_12m = COALESCE(("
-        "  SELECT (CAST(SUM(m.average) AS BIGINT) * 2 + COUNT(*)) / (2 * COUNT(*)) FROM tiering_monthly_aum m "
-        "  WHERE m.customer_id = tiering_customers.customer_id AND m.average IS NOT NULL "
-        "    AND m.month >= :start AND m.month <= :end), 0)"
-    ), {"start": month_key(start), "end": month_key(first)})
+def _pass_on(tx: BatchTransaction, who: Customer, fact: str, at: datetime, aum_before: Decimal,
+             changes: list[TierChange], *, stale: bool = False, stable_id: str | None = None, **facts) -> None:
+    """Put the fact, with the customer's tier, watch and AUM right after it and the decisions it
+    caused, on ``strata.tiering.changes``: one record per fact, in the order applied, keyed by
+    customer, so whoever reads the topic reads each customer's facts in one order."""
+    tx.emit(TieringChangeV1.model_construct(
+        customer_id=who.customer_id, fact=fact, at=at, tier=who.tier, watch=who.watch,
+        months_below=who.months_below, aum=who.aum, aum_before=aum_before,
+        average_aum_12m=who.average_aum_12m, business_date=who.mtd_day,
+        placement=who.placed_at is not None and who.placed_at == at and fact in ("posting", "balance"),
+        stale=stale, tier_changes=changes, posting=facts.get("posting"), customer=facts.get("customer"),
+        account=facts.get("account"),
+    ), topic=topics.TIERING_CHANGES, key=f"change:{who.customer_id}", stable_id=stable_id)
 
 
 # --- reads ----------------------------------------------------------------------------------
@@ -494,3 +343,14 @@ async def tier_view(session: AsyncSession, customer_id: str) -> dict | None:
             for h in history
         ],
     }
+
+
+async def daily_aum(session: AsyncSession, customer_id: str, first: date, last: date) -> list[dict]:
+    """The customer's end-of-day AUM and the day's high for each business day with activity
+    from ``first`` to ``last`` (a day without a row kept the AUM of the day before)."""
+    rows = (await session.execute(
+        select(TieringDailyAum).where(TieringDailyAum.customer_id == customer_id,
+                                      TieringDailyAum.day >= first, TieringDailyAum.day <= last)
+        .order_by(TieringDailyAum.day)
+    )).scalars()
+    return [{"date": r.day, "aum": r.aum, "high": r.high} for r in rows]

@@ -15,7 +15,7 @@ from shared.contracts.types import Money
 from shared.http import db_session, problems
 from shared.problems import Problem
 from shared.access import ensure_customer_visible
-from services.tiering import service
+from services.tiering import close, service
 
 router = APIRouter(tags=["tiering"])
 
@@ -86,8 +86,8 @@ async def month_end_close(body: MonthEndCloseRequest, request: Request,
     closing a closed month again changes nothing and returns the first close's summary."""
     runtime = request.app.state.runtime
     try:
-        async with runtime.unit_of_work("tiering", cause=f"month-end:{body.month}") as uow:
-            summary = await service.close_month(uow, body.month)
-    except service.CloseRefused as exc:
+        async with runtime.transaction("tiering", cause=f"month-end:{body.month}") as tx:
+            summary = await close.close_month(tx, body.month)
+    except close.CloseRefused as exc:
         raise Problem(409, "Month cannot be closed now", str(exc)) from exc
     return MonthEndCloseResult(**summary.as_dict())

@@ -7,7 +7,8 @@ would read ``"17"`` as 17 and ``"yes"`` as true); outbound models are what Strat
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -142,6 +143,11 @@ class AumV1(ContractModel):
     tier: str | None = Field(default=None, description=(
         "the tier in force for the customer right after this AUM change (absent from events "
         "emitted before it was added)"))
+    placement: bool = Field(default=False, description=(
+        "part of the customer's first placement (the first AUM Strata sees of them, at go-live "
+        "or in a backfill): their holdings, not money that flowed in"))
+    balances: dict[str, Money] = Field(default_factory=dict, description=(
+        "the balance now of each account this change moved, by account id"))
 
 
 class TierChangedV1(ContractModel):
@@ -152,10 +158,12 @@ class TierChangedV1(ContractModel):
     to: str
     reason: str
     effective_at: Timestamp
-    change: Literal["upgrade", "downgrade", "watch", "watch_cleared"]
+    change: Literal["upgrade", "downgrade", "watch", "watch_cleared", "initial_placement"]
     watch: bool
     aum: NonNegativeMoney
     basis: Money = Field(description="the amount the decision was made on (AUM or monthly average)")
+    months_below: int | None = Field(default=None, ge=0, description=(
+        "consecutive month-ends below the tier's floor counted so far (the watch's progress)"))
 
 
 class SignalV1(ContractModel):
@@ -218,13 +226,111 @@ class ContactLoggedV1(ContractModel):
     next_contact: BankDate | None = None
 
 
-class PostingTieredV1(ContractModel):
-    """``strata.posting_tiered.v1`` (internal): a posting as tiering applied it, with the tier in
-    force for the customer right after it. Pricing prices from these, so a posting is priced with
-    the tier of its own place in the customer's ordered stream, whatever the lag between services.
-    """
+# --- what tiering tells the other services, in each customer's order -------------------------
+# Internal: written and read by Strata's own services only. The models take plain types (a
+# Decimal, a datetime) with no validators of their own, so a reader decodes an event once, at
+# the speed of pydantic's core, without checking again what tiering checked when the facts came
+# in. Their fields are those of the contract models they carry (a test keeps them so).
 
-    posting: PostingV1
+
+Cents = Annotated[Decimal, Field(decimal_places=2)]
+"""An amount as Strata writes it (two places at most), checked by pydantic's core alone."""
+
+
+class Trusted(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+
+class PostingFact(Trusted):
+    """A ``bank.posting.v1`` as tiering applied it."""
+
+    posting_id: str
+    customer_id: str
+    account_id: str
+    account_seq: int
+    product_type: str
+    direction: str
+    amount: Cents
+    balance_after: Cents
+    currency: str
+    tx_type: str
+    channel: str
+    counterparty_bank: str | None = None
+    cross_region: bool = False
+    branch_id: str
+    posted_at: datetime
+
+
+class CustomerFact(Trusted):
+    """A core-banking ``bank.customer.v1`` as tiering applied it (the master data the other
+    services' rules use; identity numbers and phones stay with profile)."""
+
+    customer_id: str
+    name: str | None = None
+    birth_date: date | None = None
+    gender: str | None = None
+    home_branch_id: str | None = None
+    household_id: str | None = None
+    household_role: str | None = None
+    risk_level: str | None = None
+    auto_points_offset: bool = False
+    updated_at: datetime
+
+
+class AccountFact(Trusted):
+    """A ``bank.account.v1`` as tiering applied it."""
+
+    account_id: str
+    customer_id: str
+    branch_id: str
+    product_type: str
+    product_code: str
+    status: str
+    opened_on: date
+    maturity_date: date | None = None
+    card_expiry: date | None = None
+
+
+class TierChange(Trusted):
+    """A tier decision, as in ``strata.tier_changed.v1``."""
+
+    from_: str = Field(alias="from")
+    to: str
+    change: str
+    reason: str
+    effective_at: datetime
+    watch: bool
+    months_below: int = 0
+    basis: Cents
+
+
+class TieringChangeV1(Trusted):
+    """``strata.tiering.change.v1`` (internal): one fact of a customer as tiering applied it, in
+    the customer's order, with the customer's tier, watch and AUM right after it and the tier
+    decisions it caused. Pricing, alerts and assignment read this one stream, so every decision
+    they make about a customer sees the customer's facts in one order, the order tiering applied
+    them in (Kafka orders one partition of one topic, never across topics)."""
+
+    customer_id: str
+    fact: Literal["posting", "balance", "customer", "account", "month_end", "household"]
+    at: datetime
+    """The fact's own time (``posted_at``, ``as_of``, ``updated_at``; a month-end close: the
+    first instant of the next month). ``household``: another member's fact moved the household's
+    AUM, and with it this customer's tier (household aggregation)."""
+    posting: PostingFact | None = None
+    customer: CustomerFact | None = None
+    account: AccountFact | None = None
     tier: str
-    aum: Money
-    average_aum_12m: Money
+    watch: bool = False
+    months_below: int = 0
+    aum: Cents
+    aum_before: Cents
+    """The AUM before this fact (equal to ``aum`` when it moved none)."""
+    average_aum_12m: Cents = Decimal("0.00")
+    business_date: date
+    placement: bool = False
+    """Part of the customer's first placement (see ``strata.aum.v1``)."""
+    stale: bool = False
+    """A posting older than one applied to its account (a lower ``account_seq``): it happened,
+    so it is priced, but it moved no balance."""
+    tier_changes: list[TierChange] = Field(default_factory=list)

@@ -14,10 +14,10 @@ from shared.contracts.events import (
     ContactLoggedV1,
     CustomerV1,
     FeeAssessedV1,
-    PostingTieredV1,
     PostingV1,
     SignalV1,
     TierChangedV1,
+    TieringChangeV1,
 )
 
 
@@ -31,10 +31,7 @@ class EventType:
 
     def key_of(self, data: BaseModel) -> str:
         """The Kafka key: the customer id, so each customer's events stay in order."""
-        customer_id = getattr(data, "customer_id", None)
-        if customer_id is None:
-            customer_id = data.posting.customer_id  # type: ignore[attr-defined]
-        return customer_id
+        return data.customer_id  # type: ignore[attr-defined]
 
 
 CUSTOMERS = "bank.customers"
@@ -46,12 +43,12 @@ TIERS = "strata.tiers"
 SIGNALS = "strata.signals"
 FEES = "strata.fees"
 ASSIGNMENTS = "strata.assignments"
-POSTINGS_TIERED = "strata.postings.tiered"
 CONTACTS = "strata.contacts"
 TIERING_CHANGES = "strata.tiering.changes"
-"""Internal: every change tiering makes to a customer (tiered posting, tier change, AUM), in
-the order tiering emits them, on one topic keyed by customer, so that a reader sees one
-ordered stream per customer (alerts; see ``services.tiering.service.to_alerts``)."""
+"""Internal: every fact tiering applies to a customer (posting, snapshot, customer or account
+record, month-end decision) with the customer's tier and AUM right after it, one record each,
+in the order tiering applied them, keyed by customer: pricing, alerts and assignment read a
+customer's facts in one order from it (``shared.contracts.events.TieringChangeV1``)."""
 
 EVENT_TYPES: tuple[EventType, ...] = (
     EventType(CUSTOMERS, "bank.customer.v1", CustomerV1, inbound=True),
@@ -63,18 +60,15 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(SIGNALS, "strata.signal.v1", SignalV1, inbound=False),
     EventType(FEES, "strata.fee_assessed.v1", FeeAssessedV1, inbound=False),
     EventType(ASSIGNMENTS, "strata.assignment_changed.v1", AssignmentChangedV1, inbound=False),
-    EventType(POSTINGS_TIERED, "strata.posting_tiered.v1", PostingTieredV1, inbound=False, public=False),
     EventType(CONTACTS, "strata.contact_logged.v1", ContactLoggedV1, inbound=False, public=False),
-    EventType(TIERING_CHANGES, "strata.tiering.posting_tiered.v1", PostingTieredV1, inbound=False, public=False),
-    EventType(TIERING_CHANGES, "strata.tiering.tier_changed.v1", TierChangedV1, inbound=False, public=False),
-    EventType(TIERING_CHANGES, "strata.tiering.aum.v1", AumV1, inbound=False, public=False),
+    EventType(TIERING_CHANGES, "strata.tiering.change.v1", TieringChangeV1, inbound=False, public=False),
 )
 
 BY_CE_TYPE: dict[str, EventType] = {t.ce_type: t for t in EVENT_TYPES}
 BY_TOPIC: dict[str, tuple[EventType, ...]] = {
     topic: tuple(t for t in EVENT_TYPES if t.topic == topic) for topic in dict.fromkeys(t.topic for t in EVENT_TYPES)
 }
-"""The event types each topic carries: one, except ``strata.tiering.changes``."""
+"""The event types each topic carries (one each)."""
 BY_MODEL: dict[type[BaseModel], EventType] = {}
 """A model's own event type, the first registered for it (its public one); another topic that
 carries the same model is named when emitting (:func:`event_type_on`)."""

@@ -158,7 +158,7 @@ class ConsumerLoop:
             item = self._decode(r)
             if order.orders(r.topic):
                 if item.event is not None and item.dead_reason is None:
-                    item.key = order_key(item.event, order.ranks[r.topic])
+                    item.key = order_key(item.event, order.ranks[r.topic], r.partition, r.offset)
                 held.append(item)
             else:
                 direct.append(item)

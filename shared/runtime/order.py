@@ -12,8 +12,12 @@ held in a buffer per task and released in event-time order:
   start-up, so a customer's records all fall in one task), or, with ``scope="all"``, every
   partition the instance holds.
 - Each record has an **order key**: its event time (``posted_at``, ``as_of``, ``updated_at``,
-  or the CloudEvents time of a record that has none), then ``account_seq``, then the topic's
-  rank in the service's list, then the event id: a function of the event alone.
+  or the CloudEvents time of a record that has none), then the topic's rank in the service's
+  list (master data before snapshots before postings of one instant), then the order core
+  banking published it in (its partition and offset). Facts of one instant on one topic keep
+  their publishing order: the two legs of a move between a customer's accounts carry one
+  ``posted_at``, and the debit core banking sent first is applied first (their ``account_seq``
+  count on two accounts and say nothing of each other; on one account they follow it).
 - Each partition's **time** is the latest event time fetched from it. A partition that has
   records on the broker not fetched yet (lag) holds the task back at its time: its next records
   may be earlier than what the others have buffered. A partition that is caught up holds it
@@ -56,12 +60,10 @@ def event_time(event: Any) -> datetime:
     return event.time
 
 
-def order_key(event: Any, rank: int) -> tuple:
-    """``(event time in microseconds, account_seq, topic rank, event id)``."""
-    at = event_time(event)
-    micros = (at - _EPOCH) // _MICROSECOND
-    seq = getattr(event.data, "account_seq", 0) or 0
-    return (micros, seq, rank, event.id)
+def order_key(event: Any, rank: int, partition: int, offset: int) -> tuple:
+    """``(event time in microseconds, topic rank, partition, offset)``."""
+    micros = (event_time(event) - _EPOCH) // _MICROSECOND
+    return (micros, rank, partition, offset)
 
 
 

@@ -109,9 +109,7 @@ class BatchTransaction:
         """
         for state in ([self.state] if self.state is not None else []) + self.states:
             await state.write(self)                                   # 1. state
-        for table, rows in self._appended.items():                    # 2. appended rows
-            await self.session.execute(insert(table), rows)
-        await self._write_outbox()                                    # 3. outbox
+        await self.write_pending()                                    # 2. appended rows, 3. outbox
         if self._processed:                                           # 4. processed ids
             recorded = await self._record_processed()
             if len(recorded) != len(set(self._processed)):
@@ -121,6 +119,16 @@ class BatchTransaction:
         self.committed = True
         for action in self._after:                                    # 6. after commit
             action()
+
+    async def write_pending(self) -> None:
+        """Write the appended rows and the outbox so far (steps 2 and 3 of :meth:`commit`): a
+        job over millions of customers (a month-end close) does it chunk by chunk, so its memory
+        stays flat; it is all still one transaction."""
+        for table, rows in self._appended.items():
+            await self.session.execute(insert(table), rows)
+        self._appended.clear()
+        await self._write_outbox()
+        self.outbox.clear()
 
     # --- what handlers use ----------------------------------------------------------------
 

@@ -69,11 +69,14 @@ class RuntimeSettings(BaseModel):
     (``gc.set_threshold``; 0 keeps Python's 700). A batch allocates hundreds of thousands of
     short-lived objects; at 700 the collector ran thousands of times a second and took a
     quarter of a consumer's CPU. The objects loaded at start-up are frozen out of it too."""
-    max_lateness_s: float = Field(default=1.0, ge=0)
+    max_lateness_s: float = Field(default=0.0, ge=0)
     """How long a service that reads several topics in event-time order (tiering) waits for a
-    quiet topic before applying what the others brought past it (``shared.runtime.order``):
-    a fact that arrives later than this behind a later fact of its customer is late, applied
-    by the rules for facts out of order, and counted. 0: never wait."""
+    quiet topic before applying what the others brought past it (``shared.runtime.order``).
+    A topic with records on the broker not yet fetched is always waited for; this bounds the
+    wait for records not yet published, for a core bank that sends one topic behind the
+    others (a nightly balance file, say). A fact that arrives later than this behind a later
+    fact of its customer is late: applied by the rules for facts out of order, and counted.
+    0 (as Kafka Streams' max.task.idle.ms): never wait for what is not published yet."""
     dedupe_retention_days: int = Field(default=30, ge=1)
     """How long processed event ids are remembered. Keep it longer than the Kafka retention of
     every topic a service reads (7 days by default), so any redelivery is still recognised."""
@@ -145,6 +148,14 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @functools.cached_property
+    def tier_ladder(self):
+        """The tier table as every service's rules use it (``shared.tiers.TierLadder``), built
+        once per settings object."""
+        from shared.tiers import TierLadder
+
+        return TierLadder.from_rules(self.tiers)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -72,7 +72,7 @@ def expected(index: int) -> dict:
 
 def duplicates_seen_by_pricing() -> float:
     return REGISTRY.get_sample_value("strata_events_duplicate_total",
-                                     {"service": "pricing", "topic": "strata.postings.tiered"}) or 0.0
+                                     {"service": "pricing", "topic": "strata.tiering.changes"}) or 0.0
 
 
 def with_duplicates(strata, postings: list[PostingV1], earlier: list[Event]) -> list[Event]:

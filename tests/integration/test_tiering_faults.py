@@ -90,7 +90,7 @@ async def test_sigkill_between_commit_steps_loses_nothing_and_counts_nothing_twi
         async with db.sessions() as session:
             rows = (await session.execute(select(TieringCustomer))).scalars().all()
         assert {r.customer_id: r.aum for r in rows} == expected
-        tiered = await count_topic(prefix + "strata.postings.tiered")
+        tiered = await count_topic(prefix + "strata.tiering.changes")
         assert len(set(tiered)) == POSTINGS, "every posting passed on to pricing"
     finally:
         service.terminate()

@@ -52,7 +52,8 @@ async def test_postings_through_kafka_end_as_tier_in_postgres_and_events_on_stra
     async with distributed(["tiering"]) as strata:
         prefix = strata.settings.kafka.topic_prefix
         first = strata.event(posting(1, "30000.00", amount="30000.00"))
-        await strata.publish(first, strata.event(posting(2, "250000.00", amount="220000.00")))
+        await strata.publish(first, strata.event(posting(2, "250000.00", amount="220000.00",
+                                                         at="2026-11-10T11:00:00+08:00")))
         await strata.publish(first)  # the same event again: no effect
         await strata.settle()
         async with strata.runtime.db.sessions() as session:
@@ -62,8 +63,8 @@ async def test_postings_through_kafka_end_as_tier_in_postgres_and_events_on_stra
         events = [decode_record(r.value, r.headers) for r in records]
         assert [(e.data.from_, e.data.to, e.data.change) for e in events] == [("mass", "platinum", "upgrade")]
         assert records[0].key == b"C1"
-        tiered = await read_topic(prefix + "strata.postings.tiered", expect=2)
-        assert len(tiered) == 2, "each posting is passed on to pricing exactly once"
+        tiered = await read_topic(prefix + "strata.tiering.changes", expect=2)
+        assert len(tiered) == 2, "each posting is passed on exactly once"
 
 
 async def test_malformed_event_goes_to_dlq_with_reason_and_the_next_event_is_processed():
@@ -125,11 +126,11 @@ async def test_month_end_closes_on_postgres_watch_then_downgrade_and_are_idempot
         m2 = (await strata.get("/v1/customers/M2/tier")).json()
         # August: 17 days at 80,000 of 31 -> 43,870.97 < 50,000 -> watch; September at the floor
         assert (m2["tier"], m2["watch"], [h["change"] for h in m2["history"]]) == (
-            "gold", False, ["upgrade", "watch", "watch_cleared"])
+            "gold", False, ["initial_placement", "watch", "watch_cleared"])
         prefix = strata.settings.kafka.topic_prefix
         await strata.settle()
         tiers = await read_topic(prefix + "strata.tiers", expect=7)
-        assert len(tiers) == 7  # 2 upgrades, M2 watch + cleared, M1 watch, watch, downgrade
+        assert len(tiers) == 7  # 2 placements, M2 watch + cleared, M1 watch, watch, downgrade
 
 
 async def test_services_in_separate_processes_share_one_database_and_migrate_in_turn():

@@ -1,43 +1,95 @@
 """Events the alerts service reads, built the way their producers send them, for the alerts
 tests (unit and integration). Times are in the bank's zone (+08:00).
 
-Alerts reads what tiering tells it (AUM, tier changes, tiered postings) from
-``strata.tiering.changes``; :func:`as_read` puts those events there, as tiering does."""
+Alerts reads what tiering tells it (customer and account records, postings with the tier and
+AUM right after them, tier decisions, AUM changes) from ``strata.tiering.changes``; :func:`as_read`
+puts each item there as tiering does, one ``strata.tiering.change.v1`` per fact."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from pydantic import BaseModel
 
 from shared.contracts import topics
+from shared.settings import Settings
 from shared.contracts.cloudevents import Event, new_event
 from shared.contracts.events import (
+    AccountFact,
     AccountV1,
     AssignmentChangedV1,
     AumV1,
+    CustomerFact,
     CustomerV1,
-    PostingTieredV1,
+    PostingFact,
     PostingV1,
+    TierChange,
     TierChangedV1,
+    TieringChangeV1,
 )
 
 _ids = itertools.count(1)
-_FROM_TIERING = (AumV1, TierChangedV1, PostingTieredV1)
+_known: dict[str, tuple[str, Decimal]] = {}
+"""Each customer's tier and AUM as the items given so far left them (what tiering would hold)."""
 
 
-def as_read(item: BaseModel | Event) -> BaseModel | Event:
-    """``item`` as alerts reads it: one of tiering's events (data, or an event whose id is kept)
-    on ``strata.tiering.changes``; anything else unchanged, for its own topic."""
+@dataclass(frozen=True)
+class Tiered:
+    """A posting as tiering passes it on: the tier and AUM right after it."""
+
+    posting: PostingV1
+    tier: str
+    aum: str
+
+
+def as_read(item: BaseModel | Event | Tiered, *, event_id: str | None = None):
+    """``item`` as alerts reads it: one fact on ``strata.tiering.changes`` (an event's id is
+    kept); an assignment unchanged, for its own topic."""
     data = item.data if isinstance(item, Event) else item
-    if not isinstance(data, _FROM_TIERING):
-        return item
-    etype = topics.event_type_on(topics.TIERING_CHANGES, type(data))
     if isinstance(item, Event):
-        return new_event(data, "/strata/tiering", id=item.id, time=item.time, etype=etype)
-    return new_event(data, "/strata/tiering", id=str(uuid.uuid4()), etype=etype)
+        event_id = item.id
+    if isinstance(data, (AssignmentChangedV1, TieringChangeV1)):
+        return item
+    change = _change(data)
+    return new_event(change, "/strata/tiering", id=event_id or str(uuid.uuid4()),
+                     time=item.time if isinstance(item, Event) else None)
+
+
+def _change(data) -> TieringChangeV1:
+    customer_id = data.posting.customer_id if isinstance(data, Tiered) else data.customer_id
+    tier, aum = _known.get(customer_id, ("mass", Decimal("0.00")))
+    base = {"customer_id": customer_id, "tier": tier, "aum": aum, "aum_before": aum,
+            "business_date": "2026-11-01"}
+    if isinstance(data, CustomerV1):
+        fact = CustomerFact(**{k: getattr(data, k) for k in CustomerFact.model_fields})
+        return TieringChangeV1(**{**base, "fact": "customer", "at": data.updated_at, "customer": fact})
+    if isinstance(data, AccountV1):
+        return TieringChangeV1(**{**base, "fact": "account", "at": "2026-11-01T09:00:00+08:00",
+                                  "account": AccountFact(**dict(data))})
+    if isinstance(data, Tiered):
+        p = data.posting
+        _known[customer_id] = (data.tier, Decimal(data.aum))
+        return TieringChangeV1(**{**base, "fact": "posting", "at": p.posted_at, "posting": PostingFact(**dict(p)),
+                                  "tier": data.tier, "aum": data.aum, "aum_before": data.aum,
+                                  "business_date": p.posted_at.date()})
+    if isinstance(data, TierChangedV1):
+        _known[customer_id] = (data.to, aum)
+        decision = TierChange(**{"from": data.from_, "to": data.to, "change": data.change, "reason": data.reason,
+                                 "effective_at": data.effective_at, "watch": data.watch, "basis": data.basis})
+        return TieringChangeV1(**{**base, "fact": "balance", "at": data.effective_at, "tier": data.to,
+                                  "watch": data.watch, "aum": data.aum, "aum_before": data.aum,
+                                  "tier_changes": [decision], "business_date": data.effective_at.date()})
+    if isinstance(data, AumV1):
+        ladder = Settings().tier_ladder  # fast up: never below what the AUM reaches, as tiering does
+        tier_now = data.tier or ladder.higher(tier, ladder.tier_for(data.aum).id)
+        _known[customer_id] = (tier_now, data.aum)
+        before = aum if aum != data.aum else data.aum + Decimal("0.01")
+        return TieringChangeV1(**{**base, "fact": "balance", "at": data.as_of, "tier": tier_now, "aum": data.aum,
+                                  "aum_before": before, "business_date": data.business_date})
+    raise TypeError(f"alerts reads no {type(data).__name__}")
 
 
 def new_customer(prefix: str = "AC") -> str:
@@ -57,9 +109,9 @@ def aum(customer: str, amount: str, when: str, tier: str | None = None) -> AumV1
                  tier=tier)
 
 
-def tiered(posting: PostingV1, tier: str, aum_: str) -> PostingTieredV1:
+def tiered(posting: PostingV1, tier: str, aum_: str) -> Tiered:
     """A posting as tiering passes it on: the tier and AUM right after it."""
-    return PostingTieredV1(posting=posting, tier=tier, aum=aum_, average_aum_12m=aum_)
+    return Tiered(posting, tier, aum_)
 
 
 def tier_change(customer: str, change: str, from_: str, to: str, when: str, *, aum_: str = "0.00",

@@ -151,7 +151,7 @@ async def test_a_debit_card_expiring_within_60_days_is_signalled_once_per_card(s
 
 async def test_the_scan_is_a_few_statements_per_rule_and_page_whatever_the_number_of_customers(strata):
     ids = [new_customer() for _ in range(40)]
-    await strata.publish(*[account(c, f"{c}-TD", "time_deposit", maturity="2039-01-20") for c in ids])
+    await strata.publish(*[as_read(account(c, f"{c}-TD", "time_deposit", maturity="2039-01-20")) for c in ids])
     await strata.settle()
     statements: list[str] = []
 
@@ -212,8 +212,8 @@ async def test_a_scan_larger_than_a_page_raises_every_due_signal_once():
     async with private_strata(["alerts"], signals={"scan_page_size": 7}) as small_pages:
         ids = [new_customer() for _ in range(25)]
         await small_pages.publish(
-            *[account(c, f"{c}-TD", "time_deposit", maturity="2030-01-20") for c in ids],
-            *[account(c, f"{c}-DD", "demand_deposit", card_expiry="2030-02-28") for c in ids[:9]])
+            *[as_read(account(c, f"{c}-TD", "time_deposit", maturity="2030-01-20")) for c in ids],
+            *[as_read(account(c, f"{c}-DD", "demand_deposit", card_expiry="2030-02-28")) for c in ids[:9]])
         await small_pages.settle()
         first = await scan(small_pages, "2030-01-13")
         again = await scan(small_pages, "2030-01-13")

@@ -86,7 +86,7 @@ async def test_a_customers_stream_raises_the_same_signals_however_it_is_delivere
     outcomes = {}
     for delivery in ("one by one", "one batch", "redelivered", "in two batches"):
         c = new_customer("XO")
-        stream = [as_read(strata.event(e, id=f"{c}-{n}")) for n, e in enumerate(tiering_stream(c))]
+        stream = [as_read(e, event_id=f"{c}-{n}") for n, e in enumerate(tiering_stream(c))]
         await feed(strata, assignment(c, "RM-S", nov(1, "08:00:00")))
         if delivery == "one by one":
             await feed(strata, *stream)

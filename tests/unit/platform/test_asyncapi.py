@@ -38,16 +38,13 @@ def test_operations_name_who_sends_and_receives_each_topic():
     assert "tiering_sends_strata_tiers" in doc["operations"]
 
 
-def test_tierings_stream_to_alerts_is_one_internal_channel_of_three_messages():
+def test_tierings_stream_is_one_internal_channel_its_three_readers_receive():
     doc = build(load_all())
     channel = doc["channels"]["strata_tiering_changes"]
     assert channel["address"] == "strata.tiering.changes" and "(internal)" in channel["description"]
-    assert sorted(channel["messages"]) == ["strata_tiering_aum_v1", "strata_tiering_posting_tiered_v1",
-                                           "strata_tiering_tier_changed_v1"]
-    payloads = {doc["components"]["messages"][name]["payload"]["$ref"] for name in channel["messages"]}
-    assert payloads == {"#/components/schemas/AumV1", "#/components/schemas/PostingTieredV1",
-                        "#/components/schemas/TierChangedV1"}, "the public events' own models"
+    assert sorted(channel["messages"]) == ["strata_tiering_change_v1"]
     operations = doc["operations"]
     assert "tiering_sends_strata_tiering_changes" in operations
-    assert "alerts_receives_strata_tiering_changes" in operations
-    assert not {f"alerts_receives_{c}" for c in ("strata_aum", "strata_tiers", "strata_postings_tiered")} & set(operations)
+    assert {"alerts_receives_strata_tiering_changes", "pricing_receives_strata_tiering_changes"} <= set(operations)
+    assert not {f"{s}_receives_{c}" for s in ("alerts", "pricing")
+                for c in ("strata_aum", "strata_tiers", "bank_postings")} & set(operations)

@@ -114,19 +114,18 @@ def test_snapshot_of_an_asset_cannot_be_negative():
                   currency="CNY", as_of="2026-11-28T10:00:00+08:00")
 
 
-def test_a_model_carried_on_a_second_topic_is_emitted_there_under_that_topics_type():
-    from shared.contracts import topics
-    from shared.contracts.events import AumV1, PostingTieredV1
+def test_the_facts_tiering_passes_on_carry_the_fields_of_the_contract_models():
+    from shared.contracts.events import AccountFact, AccountV1, CustomerFact, CustomerV1, PostingFact
 
-    aum = AumV1(customer_id="C-1", aum="10.00", mtd_average_daily_aum="10.00", by_product_type={},
-                business_date="2026-11-20", as_of="2026-11-20T10:00:00+08:00", tier="mass")
-    assert new_event(aum, "t").topic == topics.AUM, "a model's own topic stays its public one"
-    on_stream = new_event(aum, "t", etype=topics.event_type_on(topics.TIERING_CHANGES, AumV1))
-    assert (on_stream.topic, on_stream.type) == (topics.TIERING_CHANGES, "strata.tiering.aum.v1")
-    key, value, headers = encode_binary(on_stream)
-    decoded = decode_record(value, headers)
-    assert (decoded.topic, decoded.data) == (topics.TIERING_CHANGES, aum)
-    with pytest.raises(KeyError):
-        topics.event_type_on(topics.TIERING_CHANGES, PostingV1)
-    with pytest.raises(TypeError):
-        new_event(aum, "t", etype=topics.event_type_on(topics.TIERING_CHANGES, PostingTieredV1))
+    assert set(PostingFact.model_fields) == set(PostingV1.model_fields)
+    assert set(AccountFact.model_fields) == set(AccountV1.model_fields)
+    assert set(CustomerFact.model_fields) <= set(CustomerV1.model_fields)
+    assert {"id_number", "phone"}.isdisjoint(CustomerFact.model_fields), "identity stays with profile"
+
+
+def test_a_fact_on_tierings_stream_refuses_an_amount_finer_than_a_cent():
+    from shared.contracts.events import TieringChangeV1
+
+    with pytest.raises(ValidationError):
+        TieringChangeV1(customer_id="C1", fact="balance", at="2026-11-20T10:00:00+08:00", tier="mass",
+                        aum="1.005", aum_before="0.00", business_date="2026-11-20")

@@ -26,7 +26,7 @@ def item(topic: str, partition: int, offset: int, minutes: int, name: str, seq: 
     data = SimpleNamespace(posted_at=T0 + timedelta(minutes=minutes), account_seq=seq)
     event = SimpleNamespace(id=name, data=data, time=T0)
     it = Item(Record(topic, partition, offset, b"k", b"v"), event)
-    it.key = order_key(event, TOPICS.index(topic))
+    it.key = order_key(event, TOPICS.index(topic), partition, offset)
     return it
 
 

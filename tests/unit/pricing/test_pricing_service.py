@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from shared.contracts.cloudevents import decode_record
-from shared.contracts.events import PostingTieredV1
+from shared.contracts.events import PostingFact, TieringChangeV1
 from shared.runtime.consumer import ConsumerLoop
 from shared.runtime.models import OutboxMessage
 from services.pricing.models import PricingFee
@@ -124,7 +124,9 @@ async def test_same_posting_under_two_event_ids_and_a_replayed_tiered_event_are_
     await strata.publish(atm)  # core banking sends it again under a new ce_id
     await strata.settle()
     duplicates = sample("strata_pricing_duplicate_postings_total")
-    replay = PostingTieredV1(posting=atm, tier="diamond", aum="0.00", average_aum_12m="0.00")
+    replay = TieringChangeV1(customer_id=atm.customer_id, fact="posting", at=atm.posted_at,
+                             posting=PostingFact(**dict(atm)), tier="diamond", aum="0.00", aum_before="0.00",
+                             business_date=atm.posted_at.date())
     await strata.publish(replay)  # the same posting under yet another event id, another tier
     await strata.settle()
     fees = (await fees_of(strata, c.customer_id))["items"]
@@ -289,7 +291,7 @@ async def test_points_set_aside_for_the_next_fees_expire_with_the_points():
 
 async def test_spending_uses_the_oldest_points_first(strata):
     c = Feed(new_customer())
-    await strata.publish(customer(c.customer_id, auto_points_offset=True),
+    await strata.publish(customer(c.customer_id, auto_points_offset=True, updated_at="2025-11-01T09:00:00+08:00"),
                          c.salary("9000.00", "2025-12-01T08:00:00+08:00"),
                          c.card_spend("200.00", "2025-12-30T08:00:00+08:00"),    # 10 points of 2025
                          c.card_spend("2000.00", "2026-01-02T08:00:00+08:00"),   # 100 points of 2026

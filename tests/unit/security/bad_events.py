@@ -258,7 +258,7 @@ def _accounts(c: _Catalogue) -> None:
     owner = c.customer()
     theirs = f"{owner}-A"
     c.add(t, "account_moved_to_another_customer", f"account {theirs} belongs to customer {owner}",
-          data=lambda cid: account_data(cid, theirs), rejected_by=frozenset({"tiering", "alerts", "profile"}),
+          data=lambda cid: account_data(cid, theirs), rejected_by=frozenset({"tiering", "profile"}),
           before=(AccountV1.model_validate(account_data(owner, theirs)),), over_http=False)
     mine = c.customer()
     own = f"{mine}-A"

@@ -195,7 +195,9 @@ async def world():
             CustomerV1.model_validate(customer_data(CB, home_branch_id=BR_B, id_number=ID_NUMBER, phone=PHONE)),
             CustomerV1(customer_id=CA, source="social-security", updated_at=datetime.now(timezone.utc),
                        attributes={"ss_id_number": ID_NUMBER, "contact_mobile": int(PHONE), "employer": "某公司"}),
-            PostingV1.model_validate(posting_data(CA, **gold)), PostingV1.model_validate(posting_data(CB, **gold)))
+            # a first posting places each customer; the second lifts them to gold: a tier_upgraded
+            *[PostingV1.model_validate(posting_data(c, posted_at="2026-11-19T09:00:00+08:00")) for c in (CA, CB)],
+            *[PostingV1.model_validate(posting_data(c, account_seq=2, **gold)) for c in (CA, CB)])
         await strata.settle()
         assert (await strata.post("/v1/segments", TEMPLATE, role="analyst")).status_code == 201
         w = World()

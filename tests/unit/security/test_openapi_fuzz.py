@@ -85,7 +85,9 @@ async def seed(strata) -> None:
     rm = {"name": "Fuzz RM", "branch_id": BRANCH, "level": "L1", "capacity": 50, "active": True}
     assert (await strata.client.put(f"/v1/rms/{RM}", json=rm, headers=strata.token("admin"))).status_code == 200
     await strata.publish(CustomerV1.model_validate(customer_data(CUSTOMER, home_branch_id=BRANCH)),
-                         PostingV1.model_validate(posting_data(CUSTOMER, amount="60000.00", balance_after="60000.00")))
+                         PostingV1.model_validate(posting_data(CUSTOMER, posted_at="2026-11-19T09:00:00+08:00")),
+                         PostingV1.model_validate(posting_data(CUSTOMER, account_seq=2, amount="60000.00",
+                                                               balance_after="60000.00")))
     await strata.settle()
     template = {"name": SEGMENT, "filter": {"field": "branch", "op": "eq", "value": {"param": "branch"}},
                 "parameters": {"branch": BRANCH}}

@@ -61,7 +61,7 @@ async def test_live_feed_upgrades_customers_then_resumes_without_duplicates(fres
     async def upgraded_mid_stream():
         async with runtime.db.sessions() as session:
             upgrades = await session.scalar(select(func.count()).select_from(TieringTierHistory)
-                                            .where(TieringTierHistory.change == "upgrade"))
+                                            .where(TieringTierHistory.change.in_(("upgrade", "initial_placement"))))
         return upgrades > 0 and path.exists() and json.loads(path.read_text())["phase"] == "stream" \
             and json.loads(path.read_text())["day"] > json.loads(path.read_text())["start"]
 

@@ -78,7 +78,7 @@ async def test_the_benchmark_feed_ends_with_every_customer_aum_and_average_as_th
     wrong_average = {}
     for customer, (average, last) in _independent_month_to_date(records, zone).items():
         row = customers[customer]
-        got = (row.mtd_sum + row.aum) / row.mtd_dom
+        got = (row.mtd_sum + row.aum) / row.mtd_day.day
         got = got.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         if (got, row.mtd_day) != (average, last):
             wrong_average[customer] = (str(got), row.mtd_day.isoformat(), str(average), last.isoformat())

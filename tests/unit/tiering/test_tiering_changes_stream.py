@@ -1,7 +1,6 @@
-"""Tiering passes every public event it emits on to ``strata.tiering.changes`` (internal, read by
-alerts), one ordered stream per customer: a posting's tiered posting first, then the tier changes
-it caused, then the AUM event; the same data and time as the public event, under an id derived
-from the public event's, so a re-run or a replay emits no new id."""
+"""Tiering passes every fact it applies on to ``strata.tiering.changes`` (internal): one record
+per fact, in the customer's order, with the tier, watch and AUM right after it and the tier
+decisions it caused. Pricing, alerts and assignment read that one stream."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ import pytest
 
 from shared.contracts import topics
 from shared.contracts.cloudevents import Event, decode_record
-from shared.contracts.events import AumV1, BalanceV1, CustomerV1, PostingTieredV1, PostingV1, TierChangedV1
-from shared.runtime.unit_of_work import derived_event_id
+from shared.contracts.events import AccountFact, AccountV1, BalanceV1, CustomerFact, CustomerV1, PostingFact, PostingV1
 from tests.conftest import private_strata
 
 _ids = itertools.count(1)
@@ -46,64 +44,93 @@ def emitted(strata, topic: str, customer: str) -> list[Event]:
     return [e for e in events if e.subject == customer]
 
 
-def kinds(events: list[Event]) -> list[str]:
-    return [e.type for e in events]
+def facts(stream: list[Event]) -> list[tuple]:
+    return [(e.data.fact, e.data.tier, str(e.data.aum), [c.change for c in e.data.tier_changes]) for e in stream]
 
 
-def public(strata, customer: str) -> dict[str, Event]:
-    """The customer's public events by id."""
-    return {e.id: e for topic in (topics.POSTINGS_TIERED, topics.TIERS, topics.AUM)
-            for e in emitted(strata, topic, customer)}
-
-
-async def test_a_posting_across_a_floor_is_its_tiered_posting_then_the_upgrade_then_the_aum(strata):
+async def test_each_posting_is_one_record_with_the_tier_and_aum_right_after_it(strata):
     c = new_customer()
-    await strata.publish(posting(c, 1, "30000.00"), posting(c, 2, "60000.00"))
+    await strata.publish(posting(c, 1, "30000.00"), posting(c, 2, "60000.00", at="2026-11-10T11:00:00+08:00"))
     await strata.settle()
     stream = emitted(strata, STREAM, c)
-    assert kinds(stream) == [
-        "strata.tiering.posting_tiered.v1", "strata.tiering.aum.v1",
-        "strata.tiering.posting_tiered.v1", "strata.tiering.tier_changed.v1", "strata.tiering.aum.v1"]
-    assert [type(e.data) for e in stream] == [PostingTieredV1, AumV1, PostingTieredV1, TierChangedV1, AumV1]
-    tiered, upgrade, after = (e.data for e in stream[2:])
-    assert (tiered.tier, str(tiered.aum), upgrade.to, after.tier, str(after.aum)) == \
-        ("gold", "60000.00", "gold", "gold", "60000.00")
-
-    published = public(strata, c)
-    assert len(published) == len(stream)
-    by_id = {derived_event_id("tiering", f"changes:{event_id}"): e for event_id, e in published.items()}
-    for event in stream:
-        original = by_id[event.id]
-        assert (event.data, event.time, event.source) == (original.data, original.time, original.source)
-        assert original.topic != STREAM
+    assert facts(stream) == [("posting", "mass", "30000.00", []), ("posting", "gold", "60000.00", ["upgrade"])]
+    first, second = (e.data for e in stream)
+    assert isinstance(second.posting, PostingFact) and second.posting.account_seq == 2
+    assert (first.placement, second.placement, str(second.aum_before)) == (True, False, "30000.00")
+    upgrade = second.tier_changes[0]
+    assert (upgrade.from_, upgrade.to, str(upgrade.basis)) == ("mass", "gold", "60000.00")
+    [public] = [e for e in emitted(strata, topics.TIERS, c)]
+    assert (public.data.change, public.data.to) == ("upgrade", "gold")
+    assert len(emitted(strata, topics.AUM, c)) == 2
 
 
-async def test_a_loan_posting_is_only_its_tiered_posting_and_a_snapshot_only_its_aum(strata):
+async def test_the_first_aum_seen_places_the_customer_without_an_upgrade(strata):
     c = new_customer()
-    await strata.publish(posting(c, 1, "-500000.00", product_type="loan"),
-                         BalanceV1(customer_id=c, account_id=f"{c}-F", product_type="fund", balance="250000.00",
-                                   currency="CNY", as_of="2026-11-10T15:00:00+08:00"))
+    at = "2026-11-01T00:00:00+08:00"
+    await strata.publish(  # one instant: the event ids break the tie
+        strata.event(BalanceV1(customer_id=c, account_id=f"{c}-DD", product_type="demand_deposit",
+                               balance="30000.00", currency="CNY", as_of=at), id=f"{c}-1"),
+        strata.event(BalanceV1(customer_id=c, account_id=f"{c}-F", product_type="fund", balance="230000.00",
+                               currency="CNY", as_of=at), id=f"{c}-2"),
+        posting(c, 1, "1030000.00", at="2026-11-02T10:00:00+08:00", account=f"{c}-DD"))
     await strata.settle()
-    assert kinds(emitted(strata, STREAM, c)) == [
-        "strata.tiering.posting_tiered.v1", "strata.tiering.tier_changed.v1", "strata.tiering.aum.v1"]
-    assert emitted(strata, STREAM, c)[1].data.to == "platinum"
+    assert facts(emitted(strata, STREAM, c)) == [
+        ("balance", "mass", "30000.00", []), ("balance", "platinum", "260000.00", ["initial_placement"]),
+        ("posting", "diamond", "1260000.00", ["upgrade"])]
+    aum = emitted(strata, topics.AUM, c)
+    assert [e.data.placement for e in aum] == [True, True, False]
+    assert aum[1].data.balances == {f"{c}-F": __import__("decimal").Decimal("230000.00")}
+    view = (await strata.get(f"/v1/customers/{c}/tier")).json()
+    assert [(h["from"], h["to"], h["change"]) for h in view["history"]] == [
+        ("mass", "platinum", "initial_placement"), ("platinum", "diamond", "upgrade")]
 
 
-async def test_a_posting_delivered_again_or_under_another_event_id_adds_nothing_to_the_stream(strata):
+async def test_a_loan_posting_passes_on_without_moving_aum(strata):
+    c = new_customer()
+    await strata.publish(posting(c, 1, "60000.00"),
+                         posting(c, 1, "-500000.00", product_type="loan", at="2026-11-10T11:00:00+08:00"))
+    await strata.settle()
+    assert facts(emitted(strata, STREAM, c)) == [
+        ("posting", "gold", "60000.00", ["initial_placement"]), ("posting", "gold", "60000.00", [])]
+
+
+async def test_a_posting_sent_again_under_another_event_id_is_passed_on_once(strata):
     c = new_customer()
     event = strata.event(posting(c, 1, "60000.00"))
     await strata.publish(event)
     await strata.settle()
-    once = [e.id for e in emitted(strata, STREAM, c)]
-    await strata.publish(event, strata.event(posting(c, 1, "60000.00")))  # redelivered; replayed
+    await strata.publish(event, strata.event(posting(c, 1, "60000.00")))  # redelivered; resent
     await strata.settle()
-    again = [e.id for e in emitted(strata, STREAM, c)]
-    assert len(once) == 3
-    assert again[:3] == once and set(again) == set(once), \
-        "the replayed posting's tiered posting has the same stable id; it moves no balance"
+    assert len(emitted(strata, STREAM, c)) == 1
 
 
-async def test_the_month_end_close_puts_its_tier_changes_on_the_stream():
+async def test_an_older_posting_is_passed_on_marked_stale_and_moves_nothing(strata):
+    c = new_customer()
+    await strata.publish(posting(c, 2, "60000.00"))
+    await strata.settle()
+    await strata.publish(posting(c, 1, "10.00", at="2026-11-10T09:00:00+08:00"))
+    await strata.settle()
+    stream = emitted(strata, STREAM, c)
+    assert [(e.data.posting.account_seq, e.data.stale, str(e.data.aum)) for e in stream] == [
+        (2, False, "60000.00"), (1, True, "60000.00")]
+
+
+async def test_master_data_goes_on_the_stream_for_the_other_services(strata):
+    c = new_customer()
+    await strata.publish(
+        CustomerV1(customer_id=c, name="王芳", home_branch_id="BR-1", birth_date="1988-07-15",
+                   auto_points_offset=True, updated_at="2026-11-01T09:00:00+08:00"),
+        AccountV1(account_id=f"{c}-TD", customer_id=c, branch_id="BR-1", product_type="time_deposit",
+                  product_code="TD-3Y", status="open", opened_on="2026-11-01", maturity_date="2029-11-01"))
+    await strata.settle()
+    stream = emitted(strata, STREAM, c)
+    assert [e.data.fact for e in stream] == ["customer", "account"]
+    customer, account = stream[0].data.customer, stream[1].data.account
+    assert isinstance(customer, CustomerFact) and (customer.name, customer.auto_points_offset) == ("王芳", True)
+    assert isinstance(account, AccountFact) and str(account.maturity_date) == "2029-11-01"
+
+
+async def test_the_month_end_close_puts_its_decisions_on_the_stream():
     async with private_strata(["tiering"]) as strata:
         c = new_customer()
         await strata.publish(posting(c, 1, "250000.00", at="2026-11-01T09:00:00+08:00"),
@@ -112,11 +139,9 @@ async def test_the_month_end_close_puts_its_tier_changes_on_the_stream():
         response = await strata.post("/v1/admin/month-end-close", {"month": "2026-11"})
         assert response.status_code == 200, response.text
         await strata.settle()
-        stream = emitted(strata, STREAM, c)
-        assert kinds(stream)[-1] == "strata.tiering.tier_changed.v1"
-        assert (stream[-1].data.change, stream[-1].data.watch) == ("watch", True)
-        [watch] = [e for e in emitted(strata, topics.TIERS, c) if e.data.change == "watch"]
-        assert stream[-1].id == derived_event_id("tiering", f"changes:{watch.id}")
+        last = emitted(strata, STREAM, c)[-1].data
+        assert (last.fact, last.watch, [ch.change for ch in last.tier_changes]) == ("month_end", True, ["watch"])
+        assert last.at.isoformat() == "2026-12-01T00:00:00+08:00"
 
 
 async def test_a_household_members_upgrade_goes_to_the_members_own_stream():
@@ -128,10 +153,9 @@ async def test_a_household_members_upgrade_goes_to_the_members_own_stream():
                 household_role=role, updated_at="2026-11-01T09:00:00+08:00"))
         await strata.publish(posting(head, 1, "30000.00"))
         await strata.settle()
-        await strata.publish(posting(spouse, 1, "25000.00"))
+        await strata.publish(posting(spouse, 1, "25000.00", at="2026-11-10T11:00:00+08:00"))
         await strata.settle()
-        assert kinds(emitted(strata, STREAM, spouse)) == [
-            "strata.tiering.posting_tiered.v1", "strata.tiering.tier_changed.v1", "strata.tiering.aum.v1"]
-        head_stream = emitted(strata, STREAM, head)
-        assert [type(e.data) for e in head_stream] == [PostingTieredV1, AumV1, TierChangedV1]
-        assert (head_stream[-1].data.to, head_stream[-1].subject) == ("gold", head)
+        assert facts(emitted(strata, STREAM, spouse))[-1] == ("posting", "gold", "25000.00", ["initial_placement"])
+        last = emitted(strata, STREAM, head)[-1]
+        assert (last.data.fact, last.data.tier, [ch.change for ch in last.data.tier_changes]) == \
+            ("household", "gold", ["upgrade"])

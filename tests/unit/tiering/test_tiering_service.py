@@ -176,7 +176,7 @@ async def test_watch_then_downgrade_after_three_month_ends_and_second_close_chan
         view = await tier_of(strata, c)
         assert (view["tier"], view["watch"]) == ("gold", False)
         changes = [h["change"] for h in view["history"]]
-        assert changes == ["upgrade", "watch", "watch", "downgrade"]
+        assert changes == ["initial_placement", "watch", "watch", "downgrade"]
         downgrade = view["history"][-1]
         assert downgrade["effective_at"].startswith("2026-11-30T16:00:00")  # 1 Dec 00:00 Shanghai
 
