@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
-from shared.contracts.types import Money
+from shared.contracts.types import BankDate, Money
 from shared.http import db_session, problems
 from shared.problems import Problem
 from shared.access import ensure_customer_visible
@@ -91,3 +91,35 @@ async def month_end_close(body: MonthEndCloseRequest, request: Request,
     except close.CloseRefused as exc:
         raise Problem(409, "Month cannot be closed now", str(exc)) from exc
     return MonthEndCloseResult(**summary.as_dict())
+
+
+class DailyAumItem(BaseModel):
+    date: date
+    aum: Money = Field(description="the AUM at the end of the business day")
+    high: Money = Field(description="the highest AUM of the day")
+
+
+class DailyAumPage(BaseModel):
+    customer_id: str
+    floors: dict[str, Money] = Field(description="each tier's floor, to draw against the AUM")
+    items: list[DailyAumItem] = Field(description=(
+        "business days with activity, oldest first; a day without an item kept the AUM of the day before"))
+
+
+@router.get("/v1/customers/{customer_id}/aum/daily", response_model=DailyAumPage, responses=problems(404, 422))
+async def get_daily_aum(customer_id: str, request: Request, from_: BankDate | None = Query(None, alias="from"),
+                        to: BankDate | None = None, principal: Principal = Depends(current_principal),
+                        session: AsyncSession = Depends(db_session)):
+    """The customer's AUM at the end of each business day and the day's high, from ``from``
+    (default: 90 days before ``to``) to ``to`` (default: the latest day known), at most 400 days."""
+    await ensure_customer_visible(request, principal, customer_id)
+    view = await service.tier_view(session, customer_id)
+    if view is None:
+        raise Problem(404, "Customer not found", f"Tiering has no customer {customer_id}.")
+    last = to or view["business_date"]
+    first = from_ or last - timedelta(days=90)
+    if first > last or (last - first).days > 400:
+        raise Problem(422, "Invalid range", "from must be on or before to, at most 400 days apart.")
+    floors = request.app.state.settings.tier_ladder.floors()
+    return DailyAumPage(customer_id=customer_id, floors=floors,
+                        items=[DailyAumItem(**i) for i in await service.daily_aum(session, customer_id, first, last)])

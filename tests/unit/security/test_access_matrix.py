@@ -113,6 +113,7 @@ TABLE: dict[tuple[str, str], Row] = {
     # --- one customer's data ------------------------------------------------------------------
     ("GET", "/v1/customers/{customer_id}"): Row(EVERYONE, get(f"/v1/customers/{CA}"), owned=True),
     ("GET", "/v1/customers/{customer_id}/tier"): Row(EVERYONE, get(f"/v1/customers/{CA}/tier"), owned=True),
+    ("GET", "/v1/customers/{customer_id}/aum/daily"): Row(EVERYONE, get(f"/v1/customers/{CA}/aum/daily"), owned=True),
     ("GET", "/v1/customers/{customer_id}/fees"): Row(EVERYONE, get(f"/v1/customers/{CA}/fees"), owned=True),
     ("GET", "/v1/customers/{customer_id}/points"): Row(EVERYONE, get(f"/v1/customers/{CA}/points"), owned=True),
     ("GET", "/v1/customers/{customer_id}/points/ledger"): Row(EVERYONE, get(f"/v1/customers/{CA}/points/ledger"),

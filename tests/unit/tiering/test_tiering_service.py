@@ -226,3 +226,20 @@ async def test_without_household_aggregation_members_tier_alone(strata):
     await strata.publish(posting(head, 1, "30000.00"))
     await strata.settle()
     assert (await tier_of(strata, head))["tier"] == "mass"
+
+
+async def test_the_end_of_day_aum_and_the_days_high_are_kept_per_business_day(strata):
+    c = new_customer()
+    await strata.publish(posting(c, 1, "40000.00", at="2026-11-10T09:00:00+08:00"),
+                         posting(c, 2, "90000.00", at="2026-11-10T11:00:00+08:00"),
+                         posting(c, 3, "70000.00", at="2026-11-10T15:00:00+08:00"),
+                         posting(c, 4, "75000.00", at="2026-11-12T15:00:00+08:00"))
+    await strata.settle()
+    response = await strata.get(f"/v1/customers/{c}/aum/daily", params={"from": "2026-11-01"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(i["date"], i["aum"], i["high"]) for i in body["items"]] == [
+        ("2026-11-10", "70000.00", "90000.00"), ("2026-11-12", "75000.00", "75000.00")]
+    assert body["floors"]["gold"] == "50000.00"
+    assert (await strata.get(f"/v1/customers/{c}/aum/daily", params={"from": "2026-12-01", "to": "2026-11-01"})
+            ).status_code == 422
