@@ -7,17 +7,19 @@ import json
 import logging
 import re
 from contextlib import asynccontextmanager
+from datetime import date, datetime
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit
-from shared.auth import Principal, require_roles
+from shared.auth import Principal, current_principal, require_roles
+from shared.clock import BusinessClock
 from shared.bus.base import Message
 from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, STRUCTURED, InvalidEvent, decode_structured, encode_binary
 from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
@@ -40,6 +42,11 @@ def masked_url(url: str) -> str:
 
 def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def business_clock(request: Request) -> BusinessClock:
+    """The process's business clock (``shared.clock``): where every default date comes from."""
+    return request.app.state.runtime.clock
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -196,6 +203,13 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
     return app
 
 
+class ClockView(BaseModel):
+    today: date = Field(description="the business date in the bank's zone")
+    now: datetime = Field(description="the business time now, RFC 3339 with the bank's offset")
+    zone: str = Field(description="the bank's time zone (settings.timezone)")
+    simulated: bool = Field(description="true when a simulated bank drives business time (strata run)")
+
+
 def _platform_router() -> APIRouter:
     router = APIRouter(tags=["platform"])
 
@@ -212,6 +226,16 @@ def _platform_router() -> APIRouter:
         ok = all(checks.values()) and runtime.started
         body = {"status": "ready" if ok else "not ready", "checks": checks, "started": runtime.started}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/v1/clock", response_model=ClockView)
+    async def clock(request: Request, principal: Principal = Depends(current_principal)):
+        """The business clock this process answers by: today's business date and the time now
+        in the bank's zone. Under the simulated bank (``strata run``) it is the simulated
+        business time, so "today" is the day whose postings are being published."""
+        clock = business_clock(request)
+        now = clock.now()
+        return ClockView(today=now.date(), now=now, zone=request.app.state.settings.timezone,
+                         simulated=clock.simulated)
 
     @router.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi(request: Request) -> JSONResponse:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate
-from shared.http import db_session, problems
+from shared.http import business_clock, db_session, problems
 from shared.paging import Page, decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.runtime.errors import is_retryable
@@ -43,7 +43,8 @@ class SignalView(BaseModel):
 
 
 class DailyScanRequest(BaseModel):
-    date: BusinessDate = Field(examples=["2026-11-28"])
+    date: BusinessDate | None = Field(default=None, examples=["2026-11-28"],
+                                      description="the business date to scan; today on the business clock if empty")
 
 
 class DailyScanResult(BaseModel):
@@ -162,7 +163,7 @@ async def daily_scan(body: DailyScanRequest, request: Request,
     and expire the signals whose day has passed. Idempotent: running a date again raises
     nothing twice; the answer counts what this run raised."""
     try:
-        summary = await scan.daily_scan(request.app.state.runtime, body.date)
+        summary = await scan.daily_scan(request.app.state.runtime, body.date or business_clock(request).today())
     except Exception as exc:
         if is_retryable(exc):
             raise Problem(503, "Database unavailable",

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate, Identifier, Money, Timestamp
-from shared.http import db_session, problems
+from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.contracts.events import ContactLoggedV1
 from shared.problems import Problem
@@ -359,7 +359,7 @@ class FollowUpRequest(Strict):
     outcome: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] = Field(
         examples=["interested"])
     next_date: BankDate | None = Field(default=None, description="next planned contact (bank's date)")
-    contacted_at: Timestamp | None = Field(default=None, description="when the contact happened; now if empty")
+    contacted_at: Timestamp | None = Field(default=None, description="when the contact happened; now on the business clock if empty")
 
 
 class FollowUpItem(BaseModel):
@@ -387,7 +387,7 @@ async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Reque
     """Log a contact with a customer (跟踪记录): channel, note, outcome and the next planned
     contact date. An RM logs only for their own customers."""
     settings = request.app.state.settings
-    contacted_at = body.contacted_at or datetime.now(timezone.utc)
+    contacted_at = body.contacted_at or business_clock(request).now()
     if body.next_date is not None and body.next_date < contacted_at.astimezone(settings.zone).date():
         raise Problem(422, "Invalid request", "next_date is before the contact.")
     runtime = request.app.state.runtime

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.access import ensure_customer_visible
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate, Identifier, Money, PositiveMoney, ProductType, Timestamp, TxType
-from shared.http import db_session, problems
+from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.settings.pricing import Benefit, ContributionSettings, FeeRule, PricingSettings
@@ -120,7 +120,7 @@ class QuoteRequest(BaseModel):
     cross_region: bool = False
     product_type: ProductType = "demand_deposit"
     direction: Literal["debit", "credit"] = "debit"
-    at: Timestamp | None = Field(default=None, description="price as of this moment (default: now)")
+    at: Timestamp | None = Field(default=None, description="price as of this moment (default: now on the business clock)")
 
 
 class Quote(Fee):
@@ -245,10 +245,6 @@ def _before(cursor: str | None) -> int | None:
     return position["id"]
 
 
-def _today(request: Request) -> date:
-    return datetime.now(request.app.state.settings.zone).date()
-
-
 @router.get("/v1/customers/{customer_id}/fees", response_model=FeesPage, responses=problems(404))
 async def get_fees(customer_id: str, request: Request, limit: int = Query(50, ge=1, le=500),
                    cursor: str | None = None, principal: Principal = Depends(current_principal),
@@ -324,7 +320,7 @@ async def post_quote(body: QuoteRequest, request: Request,
     await ensure_customer_visible(request, principal, body.customer_id, service=SERVICE)
     tx = Transaction(body.tx_type, body.amount, body.channel, body.counterparty_bank,
                      body.cross_region, body.product_type, body.direction)
-    at = body.at or datetime.now(timezone.utc)
+    at = body.at or business_clock(request).now()
     return Quote(**await queries.quote(session, request.app.state.settings, body.customer_id, tx, at))
 
 
@@ -361,7 +357,7 @@ async def get_eligible_products(customer_id: str, request: Request, on: BankDate
     purchase where their tier has it, and why each other product is refused."""
     await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
     view = await queries.eligible_products(session, request.app.state.settings, customer_id,
-                                           on or _today(request))
+                                           on or business_clock(request).today())
     if view is None:
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
     return EligibleProducts(**view)

@@ -14,7 +14,7 @@ from shared import audit
 from shared.access import ensure_customer_visible, visible_filter
 from shared.auth import Principal, current_principal, mask_id_number, may_see_pii, require_roles
 from shared.contracts.types import BankDate
-from shared.http import db_session, problems
+from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.settings.profile import SegmentTemplate
@@ -45,7 +45,7 @@ async def get_customer(customer_id: str, request: Request,
     An unmasked read states its purpose and is recorded in the audit log (``GET /v1/audit``)."""
     await ensure_customer_visible(request, principal, customer_id, service="profile")
     settings = request.app.state.settings
-    today = segments.business_today(settings)
+    today = business_clock(request).today()
     if not may_see_pii(principal, settings.auth.unmasked_roles):
         view = await queries.customer_360(session, settings, customer_id, principal.role, today)
         if view is not None:
@@ -87,7 +87,7 @@ async def get_branch_report(branch_id: str, request: Request,
     if principal.role == "branch_manager" and principal.branch_id != branch_id:
         raise Problem(403, "Forbidden", f"A branch manager of {principal.branch_id} may not see {branch_id}.")
     settings = request.app.state.settings
-    return await queries.branch_report(session, settings, branch_id, day or segments.business_today(settings))
+    return await queries.branch_report(session, settings, branch_id, day or business_clock(request).today())
 
 
 # --- segment templates ----------------------------------------------------------------------
@@ -179,7 +179,7 @@ async def segment_members(name: str, request: Request,
         raise Problem(404, "Segment not found", f"No segment template named {name!r}.")
     vocabulary = segments.vocabulary_of(settings)
     bound = _bound_filter(found.template, request, vocabulary, segments.limits_of(settings))
-    ctx = segments.CompileContext(segments.business_today(settings), settings.zone, vocabulary)
+    ctx = segments.CompileContext(business_clock(request).today(), settings.zone, vocabulary)
     visible = visible_filter(principal, "profile")
     how = {"role": principal.role, "unmasked_roles": settings.auth.unmasked_roles, "today": ctx.today}
     entry = {"service": "profile", "purpose": why, "segment": name,

@@ -8,7 +8,7 @@ import io
 import json
 import time
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
@@ -145,3 +145,27 @@ async def test_scheduler_registers_rms_scans_and_closes_through_the_apps_own_rou
         summary = await scheduler.close_month("2026-04")
         assert summary is not None and summary["month"] == "2026-04"
         assert scheduler.last["month_end"].startswith("2026-04 closed")
+
+
+async def test_the_business_clock_is_the_simulated_bank_s_day(fresh_strata):
+    strata = fresh_strata
+    runtime = strata.runtime
+    directory = data_dir_of(strata.settings.database_url, ".")
+    path = directory / FILE_NAME
+    tasks = start_live_feed(strata.app, runtime, _args(str(directory)), asyncio.Event())
+    try:
+        start = date.fromisoformat(json.loads(path.read_text())["start"])
+        first = (await strata.get("/v1/clock", role="analyst")).json()
+        assert first["simulated"] is True and first["today"] == start.isoformat()
+
+        async def days_later():
+            saved = json.loads(path.read_text())
+            return saved["phase"] == "stream" and date.fromisoformat(saved["day"]) > start + timedelta(days=3)
+
+        await _until(days_later)
+        before = date.fromisoformat(json.loads(path.read_text())["day"])
+        today = date.fromisoformat((await strata.get("/v1/clock", role="analyst")).json()["today"])
+        after = date.fromisoformat(json.loads(path.read_text())["day"])
+        assert before - timedelta(days=1) <= today <= after, (before, today, after)
+    finally:
+        await _stop(tasks)
