@@ -24,6 +24,7 @@ from shared.contracts.events import (
 )
 from shared.contracts.types import AUM_PRODUCT_TYPES
 from shared.db import insert_for
+from shared.metrics import after_commit
 from shared.money import ZERO, from_cents, to_cents
 from shared.runtime.errors import Rejected
 from shared.runtime.unit_of_work import UnitOfWork
@@ -319,7 +320,7 @@ async def _decide(uow: UnitOfWork, customer: TieringCustomer, decision: TierDeci
         reason=decision.reason, effective_at=at, change=decision.change, watch=decision.state.watch,
         aum=customer.aum, basis=basis,
     ), key=f"tier:{customer.customer_id}:{decision.change}")
-    metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc()
+    after_commit(uow.session, metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc)
     return event
 
 
@@ -378,7 +379,7 @@ async def close_month(uow: UnitOfWork, month: str) -> CloseSummary:
     await _refresh_twelve_month_average(session, first)
     session.add(TieringMonthClose(month=month, closed_at=datetime.now(timezone.utc),
                                   summary=json.dumps(summary.as_dict())))
-    metrics.MONTH_CLOSES.inc()
+    after_commit(session, metrics.MONTH_CLOSES.inc)
     return summary
 
 

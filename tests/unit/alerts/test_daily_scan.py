@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from services.alerts.models import AlertsOutflow
 from services.alerts.scan import OUTFLOWS_MARGIN_DAYS
+from shared.clock import SimulatedClock
 from tests.conftest import private_strata
 from tests.unit.alerts.alerts_feed import (
     Postings,
@@ -32,6 +33,8 @@ from tests.unit.alerts.alerts_feed import (
 @pytest.fixture(scope="module")
 async def strata():
     async with private_strata(["alerts"]) as harness:
+        # the scans below run dates years ahead; the business clock must have reached them
+        harness.runtime.clock = SimulatedClock(harness.settings.zone, date(2199, 12, 31))
         yield harness
 
 
@@ -210,6 +213,7 @@ async def test_only_an_admin_runs_the_scan_and_the_date_must_be_a_date(strata):
 
 async def test_a_scan_larger_than_a_page_raises_every_due_signal_once():
     async with private_strata(["alerts"], signals={"scan_page_size": 7}) as small_pages:
+        small_pages.runtime.clock = SimulatedClock(small_pages.settings.zone, date(2199, 12, 31))
         ids = [new_customer() for _ in range(25)]
         await small_pages.publish(
             *[account(c, f"{c}-TD", "time_deposit", maturity="2030-01-20") for c in ids],

@@ -169,3 +169,29 @@ async def test_the_business_clock_is_the_simulated_bank_s_day(fresh_strata):
         assert before - timedelta(days=1) <= today <= after, (before, today, after)
     finally:
         await _stop(tasks)
+
+
+async def test_scheduler_never_asks_for_a_job_before_its_day(fresh_strata):
+    import httpx
+
+    from shared.clock import SimulatedClock
+    from strata.simulator.scheduler import BankScheduler, routes_of
+
+    fresh_strata.runtime.clock = SimulatedClock(fresh_strata.settings.zone, date(2026, 5, 2))
+    sent = []
+
+    async def record(request):
+        if request.method == "POST":
+            sent.append(json.loads(request.content))
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh_strata.app), base_url="http://in",
+                                 event_hooks={"request": [record]}) as client:
+        scheduler = BankScheduler(client, fresh_strata.settings, routes_of(fresh_strata.app))
+        assert await scheduler.daily_scan(date(2026, 5, 3)) is False
+        assert "2026-05-03 not scanned" in scheduler.last["daily_scan"]
+        assert await scheduler.close_month("2026-05") is None
+        assert "2026-05-31" in scheduler.last["month_end"] and "2026-05-02" in scheduler.last["month_end"]
+        assert sent == [], "a job was asked for on the wrong day"
+        assert await scheduler.daily_scan(date(2026, 5, 2)) is True
+        assert await scheduler.close_month("2026-04") is not None
+        assert sent == [{"date": "2026-05-02"}, {"month": "2026-04"}]
