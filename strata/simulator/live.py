@@ -7,7 +7,9 @@ today's, and replays it as fast as the services absorb it (with fewer, larger ev
 transactions) up to the ``LIVE_FROM_DAY`` of the month before today's: two month-end closes happen
 during the replay and the third a few business days into live time, so watch flags and
 downgrades are seen within minutes. From then on business time runs at ``--speed``. The position
-is saved in the data directory and the next run continues from it.
+is saved in the data directory and the next run continues from it: the RMs are registered and the
+master data published once per data directory, so a restart never undoes what an admin changed
+since (an RM renamed, deactivated, a book handed over).
 """
 
 from __future__ import annotations
@@ -128,7 +130,10 @@ class LiveFeed:
                                      base_url="http://strata.internal", timeout=120) as client:
             self.scheduler = BankScheduler(client, self.settings, routes_of(self.app))
             self.status.scheduler = self.scheduler.last
-            await self.scheduler.register_rms(self.feed.bank.rms())
+            if not pos.rms_registered:
+                await self.scheduler.register_rms(self.feed.bank.rms())
+                pos.rms_registered = True
+                self._save()
             if pos.phase == "master":
                 await self._publish_master()
             while True:

@@ -195,3 +195,60 @@ async def test_scheduler_never_asks_for_a_job_before_its_day(fresh_strata):
         assert await scheduler.daily_scan(date(2026, 5, 2)) is True
         assert await scheduler.close_month("2026-04") is not None
         assert sent == [{"date": "2026-05-02"}, {"month": "2026-04"}]
+
+
+async def test_a_restart_keeps_what_an_admin_changed_in_the_rm_registry(fresh_strata, monkeypatch):
+    strata = fresh_strata
+    runtime = strata.runtime
+    directory = data_dir_of(strata.settings.database_url, ".")
+    path = directory / FILE_NAME
+    args = _args(str(directory))
+    puts = []
+
+    async def streaming():
+        return path.exists() and json.loads(path.read_text())["phase"] == "stream"
+
+    tasks = start_live_feed(strata.app, runtime, args, asyncio.Event())
+    await _until(streaming)
+    await _stop(tasks)
+    await strata.settle(60)
+    rms = (await strata.get("/v1/rms", params={"limit": 500})).json()["items"]
+    idle = next(r for r in rms if r["customers"] == 0 and r["backup_customers"] == 0)
+    changed = {"name": "改名的客户经理", "branch_id": idle["branch_id"], "level": idle["level"],
+               "capacity": 7, "active": False}
+    response = await strata.client.put(f"/v1/rms/{idle['rm_id']}", json=changed, headers=strata.token("admin"))
+    assert response.status_code == 200, response.text
+
+    from strata.simulator.scheduler import BankScheduler
+
+    call = BankScheduler._call
+
+    async def recording_call(self, method, route, url, body):
+        if method == "PUT":
+            puts.append(url)
+        return await call(self, method, route, url, body)
+
+    monkeypatch.setattr(BankScheduler, "_call", recording_call)
+    day = json.loads(path.read_text())["day"]
+    published = []
+    publish = runtime.bus.publish
+
+    async def recording(messages):
+        published.extend(messages)
+        await publish(messages)
+
+    runtime.bus.publish = recording
+
+    async def next_day():
+        return json.loads(path.read_text())["day"] > day
+
+    tasks = start_live_feed(strata.app, runtime, args, asyncio.Event())
+    await _until(next_day)
+    await _stop(tasks)
+    assert puts == [], "the restart registered the RMs again"
+    after = (await strata.get(f"/v1/rms/{idle['rm_id']}")).json()
+    assert (after["name"], after["capacity"], after["active"]) == ("改名的客户经理", 7, False)
+    assert not [m for m in published if m.topic == "bank.customers"
+                and decode_record(m.value, m.headers).data.source == "core"
+                and decode_record(m.value, m.headers).time.date() < date.fromisoformat(day)], \
+        "the restart published master data again"
