@@ -7,8 +7,10 @@ import json
 import logging
 import re
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any, AsyncIterator
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,6 +23,7 @@ from shared import audit
 from shared.auth import Principal, current_principal, require_roles
 from shared.clock import BusinessClock
 from shared.bus.base import Message
+from shared.calendar import bank_time
 from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, STRUCTURED, InvalidEvent, decode_structured, encode_binary
 from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
 from shared.problems import Problem, install_problem_handlers, problem_response
@@ -119,6 +122,49 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+_ANSWER_ZONE: ContextVar[ZoneInfo | None] = ContextVar("strata_answer_zone", default=None)
+
+
+def in_bank_zone(content: Any, zone: ZoneInfo) -> Any:
+    """``content`` (an answer as JSON values) with every time, at any depth, written in the
+    bank's zone: ``2026-11-28T02:15:02Z`` becomes ``2026-11-28T10:15:02+08:00``. Dates and every
+    other value stay as they are."""
+    if isinstance(content, str):
+        if 20 <= len(content) <= 40 and _TIME_TEXT.fullmatch(content):
+            return bank_time(datetime.fromisoformat(content), zone)
+        return content
+    if isinstance(content, dict):
+        return {k: in_bank_zone(v, zone) for k, v in content.items()}
+    if isinstance(content, list):
+        return [in_bank_zone(v, zone) for v in content]
+    return content
+
+
+class BankTimeJSONResponse(JSONResponse):
+    """Every JSON answer of Strata: times in the bank's zone (``settings.timezone``), whatever
+    zone they were computed or stored in (the database hands them back in UTC)."""
+
+    def render(self, content: Any) -> bytes:
+        zone = _ANSWER_ZONE.get()
+        return super().render(in_bank_zone(content, zone) if zone is not None else content)
+
+
+class AnswerInBankZone:
+    """Tells :class:`BankTimeJSONResponse` the zone of the app answering this request."""
+
+    def __init__(self, app, zone: ZoneInfo) -> None:
+        self.app = app
+        self.zone = zone
+
+    async def __call__(self, scope, receive, send) -> None:
+        token = _ANSWER_ZONE.set(self.zone)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _ANSWER_ZONE.reset(token)
+
+
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
@@ -188,11 +234,13 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
         version="1.0.0",
         description="Strata: real-time tiered maintenance of a retail bank's individual customers.",
         lifespan=lifespan,
+        default_response_class=BankTimeJSONResponse,
     )
     app.state.runtime = runtime
     app.state.settings = runtime.settings
     install_problem_handlers(app)
     app.add_middleware(RefuseNul)
+    app.add_middleware(AnswerInBankZone, zone=runtime.settings.zone)
     app.include_router(_platform_router())
     app.include_router(_events_router())
     app.include_router(audit.router)  # read-only; each process shows the entries of its database
@@ -225,7 +273,7 @@ def _platform_router() -> APIRouter:
         checks = await runtime.ready()
         ok = all(checks.values()) and runtime.started
         body = {"status": "ready" if ok else "not ready", "checks": checks, "started": runtime.started}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return BankTimeJSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/v1/clock", response_model=ClockView)
     async def clock(request: Request, principal: Principal = Depends(current_principal)):

@@ -190,7 +190,8 @@ async def segment_members(name: str, request: Request,
             rows = await members.count(tx, stmt)
             await audit.record(tx, request, principal, action="segment_export", rows=rows, **entry)
         return StreamingResponse(
-            members.stream_csv(runtime.db, stmt, batch_rows=settings.profile.export_batch_rows, **how),
+            members.stream_csv(runtime.db, stmt, batch_rows=settings.profile.export_batch_rows,
+                               zone=settings.zone, **how),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )

@@ -65,7 +65,7 @@ async def test_a_maturity_scanned_every_day_gets_the_30_day_and_the_7_day_remind
         await scan(strata, maturity - timedelta(days=offset))
     items = await signals(strata, c)
     assert [(i["evidence"]["days_ahead"], i["evidence"]["days_left"], i["raised_at"][:10]) for i in items] == [
-        (30, 30, "2030-05-30"), (7, 7, "2030-06-22")], "raised at 00:00 Shanghai, the day before in UTC"
+        (30, 30, "2030-05-31"), (7, 7, "2030-06-23")], "raised at 00:00 on the scanned business date"
     assert {i["rm_id"] for i in items} == {"RM-M"}
     assert items[0]["evidence"]["product_code"] == "TD-1Y"
 
