@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import make_url
+from starlette.routing import compile_path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit
@@ -25,7 +27,7 @@ from shared.clock import BusinessClock
 from shared.bus.base import Message
 from shared.calendar import bank_time
 from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, STRUCTURED, InvalidEvent, decode_structured, encode_binary
-from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
+from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED, HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime.process import Runtime
 
@@ -165,6 +167,71 @@ class AnswerInBankZone:
             _ANSWER_ZONE.reset(token)
 
 
+UNMATCHED = "unmatched"
+"""The route label of a request no route serves (a 404): never its path, which could carry ids."""
+
+
+class RequestMetrics:
+    """Counts every request by route template and status class, and times it to the end of its
+    answer (``strata_http_requests_total``, ``strata_http_request_duration_seconds``). Outermost,
+    so that requests refused before routing (a body too large) and unhandled errors (500) count
+    too. The route is the template (``/v1/customers/{customer_id}``): no customer id reaches a
+    label. ``owners`` names the service of each route template (the single-process app serves
+    all five); others are counted under ``default``."""
+
+    def __init__(self, app, owners: dict[str, str], default: str) -> None:
+        self.app = app
+        self.owners = owners
+        self.default = default
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = _route_template(scope)
+            service = self.owners.get(route, self.default)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            HTTP_REQUESTS.labels(service, method, route, f"{status // 100}xx").inc()
+            HTTP_REQUEST_SECONDS.labels(service, method, route).observe(time.perf_counter() - started)
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _route_template(scope) -> str:
+    route = scope.get("route")
+    if isinstance(getattr(route, "path", None), str):
+        return route.path
+    # not routed: refused on the way in (RefuseNul), or no route has this path
+    app = scope["app"]
+    templates = getattr(app.state, "route_templates", None)
+    if templates is None:
+        templates = app.state.route_templates = [(compile_path(t)[0], t) for t in _templates(app.routes, "")]
+    path = scope["path"]
+    return next((template for regex, template in templates if regex.match(path)), UNMATCHED)
+
+
+def _templates(routes, prefix: str):
+    """The path template of every route, through FastAPI's included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _templates(inner.routes, prefix + getattr(getattr(route, "include_context", None), "prefix", ""))
+        elif isinstance(getattr(route, "path", None), str):
+            yield prefix + route.path
+
+
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
@@ -241,6 +308,9 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
     install_problem_handlers(app)
     app.add_middleware(RefuseNul)
     app.add_middleware(AnswerInBankZone, zone=runtime.settings.zone)
+    owners = {route.path: spec.name for spec in runtime.services for router in spec.routers for route in router.routes}
+    app.add_middleware(RequestMetrics, owners=owners,
+                       default=runtime.services[0].name if len(runtime.services) == 1 else "strata")
     app.include_router(_platform_router())
     app.include_router(_events_router())
     app.include_router(audit.router)  # read-only; each process shows the entries of its database

@@ -50,6 +50,26 @@ HTTP_EVENTS_ACCEPTED = Counter(
 HTTP_EVENTS_REFUSED = Counter(
     "strata_http_events_refused_total", "Requests to POST /v1/events refused as invalid.", [],
 )
+HTTP_REQUESTS = Counter(
+    "strata_http_requests_total",
+    "HTTP requests answered, by route template (never the raw path) and status class (2xx, 4xx, 5xx).",
+    ["service", "method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "strata_http_request_duration_seconds", "Time from a request's arrival to the end of its answer.",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+EVENTS_UNKNOWN_REFERENCE = Counter(
+    "strata_events_unknown_reference_total",
+    "Events naming a customer or account the service does not know (yet).",
+    ["service", "topic"],
+)
+EVENTS_LATE = Counter(
+    "strata_events_late_total",
+    "Events that arrived after later ones of the same customer or account had been applied.",
+    ["service", "topic"],
+)
 READY = Gauge(
     "strata_ready", "1 while the service's database and bus answer and its loops run, else 0.",
     ["service"],
