@@ -235,11 +235,30 @@ def _templates(routes, prefix: str):
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
+DISCARD_BYTES = 64_000_000
+"""How much more of a body too large is read (and thrown away) before its 413 is sent."""
+
+
+async def _discard_rest(receive, size: int) -> None:
+    """Read the rest of a refused body, keeping none of it, up to ``DISCARD_BYTES``. An answer
+    sent while the client is still sending is lost to most clients: the server closes the
+    connection with the body unread, the kernel resets it, and the client's write fails before
+    it reads the 413. Past the bound, the client is cut off anyway."""
+    while size <= DISCARD_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class RefuseNul:
     """PostgreSQL cannot store or even compare text holding a NUL character: a request carrying
     one (in its path, its query or its JSON body) would reach a query and end as a 500. It is
     refused first, with a 400 problem. The body is read whole for this, so one larger than
-    ``MAX_BODY_BYTES`` is refused (413) as it arrives, before it fills the memory."""
+    ``MAX_BODY_BYTES`` is refused (413) as it arrives, before it fills the memory: the rest is
+    read and thrown away (up to ``DISCARD_BYTES``) so that the client gets to read the 413."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -256,9 +275,11 @@ class RefuseNul:
                 return await self.app(scope, _replay([], message, receive), send)
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > MAX_BODY_BYTES:
-                return await self._refuse(scope, receive, send, 413)
             more = message.get("more_body", False)
+            if size > MAX_BODY_BYTES:
+                if more:
+                    await _discard_rest(receive, size)
+                return await self._refuse(scope, receive, send, 413)
         if any(b"\x00" in c for c in chunks) or _ESCAPED_NUL.search(b"".join(chunks)):
             return await self._refuse(scope, receive, send)
         await self.app(scope, _replay(chunks, None, receive), send)
