@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.access import ensure_customer_visible
 from shared.auth import Principal, current_principal, require_roles
-from shared.contracts.types import BankDate, Identifier, Money, PositiveMoney, ProductType, Timestamp, TxType
+from shared.contracts.types import BankDate, Identifier, Money, PositiveAmount, ProductType, Timestamp, TxType
 from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
@@ -114,7 +114,7 @@ class LedgerPage(BaseModel):
 class QuoteRequest(BaseModel):
     customer_id: Identifier
     tx_type: TxType
-    amount: PositiveMoney
+    amount: PositiveAmount
     channel: Identifier
     counterparty_bank: Identifier | None = None
     cross_region: bool = False

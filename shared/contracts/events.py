@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.types import (
     AUM_PRODUCT_TYPES,
+    Amount,
     BankDate,
     Currency,
     Identifier,
     Money,
     NoNul,
     NonNegativeMoney,
+    PositiveAmount,
     PositiveMoney,
     ProductType,
     RiskLevel,
@@ -92,8 +94,8 @@ class PostingV1(ContractModel):
     account_seq: int = Field(ge=1, le=2**62, strict=True)
     product_type: ProductType
     direction: Literal["debit", "credit"]
-    amount: PositiveMoney
-    balance_after: Money
+    amount: PositiveAmount
+    balance_after: Amount
     currency: Currency
     tx_type: TxType
     channel: Identifier
@@ -115,7 +117,7 @@ class BalanceV1(ContractModel):
     customer_id: Identifier
     account_id: Identifier
     product_type: ProductType
-    balance: Money
+    balance: Amount
     currency: Currency
     as_of: Timestamp
 

@@ -17,6 +17,7 @@ from shared.bus.memory import MemoryBus
 from shared.clock import BusinessClock
 from shared.contracts.topics import all_topics
 from shared.db import Database
+from shared.money import set_max_amount
 from shared.runtime.consumer import Backoff, ConsumerLoop
 from shared.runtime.errors import is_retryable
 from shared.runtime.outbox import OutboxRelay
@@ -47,6 +48,7 @@ class Runtime:
                  clock: BusinessClock | None = None) -> None:
         self.settings = settings
         self.clock = clock or BusinessClock(settings.zone)
+        set_max_amount(settings.limits.max_amount)
         """The process's business clock (``shared.clock``): the wall clock unless a simulated
         bank drives this process."""
         self.services = list(services)

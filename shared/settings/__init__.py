@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -82,6 +83,14 @@ class AuthSettings(BaseModel):
     unmasked_roles: list[str] = ["admin"]
 
 
+class LimitsSettings(BaseModel):
+    max_amount: Decimal = Field(default=Decimal("1000000000000.00"), gt=0, le=Decimal("10000000000000"))
+    """The largest amount or balance Strata accepts from outside, in CNY (10^12 by default):
+    an inbound posting's ``amount`` or ``balance_after``, a snapshot's ``balance`` beyond it is
+    dead-lettered, and a money input over HTTP beyond it is refused (422). Past any customer's
+    holdings, it keeps sums of balances far from the database's 64-bit integers."""
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -99,6 +108,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = RuntimeSettings()
     auth: AuthSettings = AuthSettings()
     http: HttpSettings = HttpSettings()
+    limits: LimitsSettings = LimitsSettings()
     log_level: str = "INFO"
 
     tiers: list[TierRule]

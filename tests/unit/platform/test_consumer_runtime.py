@@ -307,3 +307,54 @@ def test_a_unique_violation_is_told_apart_through_the_drivers_wrapping():
     assert is_conflict(IntegrityError("INSERT", {}, UniqueViolationError("duplicate key")))
     assert not is_conflict(IntegrityError("INSERT", {}, Exception("null value in column")))
     assert not is_retryable(IntegrityError("INSERT", {}, UniqueViolationError("duplicate key")))
+
+
+def _sqlite_overflow() -> OperationalError:
+    import sqlite3
+
+    return OperationalError("SELECT sum(aum)", {}, sqlite3.OperationalError("integer overflow"))
+
+
+class NumericValueOutOfRangeError(Exception):
+    """What asyncpg raises for a bigint that overflows."""
+
+    sqlstate = "22003"
+
+
+def test_an_overflow_is_never_an_outage():
+    from decimal import Context, Overflow
+
+    from sqlalchemy.exc import DBAPIError
+
+    from shared.runtime.errors import is_data_fault, is_retryable
+
+    decimal_overflow = None
+    try:
+        Context(Emax=10, traps=[Overflow]).create_decimal("1e20")
+    except Overflow as exc:
+        decimal_overflow = exc
+    for fault in (_sqlite_overflow(), DBAPIError("UPDATE", {}, NumericValueOutOfRangeError("bigint out of range")),
+                  OverflowError("Python int too large to convert to SQLite INTEGER"), decimal_overflow):
+        assert is_data_fault(fault) and not is_retryable(fault), fault
+    assert is_retryable(OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down")))
+
+
+async def test_an_overflow_in_a_handler_is_dead_lettered_with_its_reason_not_retried_forever(rig):
+    settings, db, bus, probe, _spec = rig
+    calls = []
+
+    async def overflowing(event, uow):
+        calls.append(event.data.posting_id)
+        if event.data.posting_id == "P1":
+            raise _sqlite_overflow()
+        await probe.handle(event, uow)
+
+    spec = ServiceSpec("probe", {topics.POSTINGS: overflowing}, keeps_access=False)
+    await publish(bus, *[new_event(posting(n), "core") for n in range(3)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    dead = [r for p in bus.topics.get("bank.postings.dlq", []) for r in p.records]
+    assert [decode_record(r.value, r.headers).data.posting_id for r in dead] == ["P1"]
+    assert b"integer overflow" in dict(dead[0].headers)["strata_dlq_reason"]
+    assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P2"]
+    assert calls.count("P1") <= 2, "run once, then once more to be dead-lettered"

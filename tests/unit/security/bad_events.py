@@ -25,6 +25,8 @@ from shared.contracts.events import AccountV1, BalanceV1, CustomerV1, PostingV1
 BRANCH = "BR-SEC"
 WHEN = "2026-11-20T10:00:00+08:00"
 GOOD_BALANCE = "1000.00"
+ABOVE_THE_LIMIT = "1000000000000.01"
+"""One cent above ``limits.max_amount`` (10^12 CNY by default)."""
 
 CE_TYPES = {
     topics.CUSTOMERS: "bank.customer.v1",
@@ -273,12 +275,18 @@ def _accounts(c: _Catalogue) -> None:
 def _money(c: _Catalogue, topic: str, name: str) -> None:
     data = GOOD_DATA[topic]
     for kind, value in [("three_decimals", "12.345"), ("absurd_amount", "12345678901234567.00"),
-                        ("exponent_amount", "1e5")]:
+                        ("exponent_amount", "1e5"), ("fullwidth_digits", "１２３.00"),
+                        ("arabic_indic_digits", "١٢٣.٠٠"), ("surrounding_spaces", " 123.00 ")]:
         c.add(topic, kind, f"data.{name}: Value error, {value!r} is not an amount with at most two decimal places",
               data=lambda cid, v=value: data(cid, **{name: v}))
     for kind, value in [("float_amount", 12.5), ("integer_amount", 12)]:
         c.add(topic, kind, f"data.{name}: Value error, an amount must be a decimal string",
               data=lambda cid, v=value: data(cid, **{name: v}))
+    above = [name, "balance_after"] if topic == topics.POSTINGS else [name]
+    for field in above:
+        c.add(topic, f"{field}_above_the_limit",
+              f"data.{field}: Value error, {ABOVE_THE_LIMIT} is above the largest amount accepted",
+              data=lambda cid, f=field: data(cid, **{f: ABOVE_THE_LIMIT}))
     c.add(topic, "unknown_currency", "data.currency", data=lambda cid: data(cid, currency="USD"))
     c.add(topic, "negative_asset_balance", "cannot be negative",
           data=lambda cid: data(cid, **{("balance_after" if topic == topics.POSTINGS else name): "-5.00"}))
