@@ -330,8 +330,11 @@ async def test_quote_says_what_the_next_posting_will_cost_and_changes_nothing(st
 
 
 async def test_quote_for_a_percentage_fee_at_its_maximum(strata):
+    cid = new_customer()
+    await strata.publish(customer(cid))
+    await strata.settle()
     response = await strata.post("/v1/pricing/quote", {
-        "customer_id": new_customer(), "tx_type": "transfer_out", "amount": "50000.00",
+        "customer_id": cid, "tx_type": "transfer_out", "amount": "50000.00",
         "channel": "counter", "counterparty_bank": "OTHER", "cross_region": False})
     assert response.status_code == 200, response.text
     assert (response.json()["net"], response.json()["rules"]) == (
