@@ -138,6 +138,13 @@ async def _attributes(session: AsyncSession, customer_id: str) -> dict[str, dict
 # --- branch report --------------------------------------------------------------------------
 
 
+async def branch_known(session: AsyncSession, branch_id: str) -> bool:
+    """Whether any customer has this home branch or any account is kept at it."""
+    home = await session.scalar(select(C.customer_id).where(C.home_branch_id == branch_id).limit(1))
+    return home is not None or await session.scalar(
+        select(A.account_id).where(A.branch_id == branch_id).limit(1)) is not None
+
+
 async def branch_report(session: AsyncSession, settings: Settings, branch_id: str, day: date) -> dict[str, Any]:
     """The branch's figures for its own customers (home branch: at the top level, as the
     contract names them) and, under ``account_holders``, for the customers holding an account

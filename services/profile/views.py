@@ -74,7 +74,7 @@ def _mask_identity_attributes(attributes: dict[str, dict[str, dict]]) -> None:
                 sourced["value"] = mask_id_number(str(sourced["value"]))
 
 
-@router.get("/v1/branches/{branch_id}/report", response_model=BranchReport)
+@router.get("/v1/branches/{branch_id}/report", response_model=BranchReport, responses=problems(404))
 async def get_branch_report(branch_id: str, request: Request,
                             day: BankDate | None = Query(None, alias="date",
                                                      description="business date; today by default"),
@@ -83,9 +83,13 @@ async def get_branch_report(branch_id: str, request: Request,
     """Customers and AUM by tier, deposits and products, AUM inflow and outflow today and month
     to date, tier changes this month: for the branch's own customers (top level) and for the
     customers holding accounts there (``account_holders``), as they are when asked. A
-    customer's inflow or outflow of a day is the day's net change of their AUM."""
+    customer's inflow or outflow of a day is the day's net change of their AUM. Without
+    ``date`` the report is of today on the business clock (``GET /v1/clock``). A branch no
+    customer or account names is 404. Every figure is described in the answer's schema."""
     if principal.role == "branch_manager" and principal.branch_id != branch_id:
         raise Problem(403, "Forbidden", f"A branch manager of {principal.branch_id} may not see {branch_id}.")
+    if not await queries.branch_known(session, branch_id):
+        raise Problem(404, "Branch not found", f"No customer has home branch {branch_id} and no account is kept there.")
     settings = request.app.state.settings
     return await queries.branch_report(session, settings, branch_id, day or business_clock(request).today())
 
