@@ -34,10 +34,10 @@ DEPOSIT_TYPES = ("demand_deposit", "time_deposit")
 # --- customer 360 ---------------------------------------------------------------------------
 
 
-async def customer_360(session: AsyncSession, settings: Settings, customer_id: str, role: str,
-                       today: date) -> dict[str, Any] | None:
+async def customer_360(session: AsyncSession, settings: Settings, customer_id: str, today: date, *,
+                       unmasked: bool) -> dict[str, Any] | None:
     """Profile, holdings, AUM, tier, RM, open signals and points of one customer; identity
-    numbers and phones masked unless ``role`` is one of ``auth.unmasked_roles``."""
+    numbers and phones masked unless ``unmasked`` (an unmasked role that stated its purpose)."""
     customer = await session.get(ProfileCustomer, customer_id)
     if customer is None:
         return None
@@ -54,7 +54,9 @@ async def customer_360(session: AsyncSession, settings: Settings, customer_id: s
             ProfileFeePosting.customer_id == customer_id,
             ProfileFeePosting.posted_at >= start_of_day(month_start, settings.zone))
     )
-    identity = identity_for(role, settings.auth.unmasked_roles, Identity(customer.id_number, customer.phone))
+    identity = Identity(customer.id_number, customer.phone)
+    if not unmasked:
+        identity = identity_for("", (), identity)
     holdings = [_holding(a) for a in accounts]
     return {
         "customer_id": customer.customer_id,

@@ -33,27 +33,29 @@ router = APIRouter(tags=["profile"])
 RESERVED_QUERY = ("format", "cursor", "limit")
 
 
-@router.get("/v1/customers/{customer_id}", response_model=Customer360, responses=problems(400, 404))
+@router.get("/v1/customers/{customer_id}", response_model=Customer360, responses=problems(404))
 async def get_customer(customer_id: str, request: Request,
                        principal: Principal = Depends(current_principal),
                        purpose: str | None = audit.purpose_header(
-                           "Required for the roles that see identity numbers and phones unmasked: "
-                           "why you need them (recorded in the audit log)."),
+                           "For the roles that may see identity numbers and phones unmasked "
+                           "(auth.unmasked_roles): why you need them. With it the answer is unmasked "
+                           "and recorded in the audit log; without it, masked like everyone's."),
                        session: AsyncSession = Depends(db_session)):
-    """Customer 360: profile (identity masked unless the role may see it), household, holdings
-    with maturities and card expiries, loans and cards, AUM, tier, RMs, open signals, points.
-    An unmasked read states its purpose and is recorded in the audit log (``GET /v1/audit``)."""
+    """Customer 360: profile, household, holdings with maturities and card expiries, loans and
+    cards, AUM, tier, RMs, open signals, points. Identity numbers and phones are masked, for
+    every role. A role that may see them unmasked gets them so by stating its purpose in
+    ``X-Strata-Purpose``; that read is recorded in the audit log (``GET /v1/audit``)."""
     await ensure_customer_visible(request, principal, customer_id, service="profile")
     settings = request.app.state.settings
     today = business_clock(request).today()
-    if not may_see_pii(principal, settings.auth.unmasked_roles):
-        view = await queries.customer_360(session, settings, customer_id, principal.role, today)
+    why = audit.stated_purpose(purpose) if may_see_pii(principal, settings.auth.unmasked_roles) else None
+    if why is None:
+        view = await queries.customer_360(session, settings, customer_id, today, unmasked=False)
         if view is not None:
             _mask_identity_attributes(view["profile"]["attributes"])
     else:
-        why = audit.required_purpose(purpose)
         async with request.app.state.runtime.db.transaction() as tx:  # the read and its entry commit together
-            view = await queries.customer_360(tx, settings, customer_id, principal.role, today)
+            view = await queries.customer_360(tx, settings, customer_id, today, unmasked=True)
             if view is not None:
                 await audit.record(tx, request, principal, service="profile", action="customer_360",
                                    purpose=why, rows=1, unmasked=True, customer_id=customer_id)
