@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -124,9 +125,23 @@ _OUTBOX_INSERT = text(
 (from the sequence) in the order the rows were emitted."""
 
 
-def encode_headers(headers: list[tuple[str, bytes]]) -> str:
-    return json.dumps([[k, v.decode("utf-8", "backslashreplace")] for k, v in headers])
+def encode_headers(headers: list[tuple[str, bytes | None]]) -> str:
+    """Headers as the outbox keeps them, losslessly: ``[name, text]`` for a UTF-8 value (what
+    Strata writes, readable in the table), ``[name, {"base64": ...}]`` for any other bytes (a
+    dead letter keeps its producer's headers byte for byte), ``[name, null]`` for none."""
+    return json.dumps([[k, _header_text(v)] for k, v in headers])
 
 
-def decode_headers(text: str) -> list[tuple[str, bytes]]:
-    return [(k, v.encode()) for k, v in json.loads(text)]
+def _header_text(value: bytes | None) -> str | dict | None:
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode("ascii")}
+
+
+def decode_headers(text: str) -> list[tuple[str, bytes | None]]:
+    """The headers :func:`encode_headers` stored (rows written before base64 read as text)."""
+    return [(k, base64.b64decode(v["base64"]) if isinstance(v, dict) else None if v is None else v.encode())
+            for k, v in json.loads(text)]

@@ -358,3 +358,27 @@ async def test_an_overflow_in_a_handler_is_dead_lettered_with_its_reason_not_ret
     assert b"integer overflow" in dict(dead[0].headers)["strata_dlq_reason"]
     assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P2"]
     assert calls.count("P1") <= 2, "run once, then once more to be dead-lettered"
+
+
+def test_outbox_headers_keep_every_byte_and_rows_of_the_old_format_stay_readable():
+    from shared.runtime.unit_of_work import decode_headers, encode_headers
+
+    headers = [("ce_id", "事件-1".encode()), ("x-trace", b"\xff\xfe\x00\x80"), ("x-escaped", b"\\xff"),
+               ("x-empty", b""), ("x-none", None)]
+    assert decode_headers(encode_headers(headers)) == headers
+    assert decode_headers('[["ce_id", "e-1"], ["content-type", "application/json"]]') == [
+        ("ce_id", b"e-1"), ("content-type", b"application/json")]
+
+
+async def test_a_record_with_a_header_that_is_not_utf8_is_dead_lettered_with_its_headers_intact(rig):
+    settings, db, bus, probe, spec = rig
+    event = new_event(posting(1), "core")
+    key, value, headers = encode_binary(event)
+    headers = [*headers, ("x-trace", b"\xff\xfe\x00trace"), ("x-literal", b"\\xff")]
+    await bus.publish([Message(event.topic, key, value, headers)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    [dead] = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    assert b"x-trace is not UTF-8" in dict(dead.headers)["strata_dlq_reason"]
+    assert [(k, v) for k, v in dead.headers if not k.startswith("strata_dlq_")] == headers
+    assert dead.value == value

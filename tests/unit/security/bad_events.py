@@ -111,6 +111,9 @@ class BadEvent:
     consumers validate against what they know."""
     http_status: int = 422
     http_says: str | None = None
+    extra_headers: tuple[tuple[str, bytes], ...] = ()
+    """Headers beyond the CloudEvents ones (a tracing header, say), which the dead letter keeps
+    byte for byte."""
 
     @property
     def id(self) -> str:
@@ -128,7 +131,7 @@ class BadEvent:
         if self.attributes is None:
             return value, []
         headers = [(f"ce_{k}", v.encode()) for k, v in self.attributes.items()]
-        return value, headers + [("content-type", b"application/json")]
+        return value, headers + [("content-type", b"application/json"), *self.extra_headers]
 
     def structured(self) -> Any:
         """The structured-mode body for POST /v1/events (None for a raw value)."""
@@ -207,6 +210,8 @@ def catalogue(run: str | None = None) -> list[BadEvent]:
         c.add(topic, "id_too_long", "id longer than 200", attrs={"id": "x" * 201})
         c.add(topic, "event_time_without_offset", "time needs an offset", attrs={"time": "2026-11-20T10:00:00"})
         c.add(topic, "event_time_out_of_range", "out of range", attrs={"time": "9999-12-31T00:00:00Z"})
+        c.add(topic, "header_not_utf8", "header x-trace is not UTF-8", over_http=False,
+              extra_headers=(("x-trace", b"\xff\xfe\x00trace\x80"), ("x-span", b"\\x41 plain")))
         name = REQUIRED_FIELD[topic]
         c.add(topic, "missing_field", f"data.{name}: Field required", data=lambda cid, g=good, n=name: _without(g(cid), n))
         name, value = WRONG_TYPE[topic]
@@ -400,6 +405,9 @@ async def judge(harness, bad_events: list[BadEvent], letters: dict[str, list], c
                 wrong.append(f"{bad.id}: category {headers['strata_dlq_category']!r}, not {bad.category}")
             if r.value != bad.record()[0]:
                 wrong.append(f"{bad.id}: the dead letter does not carry the original value")
+            kept = [(k, bytes(v)) for k, v in r.headers if not k.startswith("strata_dlq_")]
+            if kept != list(bad.record()[1]):
+                wrong.append(f"{bad.id}: the dead letter's headers {kept!r} are not the original's")
             key = (headers["strata_dlq_service"].decode(), bad.topic, bad.category)
             counts[key] = counts.get(key, 0) + 1
         if not await good_event_applied(harness, bad):
