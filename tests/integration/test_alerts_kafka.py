@@ -132,7 +132,7 @@ async def all_signals(strata) -> list[dict]:
             return items
 
 
-async def read_signal_events(topic: str, expect: int, timeout: float = 20.0) -> list[Event]:
+async def read_signal_events(topic: str, expect: int, timeout: float = 120.0) -> list[Event]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()

@@ -27,7 +27,7 @@ class Crash(Exception):
     """Stands for the process dying after its database commit and before its offset commit."""
 
 
-async def read_topic(topic: str, expect: int, timeout: float = 30.0) -> list:
+async def read_topic(topic: str, expect: int, timeout: float = 120.0) -> list:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
@@ -100,7 +100,7 @@ async def test_stream_with_duplicates_and_a_restart_ends_with_one_fee_event_per_
         loop._commit_offsets = crash
         first = [strata.event(p) for f in feeds for p in november(f)]
         await strata.publish(*with_duplicates(strata, [e.data for e in first], first))
-        for _ in range(300):
+        for _ in range(1200):  # generous: only waits for the crash
             if task.done():
                 break
             await asyncio.sleep(0.1)

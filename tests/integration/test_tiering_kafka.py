@@ -29,7 +29,7 @@ def posting(seq: int, balance: str, *, customer="C1", account="A1", amount="1.00
     )
 
 
-async def read_topic(topic: str, expect: int, timeout: float = 20.0) -> list:
+async def read_topic(topic: str, expect: int, timeout: float = 120.0) -> list:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()

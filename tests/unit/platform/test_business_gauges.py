@@ -29,7 +29,7 @@ async def test_refreshes_on_every_interval_and_outlives_failures(tmp_path, caplo
     task = asyncio.create_task(business_gauges(refresh)(runtime))
     try:
         with caplog.at_level(logging.WARNING, logger="shared.runtime.service"):
-            for _ in range(200):
+            for _ in range(12_000):  # generous: waits for the refreshes, at most 2 minutes
                 if len(calls) >= 4:
                     break
                 await asyncio.sleep(0.01)
@@ -56,7 +56,7 @@ async def test_an_overflow_is_logged_as_a_fault_and_the_refreshing_goes_on(tmp_p
     task = asyncio.create_task(business_gauges(refresh)(runtime))
     try:
         with caplog.at_level(logging.WARNING, logger="shared.runtime.service"):
-            for _ in range(200):
+            for _ in range(12_000):  # generous: waits for the refreshes, at most 2 minutes
                 if len(calls) >= 3:
                     break
                 await asyncio.sleep(0.01)
