@@ -48,7 +48,7 @@ class Step(BaseModel):
 
 
 class Fee(BaseModel):
-    """A priced posting (or a quote): CONTRACT.md's fee fields, then how it came about."""
+    """A priced posting (or a quote): the contract's fee fields, then how it came about."""
 
     posting_id: str | None
     fee_id: str | None

@@ -1,4 +1,4 @@
-"""The data of every event of the outside contract (CONTRACT.md), as strict pydantic models.
+"""The data of every event of the outside contract (README.md: Topics), as strict pydantic models.
 
 Inbound models refuse what core banking must never send (unknown fields, floats for money,
 naive times, negative asset balances, numbers or booleans spelt as strings: pydantic's lax mode

@@ -1,7 +1,7 @@
 """One typed settings model for every service.
 
 Read in this order, later winning: the defaults shipped in ``shared/config/defaults.yaml`` (the
-rules of DOMAIN.md), the bank's YAML file named by ``STRATA_CONFIG`` (merged key by key), then
+rules of docs/RULES.md), the bank's YAML file named by ``STRATA_CONFIG`` (merged key by key), then
 environment variables ``STRATA_<FIELD>`` with ``__`` between nested names, e.g.
 ``STRATA_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`` or ``STRATA_AUTH__SECRET=...``.
 """

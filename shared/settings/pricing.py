@@ -1,5 +1,5 @@
 """Fee schedule, tier benefits, contribution discount, points and the product catalogue
-(DOMAIN.md, Fees, Tier benefits, Points; capability 6).
+(docs/RULES.md: Fees and tier benefits, Points, Products by tier).
 
 Everything a bank changes about prices is here, as data: a new fee, a waiver, a number of free
 uses, a discount or a product is a change to the YAML file, never to code. Tier ids named here

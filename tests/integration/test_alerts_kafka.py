@@ -1,7 +1,7 @@
 """Alerts end to end on the real Kafka broker and PostgreSQL: a month of simulated core-banking
 events through tiering and alerts, an RM change, a restart in the middle of the month with
 redeliveries and a replayed posting, daily scans every morning and a month-end close. The
-signals that come out are compared with the ones worked out by hand from DOMAIN.md."""
+signals that come out are compared with the ones worked out by hand from docs/RULES.md."""
 
 from __future__ import annotations
 

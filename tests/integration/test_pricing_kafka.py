@@ -63,7 +63,7 @@ def december(c: Feed) -> list[PostingV1]:
 
 
 def expected(index: int) -> dict:
-    """Worked out by hand from DOMAIN.md. Customers with an odd index opted in to automatic
+    """Worked out by hand from docs/RULES.md. Customers with an odd index opted in to automatic
     offset: November's 50 points pay 0.50 of December's first charged withdrawal."""
     if index % 2:
         return {"net": D("30.50"), "points_used": 50, "points_balance": 100}
