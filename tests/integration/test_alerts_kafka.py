@@ -167,6 +167,10 @@ async def test_a_month_of_events_raises_each_expected_signal_once_to_the_right_r
         await play(strata, month, [d for d in MONTH if d > RESTART_AFTER], sent)
         again = await strata.post("/v1/admin/daily-scan", {"date": "2026-11-18"})
         assert again.json()["raised"] == {"maturity_due": 0, "birthday": 0, "card_expiry": 0}
+        dry = (await strata.post("/v1/admin/daily-scan", {"date": "2026-11-18", "dry_run": True})).json()
+        assert (dry["raised"], dry["runs"], dry["preview"]) == (again.json()["raised"], again.json()["runs"] + 1, [])
+        rerun = (await strata.post("/v1/admin/daily-scan", {"date": "2026-11-18"})).json()
+        assert rerun["runs"] == again.json()["runs"] + 1, "the dry run on PostgreSQL recorded no run"
         close = await strata.post("/v1/admin/month-end-close", {"month": "2026-11"})
         assert close.status_code == 200, close.text
         await strata.settle(60)
