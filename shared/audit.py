@@ -67,13 +67,19 @@ def purpose_header(description: str = "Why you need this data (recorded in the a
     return Header(None, alias=PURPOSE_HEADER, max_length=3 * MAX_PURPOSE, description=description)
 
 
+def stated_purpose(value: str | None) -> str | None:
+    """The purpose stated in the header (percent-decoded, trimmed), or None when there is none."""
+    text = unquote(value or "").strip()
+    return text[:MAX_PURPOSE] if text else None
+
+
 def required_purpose(value: str | None) -> str:
     """The stated purpose, or a 400 problem when there is none."""
-    text = unquote(value or "").strip()
-    if not text:
+    text = stated_purpose(value)
+    if text is None:
         raise Problem(400, "Purpose required",
                       f"This read is audited: say why you need the data in the {PURPOSE_HEADER} header.")
-    return text[:MAX_PURPOSE]
+    return text
 
 
 async def record(session: AsyncSession, request: Request, principal: Principal, *, service: str,

@@ -19,6 +19,16 @@ def business_day(at: datetime, zone: ZoneInfo) -> date:
     return at.astimezone(zone).date()
 
 
+def bank_time(at: datetime, zone: ZoneInfo) -> str:
+    """An instant as Strata writes it in every answer: RFC 3339 with the bank's offset.
+
+    >>> from datetime import timezone
+    >>> bank_time(datetime(2026, 11, 28, 2, 15, 2, tzinfo=timezone.utc), ZoneInfo("Asia/Shanghai"))
+    '2026-11-28T10:15:02+08:00'
+    """
+    return at.astimezone(zone).isoformat()
+
+
 def start_of_day(day: date, zone: ZoneInfo) -> datetime:
     """Midnight at the start of ``day`` in the bank's zone."""
     return datetime.combine(day, time(0), zone)

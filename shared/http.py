@@ -6,21 +6,28 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from datetime import date, datetime
 from typing import Any, AsyncIterator
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import make_url
+from starlette.routing import compile_path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit
-from shared.auth import Principal, require_roles
+from shared.auth import Principal, current_principal, require_roles
+from shared.clock import BusinessClock
 from shared.bus.base import Message
+from shared.calendar import bank_time
 from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, STRUCTURED, InvalidEvent, decode_structured, encode_binary
-from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED
+from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED, HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.runtime.process import Runtime
 
@@ -40,6 +47,11 @@ def masked_url(url: str) -> str:
 
 def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def business_clock(request: Request) -> BusinessClock:
+    """The process's business clock (``shared.clock``): where every default date comes from."""
+    return request.app.state.runtime.clock
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -112,14 +124,141 @@ def _document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+_ANSWER_ZONE: ContextVar[ZoneInfo | None] = ContextVar("strata_answer_zone", default=None)
+
+
+def in_bank_zone(content: Any, zone: ZoneInfo) -> Any:
+    """``content`` (an answer as JSON values) with every time, at any depth, written in the
+    bank's zone: ``2026-11-28T02:15:02Z`` becomes ``2026-11-28T10:15:02+08:00``. Dates and every
+    other value stay as they are."""
+    if isinstance(content, str):
+        if 20 <= len(content) <= 40 and _TIME_TEXT.fullmatch(content):
+            return bank_time(datetime.fromisoformat(content), zone)
+        return content
+    if isinstance(content, dict):
+        return {k: in_bank_zone(v, zone) for k, v in content.items()}
+    if isinstance(content, list):
+        return [in_bank_zone(v, zone) for v in content]
+    return content
+
+
+class BankTimeJSONResponse(JSONResponse):
+    """Every JSON answer of Strata: times in the bank's zone (``settings.timezone``), whatever
+    zone they were computed or stored in (the database hands them back in UTC)."""
+
+    def render(self, content: Any) -> bytes:
+        zone = _ANSWER_ZONE.get()
+        return super().render(in_bank_zone(content, zone) if zone is not None else content)
+
+
+class AnswerInBankZone:
+    """Tells :class:`BankTimeJSONResponse` the zone of the app answering this request."""
+
+    def __init__(self, app, zone: ZoneInfo) -> None:
+        self.app = app
+        self.zone = zone
+
+    async def __call__(self, scope, receive, send) -> None:
+        token = _ANSWER_ZONE.set(self.zone)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _ANSWER_ZONE.reset(token)
+
+
+UNMATCHED = "unmatched"
+"""The route label of a request no route serves (a 404): never its path, which could carry ids."""
+
+
+class RequestMetrics:
+    """Counts every request by route template and status class, and times it to the end of its
+    answer (``strata_http_requests_total``, ``strata_http_request_duration_seconds``). Outermost,
+    so that requests refused before routing (a body too large) and unhandled errors (500) count
+    too. The route is the template (``/v1/customers/{customer_id}``): no customer id reaches a
+    label. ``owners`` names the service of each route template (the single-process app serves
+    all five); others are counted under ``default``."""
+
+    def __init__(self, app, owners: dict[str, str], default: str) -> None:
+        self.app = app
+        self.owners = owners
+        self.default = default
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = _route_template(scope)
+            service = self.owners.get(route, self.default)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            HTTP_REQUESTS.labels(service, method, route, f"{status // 100}xx").inc()
+            HTTP_REQUEST_SECONDS.labels(service, method, route).observe(time.perf_counter() - started)
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _route_template(scope) -> str:
+    route = scope.get("route")
+    if isinstance(getattr(route, "path", None), str):
+        return route.path
+    # not routed: refused on the way in (RefuseNul), or no route has this path
+    app = scope["app"]
+    templates = getattr(app.state, "route_templates", None)
+    if templates is None:
+        templates = app.state.route_templates = [(compile_path(t)[0], t) for t in _templates(app.routes, "")]
+    path = scope["path"]
+    return next((template for regex, template in templates if regex.match(path)), UNMATCHED)
+
+
+def _templates(routes, prefix: str):
+    """The path template of every route, through FastAPI's included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _templates(inner.routes, prefix + getattr(getattr(route, "include_context", None), "prefix", ""))
+        elif isinstance(getattr(route, "path", None), str):
+            yield prefix + route.path
+
+
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+DISCARD_BYTES = 64_000_000
+"""How much more of a body too large is read (and thrown away) before its 413 is sent."""
+
+
+async def _discard_rest(receive, size: int) -> None:
+    """Read the rest of a refused body, keeping none of it, up to ``DISCARD_BYTES``. An answer
+    sent while the client is still sending is lost to most clients: the server closes the
+    connection with the body unread, the kernel resets it, and the client's write fails before
+    it reads the 413. Past the bound, the client is cut off anyway."""
+    while size <= DISCARD_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 class RefuseNul:
     """PostgreSQL cannot store or even compare text holding a NUL character: a request carrying
     one (in its path, its query or its JSON body) would reach a query and end as a 500. It is
     refused first, with a 400 problem. The body is read whole for this, so one larger than
-    ``MAX_BODY_BYTES`` is refused (413) as it arrives, before it fills the memory."""
+    ``MAX_BODY_BYTES`` is refused (413) as it arrives, before it fills the memory: the rest is
+    read and thrown away (up to ``DISCARD_BYTES``) so that the client gets to read the 413."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -136,9 +275,11 @@ class RefuseNul:
                 return await self.app(scope, _replay([], message, receive), send)
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > MAX_BODY_BYTES:
-                return await self._refuse(scope, receive, send, 413)
             more = message.get("more_body", False)
+            if size > MAX_BODY_BYTES:
+                if more:
+                    await _discard_rest(receive, size)
+                return await self._refuse(scope, receive, send, 413)
         if any(b"\x00" in c for c in chunks) or _ESCAPED_NUL.search(b"".join(chunks)):
             return await self._refuse(scope, receive, send)
         await self.app(scope, _replay(chunks, None, receive), send)
@@ -181,11 +322,16 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
         version="1.0.0",
         description="Strata: real-time tiered maintenance of a retail bank's individual customers.",
         lifespan=lifespan,
+        default_response_class=BankTimeJSONResponse,
     )
     app.state.runtime = runtime
     app.state.settings = runtime.settings
     install_problem_handlers(app)
     app.add_middleware(RefuseNul)
+    app.add_middleware(AnswerInBankZone, zone=runtime.settings.zone)
+    owners = {route.path: spec.name for spec in runtime.services for router in spec.routers for route in router.routes}
+    app.add_middleware(RequestMetrics, owners=owners,
+                       default=runtime.services[0].name if len(runtime.services) == 1 else "strata")
     app.include_router(_platform_router())
     app.include_router(_events_router())
     app.include_router(audit.router)  # read-only; each process shows the entries of its database
@@ -194,6 +340,13 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
             app.include_router(router)
     _document_problems(app)
     return app
+
+
+class ClockView(BaseModel):
+    today: date = Field(description="the business date in the bank's zone")
+    now: datetime = Field(description="the business time now, RFC 3339 with the bank's offset")
+    zone: str = Field(description="the bank's time zone (settings.timezone)")
+    simulated: bool = Field(description="true when a simulated bank drives business time (strata run)")
 
 
 def _platform_router() -> APIRouter:
@@ -211,7 +364,17 @@ def _platform_router() -> APIRouter:
         checks = await runtime.ready()
         ok = all(checks.values()) and runtime.started
         body = {"status": "ready" if ok else "not ready", "checks": checks, "started": runtime.started}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return BankTimeJSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/v1/clock", response_model=ClockView)
+    async def clock(request: Request, principal: Principal = Depends(current_principal)):
+        """The business clock this process answers by: today's business date and the time now
+        in the bank's zone. Under the simulated bank (``strata run``) it is the simulated
+        business time, so "today" is the day whose postings are being published."""
+        clock = business_clock(request)
+        now = clock.now()
+        return ClockView(today=now.date(), now=now, zone=request.app.state.settings.timezone,
+                         simulated=clock.simulated)
 
     @router.get("/asyncapi.json", include_in_schema=False)
     async def asyncapi(request: Request) -> JSONResponse:

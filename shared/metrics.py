@@ -4,6 +4,8 @@ customers, so cardinality stays bounded whatever the size of the bank."""
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 
 EVENTS_CONSUMED = Counter(
     "strata_events_consumed_total", "Events read from the bus and handled (duplicates included).",
@@ -48,17 +50,52 @@ HTTP_EVENTS_ACCEPTED = Counter(
 HTTP_EVENTS_REFUSED = Counter(
     "strata_http_events_refused_total", "Requests to POST /v1/events refused as invalid.", [],
 )
+HTTP_REQUESTS = Counter(
+    "strata_http_requests_total",
+    "HTTP requests answered, by route template (never the raw path) and status class (2xx, 4xx, 5xx).",
+    ["service", "method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "strata_http_request_duration_seconds", "Time from a request's arrival to the end of its answer.",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+EVENTS_UNKNOWN_REFERENCE = Counter(
+    "strata_events_unknown_reference_total",
+    "Events naming a customer or account the service does not know (yet).",
+    ["service", "topic"],
+)
+EVENTS_LATE = Counter(
+    "strata_events_late_total",
+    "Events that arrived after later ones of the same customer or account had been applied.",
+    ["service", "topic"],
+)
 READY = Gauge(
     "strata_ready", "1 while the service's database and bus answer and its loops run, else 0.",
     ["service"],
 )
-EVENTS_LATE = Counter(
-    "strata_events_late_total",
-    "Events applied after a later event of their task had been (beyond runtime.max_lateness).",
-    ["service", "topic"],
-)
-EVENTS_UNKNOWN_REFERENCE = Counter(
-    "strata_events_unknown_reference_total",
-    "Events naming a customer or account the service had never seen (applied all the same).",
-    ["service", "topic"],
-)
+
+_PENDING = "strata_metrics_pending"
+_LISTENING = "strata_metrics_listening"
+
+
+def after_commit(session: AsyncSession, update) -> None:
+    """Run ``update()`` (a metric increment) when ``session``'s transaction commits; dropped
+    if it rolls back. A business counter moved inside a transaction that is rolled back (a
+    batch re-run after an outage, a dry run of an operator job) would count what never
+    happened."""
+    sync = session.sync_session
+    if not sync.info.get(_LISTENING):
+        sync.info[_LISTENING] = True
+        event.listen(sync, "after_commit", _flush)
+        event.listen(sync, "after_rollback", _drop)
+    sync.info.setdefault(_PENDING, []).append(update)
+
+
+def _flush(sync_session) -> None:
+    for update in sync_session.info.pop(_PENDING, []):
+        update()
+
+
+def _drop(sync_session) -> None:
+    sync_session.info.pop(_PENDING, None)

@@ -12,8 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 # Fifteen integer digits is far beyond any single customer's holdings and keeps every value inside
-# a signed 64-bit count of cents even when a branch's book is summed.
-MONEY_PATTERN = re.compile(r"^-?\d{1,15}(\.\d{1,2})?$")
+# a signed 64-bit count of cents even when a branch's book is summed. ASCII digits only: Python's
+# \d (and Decimal) also read fullwidth and Arabic-Indic digits, which no core system sends.
+MONEY_PATTERN = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,2})?", re.ASCII)
+
+DEFAULT_MAX_AMOUNT = Decimal("1000000000000.00")
+"""The largest amount or balance accepted from outside (``limits.max_amount``): 10^12 CNY."""
+_limit = {"max_amount": DEFAULT_MAX_AMOUNT}
 
 
 class MoneyError(ValueError):
@@ -29,15 +34,43 @@ def parse_money(value: object) -> Decimal:
     if isinstance(value, Decimal):
         text = format(value, "f")
     elif isinstance(value, str):
-        text = value.strip()
+        text = value  # not stripped: " 12.50" is not what the contract says an amount is
     else:
         raise MoneyError("an amount must be a decimal string such as \"1234.50\"")
-    if not MONEY_PATTERN.match(text):
+    if not MONEY_PATTERN.fullmatch(text):
         raise MoneyError(f"{text[:40]!r} is not an amount with at most two decimal places")
     try:
         return Decimal(text).quantize(CENT)
     except InvalidOperation as exc:  # pragma: no cover - the pattern already guards this
         raise MoneyError(str(exc)) from exc
+
+
+def max_amount() -> Decimal:
+    """The largest amount or balance this process accepts from outside."""
+    return _limit["max_amount"]
+
+
+def set_max_amount(value: Decimal) -> None:
+    """Apply ``limits.max_amount`` (the runtime does it once, from the settings)."""
+    if value <= 0:
+        raise ValueError("limits.max_amount must be positive")
+    _limit["max_amount"] = Decimal(value).quantize(CENT)
+
+
+def within_limit(value: Decimal) -> Decimal:
+    """``value`` if it is no further from zero than :func:`max_amount`: an amount or balance
+    beyond any a customer can hold is a fault at the source, refused before it is summed into
+    AUM, averages and branch totals (where it could overflow the database's integers).
+
+    >>> within_limit(Decimal("1000000000000.01"))
+    Traceback (most recent call last):
+    ...
+    shared.money.MoneyError: 1000000000000.01 is above the largest amount accepted, 1000000000000.00 (limits.max_amount)
+    """
+    limit = max_amount()
+    if abs(value) > limit:
+        raise MoneyError(f"{value} is above the largest amount accepted, {limit} (limits.max_amount)")
+    return value
 
 
 def round_money(value: Decimal) -> Decimal:

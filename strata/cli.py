@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--speed", type=float, default=1440.0,
                      help="simulated business seconds per real second (1440: a day a minute)")
     run.add_argument("--seed", type=int, default=7)
-    run.add_argument("--quiet", action="store_true", help="no live summary")
+    run.add_argument("--quiet", action="store_true", help="no live summary, and only errors in the log")
 
     serve = sub.add_parser("serve", help="one service of the distributed mode")
     serve.add_argument("service")
@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _token(args) -> int:
     settings = Settings()
+    if args.ttl_minutes is not None and args.ttl_minutes < 1:
+        print(f"strata token: --ttl-minutes must be at least 1 (got {args.ttl_minutes}): a token "
+              "that lives no time is expired when it is printed", file=sys.stderr)
+        return 2
     try:
         print(issue_token(
             settings.auth.secret.get_secret_value(), args.role, rm_id=args.rm_id,

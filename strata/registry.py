@@ -10,12 +10,19 @@ SERVICE_NAMES = ("profile", "tiering", "alerts", "pricing", "assignment")
 
 
 def available() -> list[str]:
-    """The services whose package exists in this installation."""
+    """The services whose package exists in this installation.
+
+    Only the absence of the package itself skips a service. An import that fails inside it (a
+    missing dependency, a name that is not there, a module of its own missing) is raised: the
+    single-process mode must never start without a service because its code is broken."""
     names = []
     for name in SERVICE_NAMES:
+        package = f"services.{name}"
         try:
-            module = importlib.import_module(f"services.{name}")
-        except ModuleNotFoundError:
+            module = importlib.import_module(package)
+        except ModuleNotFoundError as exc:
+            if exc.name != package:
+                raise
             continue
         if hasattr(module, "spec"):
             names.append(name)

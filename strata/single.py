@@ -4,8 +4,10 @@ through the same handlers and consumer runtime as the distributed mode."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import sys
 
 import uvicorn
@@ -24,15 +26,41 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 def run_single_process(settings: Settings, args) -> int:
-    configure_logging("WARNING" if not args.quiet else settings.log_level)
+    configure_logging("ERROR" if args.quiet else "WARNING")
     return asyncio.run(_serve(settings, args))
 
 
+class PortBusy(Exception):
+    """The port ``strata run`` was asked to listen on is taken."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so that a busy port is told plainly
+    (and no database is migrated, no summary printed, for a server that cannot serve)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortBusy(f"port {port} on {host} is already in use (another strata run?); "
+                           f"choose another with --port") from exc
+        raise PortBusy(f"cannot listen on {host}:{port}: {exc.strerror}; choose another with --port "
+                       f"or --host") from exc
+    sock.listen(2048)
+    return sock
+
+
 async def _serve(settings: Settings, args) -> int:
+    try:
+        sock = listen(args.host, args.port)
+    except PortBusy as exc:
+        print(f"strata run: {exc}", file=sys.stderr)
+        return 1
     runtime = build_runtime(settings)
     app = create_app(runtime, title="Strata (single process)", manage_runtime=False)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
-                            log_level="warning", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, log_config=None, log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # we own Ctrl-C, to stop in order
     tune_gc(settings)
@@ -41,7 +69,7 @@ async def _serve(settings: Settings, args) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(server.serve(), name="http")]
+    tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="http")]
     base = f"http://{args.host}:{args.port}"
     print(f"Strata is running: {', '.join(s.name for s in runtime.services)} in one process", flush=True)
     print(f"  API docs   {base}/docs", flush=True)

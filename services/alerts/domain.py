@@ -1,4 +1,4 @@
-"""The bank's signal rules (DOMAIN.md, Signals) as pure values and functions.
+"""The bank's signal rules (docs/RULES.md, Signals) as pure values and functions.
 
 Nothing here touches a database, the bus or HTTP: each rule takes plain values and says whether a
 signal is due and with what evidence. Money is ``Decimal``; days are business dates in the bank's

@@ -6,9 +6,9 @@ batch rolled back and re-run must not count twice.
 
 from __future__ import annotations
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
 from prometheus_client import Counter, Gauge, Histogram
+
+from shared.metrics import after_commit  # noqa: F401  (the alerts handlers count through it)
 
 SIGNALS_RAISED = Counter("strata_signals_raised_total", "Signals raised.", ["signal_type"])
 SIGNALS_SUPPRESSED = Counter(
@@ -37,26 +37,3 @@ STALE_EVENTS = Counter(
     ["kind"],
 )
 DAILY_SCANS = Counter("strata_daily_scans_total", "Daily scans run (re-runs included).")
-
-_PENDING = "alerts_metrics_pending"
-_LISTENING = "alerts_metrics_listening"
-
-
-def after_commit(session: AsyncSession, update) -> None:
-    """Run ``update()`` (a metric increment) when ``session``'s transaction commits; dropped
-    if it rolls back."""
-    sync = session.sync_session
-    if not sync.info.get(_LISTENING):
-        sync.info[_LISTENING] = True
-        event.listen(sync, "after_commit", _flush)
-        event.listen(sync, "after_rollback", _drop)
-    sync.info.setdefault(_PENDING, []).append(update)
-
-
-def _flush(sync_session) -> None:
-    for update in sync_session.info.pop(_PENDING, []):
-        update()
-
-
-def _drop(sync_session) -> None:
-    sync_session.info.pop(_PENDING, None)

@@ -77,7 +77,10 @@ class ScanRule:
 
 async def daily_scan(runtime, day: date) -> ScanSummary:
     """Raise the date-based signals due on ``day``, expire the signals whose day is over and
-    forget the large outflows judged long before it."""
+    forget the large outflows judged long before it.
+
+    ``runtime`` is the process's runtime, or a ``shared.dry_run.DryRun`` of it: then every page
+    runs in one transaction that is rolled back, and the summary is what the scan would do."""
     settings = runtime.settings
     started = datetime.now(timezone.utc)
     summary = ScanSummary(day)
@@ -86,8 +89,20 @@ async def daily_scan(runtime, day: date) -> ScanSummary:
     summary.expired = await _expire_passed(runtime, day, settings.signals.scan_page_size)
     await _retrying(runtime, lambda: _forget_outflows(runtime, day))
     summary.runs = await _retrying(runtime, lambda: _record(runtime, summary))
-    metrics.DAILY_SCANS.inc()
     return summary
+
+
+def reason_of(signal_type: str, evidence: dict[str, Any]) -> str:
+    """Why a scanned signal is raised, in one line from its evidence (a dry run's preview)."""
+    e = evidence
+    if signal_type == MATURITY_DUE:
+        return (f"{e.get('product_code')} ({e.get('product_type')}) matures on {e.get('maturity_date')}, "
+                f"in {e.get('days_left')} days (the {e.get('days_ahead')}-day notice)")
+    if signal_type == BIRTHDAY:
+        return f"turns {e.get('age')} on {e.get('celebrated_on')}, in {e.get('days_left')} days (tier {e.get('tier')})"
+    if signal_type == CARD_EXPIRY:
+        return f"card {e.get('product_code')} expires on {e.get('card_expiry')}, in {e.get('days_left')} days"
+    return ", ".join(f"{k} {v}" for k, v in sorted(e.items()))
 
 
 def scan_rules(settings: Settings, day: date) -> list[ScanRule]:
@@ -246,6 +261,7 @@ async def _record(runtime, summary: ScanSummary) -> int:
             set_={"last_run_at": now, "runs": AlertsDailyScan.runs + 1,
                   "summary": _stored(summary)},
         ))
+        metrics.after_commit(session, metrics.DAILY_SCANS.inc)
         return await session.scalar(select(AlertsDailyScan.runs)
                                     .where(AlertsDailyScan.business_date == summary.date))
 

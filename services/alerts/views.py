@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate
-from shared.http import db_session, problems
+from shared.contracts import topics
+from shared.dry_run import DryRun, PreviewItem, preview_limit_field
+from shared.http import business_clock, db_session, problems
 from shared.paging import Page, decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.runtime.errors import is_retryable
@@ -43,7 +45,10 @@ class SignalView(BaseModel):
 
 
 class DailyScanRequest(BaseModel):
-    date: BusinessDate = Field(examples=["2026-11-28"])
+    date: BusinessDate | None = Field(default=None, examples=["2026-11-28"],
+                                      description="the business date to scan; today on the business clock if empty")
+    dry_run: bool = Field(default=False, description="answer what the scan would do and change nothing")
+    preview_limit: int = preview_limit_field()
 
 
 class DailyScanResult(BaseModel):
@@ -51,6 +56,9 @@ class DailyScanResult(BaseModel):
     raised: dict[str, int]
     expired: int
     runs: int
+    dry_run: bool = False
+    preview: list[PreviewItem] = Field(default_factory=list,
+                                       description="with dry_run: the first signals the scan would raise")
 
 
 def _scope(principal: Principal, rm_id: str | None, branch_id: str | None) -> tuple[str | None, str | None]:
@@ -155,14 +163,34 @@ async def close_signal(signal_id: str, request: Request,
     return await _act(request, principal, signal_id, "done")
 
 
-@router.post("/v1/admin/daily-scan", response_model=DailyScanResult)
+@router.post("/v1/admin/daily-scan", response_model=DailyScanResult, response_model_by_alias=True,
+             responses=problems(409))
 async def daily_scan(body: DailyScanRequest, request: Request,
                      principal: Principal = Depends(require_roles("admin"))):
     """Raise the date-based signals of a business date (maturities, birthdays, card expiries)
     and expire the signals whose day has passed. Idempotent: running a date again raises
-    nothing twice; the answer counts what this run raised."""
+    nothing twice; the answer counts what this run raised.
+
+    A date after today on the business clock (``GET /v1/clock``) is refused (409). With
+    ``dry_run`` the scan runs exactly as it would, then is undone: the same counts and a preview
+    of the first signals it would raise, with nothing written or emitted."""
+    today = business_clock(request).today()
+    day = body.date or today
+    if day > today:
+        raise Problem(409, "Date not reached",
+                      f"{day.isoformat()} is after today, {today.isoformat()} on the business clock: "
+                      f"scan it on that day.")
+    runtime = request.app.state.runtime
     try:
-        summary = await scan.daily_scan(request.app.state.runtime, body.date)
+        if body.dry_run:
+            async with DryRun.of(runtime) as dry:
+                summary = await scan.daily_scan(dry, day)
+                raised = [s for s in dry.on(topics.SIGNALS) if s["status"] == "open"]
+            preview = [PreviewItem(customer_id=s["customer_id"], change=s["signal_type"], to=s["rm_id"],
+                                   reason=scan.reason_of(s["signal_type"], s["evidence"]),
+                                   evidence=s["evidence"]) for s in raised[:body.preview_limit]]
+            return DailyScanResult(**summary.as_dict(), dry_run=True, preview=preview)
+        summary = await scan.daily_scan(runtime, day)
     except Exception as exc:
         if is_retryable(exc):
             raise Problem(503, "Database unavailable",

@@ -9,7 +9,7 @@ customers of their branch, analysts and admins everyone.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate, Identifier, Money, Timestamp
-from shared.http import db_session, problems
+from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.contracts.events import ContactLoggedV1
 from shared.problems import Problem
@@ -209,19 +209,22 @@ class ClaimAnswer(BaseModel):
     backup: str | None = None
 
 
-@router.post("/v1/assignments/claims", response_model=ClaimAnswer)
+@router.post("/v1/assignments/claims", response_model=ClaimAnswer, responses=problems(403))
 async def post_claim(body: ClaimRequest, request: Request,
                      principal: Principal = Depends(require_roles("rm", "branch_manager", "admin")),
                      session: AsyncSession = Depends(db_session)):
     """An RM claims a customer they know (熟悉度认领). Accepted when the RM's level fits the
     customer's tier, they work at the serving branch and have room; the claim outranks balance.
-    Otherwise refused, with the reason."""
+    Otherwise refused, with the reason. An RM or branch manager claiming a customer outside
+    their branch (or one that does not exist) gets a 403, like any read outside their book."""
     if principal.role == "rm" and body.rm_id != principal.rm_id:
         raise Problem(403, "Forbidden", "An RM claims customers for themselves only.")
     if principal.role == "branch_manager":
         rm = await session.get(AssignmentRm, body.rm_id)
         if rm is not None and rm.branch_id != principal.branch_id:
             raise Problem(403, "Forbidden", f"RM {body.rm_id} is not in your branch.")
+    if not principal.sees_everyone:
+        await _claimable(session, principal, body.rm_id, body.customer_id)
     await session.close()
     runtime = request.app.state.runtime
     cause = f"claim:{body.customer_id}:{body.rm_id}:{uuid.uuid4().hex}"
@@ -232,6 +235,20 @@ async def post_claim(body: ClaimRequest, request: Request,
     return ClaimAnswer(accepted=verdict.accepted, reason=verdict.reason, code=verdict.code,
                        customer_id=body.customer_id, rm_id=body.rm_id,
                        primary=after.primary if after else None, backup=after.backup if after else None)
+
+
+async def _claimable(session: AsyncSession, principal: Principal, rm_id: str, customer_id: str) -> None:
+    """An RM (or their branch manager) may claim only a customer of their branch (home or
+    serving): for any other, and for one that does not exist, the answer is the same 403 as
+    any read outside one's book, so that a claim's verdict (a tier, an RM, a level) never tells
+    them about a customer they may not see."""
+    branch = principal.branch_id
+    if principal.role == "rm":
+        rm = await session.get(AssignmentRm, rm_id)
+        branch = rm.branch_id if rm is not None else None
+    row = await session.get(AssignmentCustomer, customer_id)
+    if row is None or branch is None or branch not in (row.home_branch_id, row.serving_branch):
+        raise Problem(403, "Forbidden", f"Customer {customer_id} is not at your branch.")
 
 
 # --- worklists ------------------------------------------------------------------------------
@@ -352,6 +369,11 @@ async def get_rm_assignments(rm_id: str, request: Request, limit: int | None = Q
 # --- follow-ups -----------------------------------------------------------------------------
 
 
+CONTACT_CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the business clock a contact time may be (the caller's clock running a
+little fast); further is a contact that has not happened."""
+
+
 class FollowUpRequest(Strict):
     channel: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)] = Field(
         examples=["phone"])
@@ -359,7 +381,7 @@ class FollowUpRequest(Strict):
     outcome: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] = Field(
         examples=["interested"])
     next_date: BankDate | None = Field(default=None, description="next planned contact (bank's date)")
-    contacted_at: Timestamp | None = Field(default=None, description="when the contact happened; now if empty")
+    contacted_at: Timestamp | None = Field(default=None, description="when the contact happened; now on the business clock if empty")
 
 
 class FollowUpItem(BaseModel):
@@ -387,7 +409,12 @@ async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Reque
     """Log a contact with a customer (跟踪记录): channel, note, outcome and the next planned
     contact date. An RM logs only for their own customers."""
     settings = request.app.state.settings
-    contacted_at = body.contacted_at or datetime.now(timezone.utc)
+    now = business_clock(request).now()
+    contacted_at = body.contacted_at or now
+    if contacted_at > now + CONTACT_CLOCK_SKEW:
+        raise Problem(422, "Invalid request",
+                      f"contacted_at {contacted_at.isoformat()} is in the future (now is {now.isoformat()} "
+                      f"on the business clock): log a contact once it has happened.")
     if body.next_date is not None and body.next_date < contacted_at.astimezone(settings.zone).date():
         raise Problem(422, "Invalid request", "next_date is before the contact.")
     runtime = request.app.state.runtime

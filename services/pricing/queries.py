@@ -110,11 +110,14 @@ async def points_view(session: AsyncSession, settings: Settings, customer_id: st
 
 
 async def quote(session: AsyncSession, settings: Settings, customer_id: str, tx: Transaction,
-                at: datetime) -> dict:
+                at: datetime) -> dict | None:
     """What ``tx`` would cost the customer at ``at`` (now): their tier now, this month's uses,
-    their contribution score and points, exactly as a posting would be priced. Reads only."""
+    their contribution score and points, exactly as a posting would be priced. Reads only.
+    None for a customer pricing does not know."""
     rules = rules_of(settings)
     customer = await session.get(PricingCustomer, customer_id)
+    if customer is None:
+        return None
     day = business_day(at, rules.zone)
     month = month_key(day)
     tier = customer.tier if customer is not None and customer.tier else rules.lowest_tier
@@ -148,6 +151,37 @@ async def quote(session: AsyncSession, settings: Settings, customer_id: str, tx:
         "points_earned": earned, "contribution_score": score,
         "breakdown": [s.as_dict() for s in priced.steps],
     }
+
+
+class UnknownInProposal(ValueError):
+    """A proposal names fees or tiers that are not configured."""
+
+
+def apply_proposal(pricing: PricingSettings, tiers: list[str], *, fees: list[dict] | None = None,
+                   benefits: dict[str, list[dict]] | None = None,
+                   contribution: dict | None = None) -> PricingSettings:
+    """The configured pricing with a what-if's changes, and nothing else changed: each fee in
+    ``fees`` (by id) takes the fields given over its configured ones; each tier named in
+    ``benefits`` gets exactly the benefits given, every other tier keeps its own; the
+    ``contribution`` fields given replace the configured ones. A fee id or tier id that is not
+    configured is refused, naming each; the result is validated as settings are."""
+    merged = pricing.model_dump()
+    unknown = []
+    if fees:
+        by_id = {f["id"]: f for f in merged["fees"]}
+        unknown += [f"fee {f['id']}" for f in fees if f["id"] not in by_id]
+        for change in fees:
+            if change["id"] in by_id:
+                by_id[change["id"]].update(change)
+        merged["fees"] = [by_id[f["id"]] for f in merged["fees"]]
+    if benefits:
+        unknown += [f"tier {t}" for t in sorted(benefits) if t not in tiers]
+        merged["benefits"] = {**merged["benefits"], **benefits}
+    if unknown:
+        raise UnknownInProposal(f"the proposal names what is not configured: {', '.join(unknown)}")
+    if contribution:
+        merged["contribution"].update(contribution)
+    return PricingSettings.model_validate(merged)
 
 
 async def simulate(session: AsyncSession, settings: Settings, proposal: PricingSettings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,11 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.access import ensure_customer_visible
 from shared.auth import Principal, current_principal, require_roles
-from shared.contracts.types import BankDate, Identifier, Money, PositiveMoney, ProductType, Timestamp, TxType
-from shared.http import db_session, problems
+from shared.contracts.types import (
+    BankDate,
+    Identifier,
+    Money,
+    NonNegativeAmount,
+    PositiveAmount,
+    ProductType,
+    Timestamp,
+    TxType,
+)
+from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
-from shared.settings.pricing import Benefit, ContributionSettings, FeeRule, PricingSettings
+from shared.settings.pricing import Benefit, ContributionSettings, FeeMatch, FeeRule, PricingSettings
 from services.pricing import queries, service
 from services.pricing.domain import Transaction
 
@@ -38,7 +48,7 @@ class Step(BaseModel):
 
 
 class Fee(BaseModel):
-    """A priced posting (or a quote): CONTRACT.md's fee fields, then how it came about."""
+    """A priced posting (or a quote): the contract's fee fields, then how it came about."""
 
     posting_id: str | None
     fee_id: str | None
@@ -114,13 +124,13 @@ class LedgerPage(BaseModel):
 class QuoteRequest(BaseModel):
     customer_id: Identifier
     tx_type: TxType
-    amount: PositiveMoney
+    amount: PositiveAmount
     channel: Identifier
     counterparty_bank: Identifier | None = None
     cross_region: bool = False
     product_type: ProductType = "demand_deposit"
     direction: Literal["debit", "credit"] = "debit"
-    at: Timestamp | None = Field(default=None, description="price as of this moment (default: now)")
+    at: Timestamp | None = Field(default=None, description="price as of this moment (default: now on the business clock)")
 
 
 class Quote(Fee):
@@ -128,17 +138,50 @@ class Quote(Fee):
     at: datetime
 
 
+class FeeChange(BaseModel):
+    """A fee of the configured schedule, changed: ``id`` names it, the fields given replace
+    the configured ones and the others stay (a whole fee rule works too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str | None = None
+    kind: Literal["fixed", "percent"] | None = None
+    amount: NonNegativeAmount | None = None
+    rate: Decimal | None = Field(default=None, ge=0, le=1)
+    minimum: NonNegativeAmount | None = None
+    maximum: NonNegativeAmount | None = None
+    period: Literal["transaction", "month", "quarter", "year"] | None = None
+    domestic: bool | None = None
+    match: FeeMatch | None = None
+
+
+class ContributionChange(BaseModel):
+    """The contribution discount's fields to change; the others stay as configured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aum_weight: Decimal | None = Field(default=None, ge=0)
+    fee_weight: Decimal | None = Field(default=None, ge=0)
+    threshold: NonNegativeAmount | None = None
+    discount_percent: Decimal | None = Field(default=None, ge=0, le=100)
+    window_months: int | None = Field(default=None, ge=1, le=120)
+
+
 class SimulateRequest(BaseModel):
-    """A proposed schedule, benefits and contribution discount (each optional: what is left
-    out stays as it is) and the business dates whose postings to price again."""
+    """A proposal and the business dates whose postings to price again. The proposal changes
+    only what it names: the fees in ``fees`` (by id, the fields given), the tiers in
+    ``benefits`` (each named tier gets exactly the benefits given), the ``contribution``
+    fields given. Every other fee, tier and setting is priced as configured."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     from_: BankDate = Field(alias="from")
     to: BankDate
-    fees: list[FeeRule] | None = None
-    benefits: dict[str, list[Benefit]] | None = None
-    contribution: ContributionSettings | None = None
+    fees: list[FeeChange] | None = Field(default=None, description="fees to change, by id")
+    benefits: dict[str, list[Benefit]] | None = Field(
+        default=None, description="tier id -> the tier's benefits under the proposal, in the order they apply")
+    contribution: ContributionChange | None = None
 
     @model_validator(mode="after")
     def _range(self) -> SimulateRequest:
@@ -176,12 +219,22 @@ class SimulateTotals(BaseModel):
     change: Change
 
 
+class ProposalChanged(BaseModel):
+    fees: list[str] = Field(description="the fees the proposal changed")
+    tiers: list[str] = Field(description="the tiers whose benefits the proposal set")
+    contribution: bool = Field(description="whether the contribution discount changed")
+
+
 class SimulateResult(BaseModel):
     from_: date = Field(serialization_alias="from")
     to: date
     postings: int
     items: list[SimulateItem]
     totals: SimulateTotals
+    schedule: list[FeeRule] = Field(description="the fee schedule the postings were priced with again")
+    benefits: dict[str, list[Benefit]] = Field(description="every tier's benefits priced with (empty: none)")
+    contribution: ContributionSettings = Field(description="the contribution discount priced with")
+    changed: ProposalChanged
 
 
 class RedeemRequest(BaseModel):
@@ -243,10 +296,6 @@ def _before(cursor: str | None) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**62:  # a forged cursor
         raise Problem(422, "Invalid cursor", "The cursor is not one this API returned.")
     return position["id"]
-
-
-def _today(request: Request) -> date:
-    return datetime.now(request.app.state.settings.zone).date()
 
 
 @router.get("/v1/customers/{customer_id}/fees", response_model=FeesPage, responses=problems(404))
@@ -315,7 +364,7 @@ async def redeem_points(customer_id: str, body: RedeemRequest, request: Request,
     return RedeemResult(**result)
 
 
-@router.post("/v1/pricing/quote", response_model=Quote)
+@router.post("/v1/pricing/quote", response_model=Quote, responses=problems(404))
 async def post_quote(body: QuoteRequest, request: Request,
                      principal: Principal = Depends(current_principal),
                      session: AsyncSession = Depends(db_session)):
@@ -324,26 +373,42 @@ async def post_quote(body: QuoteRequest, request: Request,
     await ensure_customer_visible(request, principal, body.customer_id, service=SERVICE)
     tx = Transaction(body.tx_type, body.amount, body.channel, body.counterparty_bank,
                      body.cross_region, body.product_type, body.direction)
-    at = body.at or datetime.now(timezone.utc)
-    return Quote(**await queries.quote(session, request.app.state.settings, body.customer_id, tx, at))
+    at = body.at or business_clock(request).now()
+    quoted = await queries.quote(session, request.app.state.settings, body.customer_id, tx, at)
+    if quoted is None:
+        raise Problem(404, "Customer not found", f"Pricing has no customer {body.customer_id}.")
+    return Quote(**quoted)
 
 
-@router.post("/v1/pricing/simulate", response_model=SimulateResult, response_model_by_alias=True)
+@router.post("/v1/pricing/simulate", response_model=SimulateResult, response_model_by_alias=True,
+             responses=problems(422))
 async def post_simulate(body: SimulateRequest, request: Request,
                         principal: Principal = Depends(require_roles("analyst", "admin")),
                         session: AsyncSession = Depends(db_session)):
-    """What-if: price the stored postings of the date range again under the proposed schedule,
-    benefits and contribution discount, and compare fee income, waivers and discounts by tier
-    and fee, old against new. Changes nothing."""
-    proposed = request.app.state.settings.pricing.model_dump()
-    proposed.update(body.model_dump(include={"fees", "benefits", "contribution"}, exclude_none=True))
+    """What-if: price the stored postings of the date range again under the proposal, and
+    compare fee income, waivers and discounts by tier and fee, old against new. The proposal
+    changes only the fees, tiers and contribution fields it names; a fee or tier id that is not
+    configured is refused (422, naming it). The answer says what it priced with (the schedule,
+    every tier's benefits, the contribution discount) and what the proposal changed. Changes
+    nothing."""
+    settings = request.app.state.settings
+    fees = [f.model_dump(exclude_unset=True) for f in body.fees or []]
+    benefits = {tier: [b.model_dump() for b in given] for tier, given in (body.benefits or {}).items()}
+    contribution = body.contribution.model_dump(exclude_unset=True) if body.contribution else {}
     try:
-        proposal = PricingSettings.model_validate(proposed)
+        proposal = queries.apply_proposal(settings.pricing, [t.id for t in settings.tiers], fees=fees,
+                                          benefits=benefits, contribution=contribution)
+    except queries.UnknownInProposal as exc:
+        raise Problem(422, "Invalid proposal", str(exc)) from exc
     except ValidationError as exc:
         raise Problem(422, "Invalid proposal", "; ".join(e["msg"] for e in exc.errors()[:5])) from exc
-    result = await queries.simulate(session, request.app.state.settings, proposal, body.from_, body.to)
+    result = await queries.simulate(session, settings, proposal, body.from_, body.to)
     result["from_"] = result.pop("from")
-    return SimulateResult(**result)
+    return SimulateResult(
+        **result, schedule=proposal.fees, contribution=proposal.contribution,
+        benefits={t.id: proposal.benefits.get(t.id, []) for t in settings.tiers},
+        changed=ProposalChanged(fees=[f["id"] for f in fees], tiers=sorted(benefits),
+                                contribution=bool(contribution)))
 
 
 @router.get("/v1/pricing/schedule", response_model=PricingSettings)
@@ -361,7 +426,7 @@ async def get_eligible_products(customer_id: str, request: Request, on: BankDate
     purchase where their tier has it, and why each other product is refused."""
     await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
     view = await queries.eligible_products(session, request.app.state.settings, customer_id,
-                                           on or _today(request))
+                                           on or business_clock(request).today())
     if view is None:
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
     return EligibleProducts(**view)

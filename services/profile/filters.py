@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any, Iterator, Mapping, Sequence, get_args
 
 from shared.contracts.types import ProductType, RiskLevel
-from shared.money import MoneyError, parse_money
+from shared.money import MoneyError, parse_money, within_limit
 
 RISK_LEVELS: tuple[str, ...] = get_args(RiskLevel)
 PRODUCT_TYPES: tuple[str, ...] = get_args(ProductType)
@@ -316,7 +316,7 @@ def _scalar(spec: FieldSpec, value: Any, vocabulary: Vocabulary, allow_params: b
         if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
             raise ValueError(f"{_show(value)} is not an amount; write it as a string such as \"50000.00\"")
         try:
-            return parse_money(str(value) if isinstance(value, int) else value)
+            return within_limit(parse_money(str(value) if isinstance(value, int) else value))
         except MoneyError as exc:
             raise ValueError(str(exc)) from exc
     if kind in ("count", "within_days"):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import date
+from datetime import date, datetime
 from typing import Any, AsyncIterator
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.calendar import bank_time
 from shared.db import Database
 from shared.money import format_money
 from services.profile import metrics
@@ -52,7 +54,7 @@ async def page(session: AsyncSession, stmt, **how: Any) -> list[dict[str, Any]]:
     return [member(r, **how) for r in rows]
 
 
-async def stream_csv(db: Database, stmt, *, batch_rows: int, **how: Any) -> AsyncIterator[str]:
+async def stream_csv(db: Database, stmt, *, batch_rows: int, zone: ZoneInfo, **how: Any) -> AsyncIterator[str]:
     """The header, then one chunk of CSV per ``batch_rows`` rows fetched from a server-side
     cursor (``yield_per``): at most one batch is in memory at a time. Closing the response early
     (the client went away) closes the cursor and its connection."""
@@ -66,7 +68,7 @@ async def stream_csv(db: Database, stmt, *, batch_rows: int, **how: Any) -> Asyn
                 out = io.StringIO()
                 writer = csv.writer(out, lineterminator="\r\n")
                 for row in rows:
-                    writer.writerow(_csv_cells(member(row, **how)))
+                    writer.writerow(_csv_cells(member(row, **how), zone))
                 count += len(rows)
                 yield out.getvalue()
     finally:
@@ -80,7 +82,7 @@ def _csv_line(cells) -> str:
     return out.getvalue()
 
 
-def _csv_cells(item: dict[str, Any]) -> list[str]:
+def _csv_cells(item: dict[str, Any], zone: ZoneInfo) -> list[str]:
     cells = []
     for column in CSV_COLUMNS:
         value = item[column]
@@ -92,6 +94,8 @@ def _csv_cells(item: dict[str, Any]) -> list[str]:
             cells.append(format_money(value))
         elif isinstance(value, str):
             cells.append(_inert(value))
+        elif isinstance(value, datetime):
+            cells.append(bank_time(value, zone))
         elif hasattr(value, "isoformat"):
             cells.append(value.isoformat())
         else:

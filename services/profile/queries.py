@@ -34,10 +34,10 @@ DEPOSIT_TYPES = ("demand_deposit", "time_deposit")
 # --- customer 360 ---------------------------------------------------------------------------
 
 
-async def customer_360(session: AsyncSession, settings: Settings, customer_id: str, role: str,
-                       today: date) -> dict[str, Any] | None:
+async def customer_360(session: AsyncSession, settings: Settings, customer_id: str, today: date, *,
+                       unmasked: bool) -> dict[str, Any] | None:
     """Profile, holdings, AUM, tier, RM, open signals and points of one customer; identity
-    numbers and phones masked unless ``role`` is one of ``auth.unmasked_roles``."""
+    numbers and phones masked unless ``unmasked`` (an unmasked role that stated its purpose)."""
     customer = await session.get(ProfileCustomer, customer_id)
     if customer is None:
         return None
@@ -54,7 +54,9 @@ async def customer_360(session: AsyncSession, settings: Settings, customer_id: s
             ProfileFeePosting.customer_id == customer_id,
             ProfileFeePosting.posted_at >= start_of_day(month_start, settings.zone))
     )
-    identity = identity_for(role, settings.auth.unmasked_roles, Identity(customer.id_number, customer.phone))
+    identity = Identity(customer.id_number, customer.phone)
+    if not unmasked:
+        identity = identity_for("", (), identity)
     holdings = [_holding(a) for a in accounts]
     return {
         "customer_id": customer.customer_id,
@@ -136,6 +138,13 @@ async def _attributes(session: AsyncSession, customer_id: str) -> dict[str, dict
 
 
 # --- branch report --------------------------------------------------------------------------
+
+
+async def branch_known(session: AsyncSession, branch_id: str) -> bool:
+    """Whether any customer has this home branch or any account is kept at it."""
+    home = await session.scalar(select(C.customer_id).where(C.home_branch_id == branch_id).limit(1))
+    return home is not None or await session.scalar(
+        select(A.account_id).where(A.branch_id == branch_id).limit(1)) is not None
 
 
 async def branch_report(session: AsyncSession, settings: Settings, branch_id: str, day: date) -> dict[str, Any]:

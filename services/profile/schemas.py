@@ -1,4 +1,4 @@
-"""The shapes of profile's HTTP answers (CONTRACT.md names the fields other systems read;
+"""The shapes of profile's HTTP answers (the contract names the fields other systems read;
 these carry more)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.contracts.types import Money
 from shared.settings.profile import SegmentTemplate
@@ -104,51 +104,67 @@ class Customer360(BaseModel):
 
 
 class TierFigures(BaseModel):
-    customers: int
-    aum: Money
+    customers: int = Field(description="customers of the view in this tier now")
+    aum: Money = Field(description="their AUM now, summed (CNY)")
 
 
 class ProductFigures(BaseModel):
-    accounts: int
-    customers: int
-    balance: Money
-    holders_with_balance: int
+    accounts: int = Field(description="accounts of this product type behind the view that are not closed "
+                                      "(for the home-branch view: all the members' accounts; for account "
+                                      "holders: the accounts at this branch)")
+    customers: int = Field(description="distinct customers holding those accounts")
+    balance: Money = Field(description="the members' balances of this product type, from their latest AUM "
+                                       "(every account they hold, wherever it is kept)")
+    holders_with_balance: int = Field(description="members whose balance of this product type is not zero "
+                                                  "(an open account with nothing in it does not count)")
 
 
 class Deposits(BaseModel):
-    demand_deposit: Money
-    time_deposit: Money
-    total: Money
+    demand_deposit: Money = Field(description="the members' demand deposit balances (活期)")
+    time_deposit: Money = Field(description="the members' time deposit balances (定期)")
+    total: Money = Field(description="demand and time deposits together")
 
 
 class TierChanges(BaseModel):
-    upgrades: int
-    downgrades: int
+    upgrades: int = Field(description="members' upgrades effective from the 1st of the month to the report date")
+    downgrades: int = Field(description="members' downgrades effective from the 1st of the month to the report date "
+                                        "(a month-end close's downgrades take effect on the 1st of the next month)")
 
 
 class BranchView(BaseModel):
-    by_tier: dict[str, TierFigures]
-    customers: int
-    aum: Money
-    deposits: Deposits
-    products: dict[str, ProductFigures]
-    inflow_today: Money
-    outflow_today: Money
-    net_today: Money
-    inflow_mtd: Money
-    outflow_mtd: Money
-    net_mtd: Money
-    tier_changes_mtd: TierChanges
+    """The figures of one set of members. A member's inflow (outflow) of a business day is the
+    day's net AUM increase (decrease): moving money between their own products is no flow, and
+    a customer counts for the branch with the flows of their whole month."""
+
+    by_tier: dict[str, TierFigures] = Field(description="tier id -> the members in that tier now and their AUM; "
+                                                        "every configured tier, zero where none")
+    customers: int = Field(description="members of the view now")
+    aum: Money = Field(description="the members' AUM now (deposits, wealth products, funds, insurance cash "
+                                   "value, precious metals; loans and card debt are not AUM)")
+    deposits: Deposits = Field(description="the members' deposit balances now")
+    products: dict[str, ProductFigures] = Field(description="product type -> accounts, holders and balances")
+    inflow_today: Money = Field(description="sum over members of their net AUM increase on the report's business date")
+    outflow_today: Money = Field(description="sum over members of their net AUM decrease on the report's business date")
+    net_today: Money = Field(description="inflow_today - outflow_today")
+    inflow_mtd: Money = Field(description="sum over members and days, from the 1st of the month to the report "
+                                          "date, of each day's net AUM increase")
+    outflow_mtd: Money = Field(description="the same for each day's net AUM decrease")
+    net_mtd: Money = Field(description="inflow_mtd - outflow_mtd")
+    tier_changes_mtd: TierChanges = Field(description="the members' upgrades and downgrades this month")
 
 
 class BranchReport(BranchView):
-    """The home-branch view at the top level; ``account_holders`` for customers holding an
-    account at the branch."""
+    """The home-branch view at the top level (customers whose home branch this is);
+    ``account_holders`` for customers holding an account that is not closed at the branch. The
+    members are those of the moment the report is asked; tiers, AUM, deposits and products are
+    their current figures, flows are those of the report date and its month."""
 
-    branch_id: str
-    business_date: date
-    month: str
-    account_holders: BranchView
+    branch_id: str = Field(description="the branch reported on")
+    business_date: date = Field(description="the report's business date (today on the business clock unless "
+                                            "asked with ?date=)")
+    month: str = Field(description="the month of the business date, YYYY-MM, which the *_mtd figures cover")
+    account_holders: BranchView = Field(description="the same figures for the customers holding an account "
+                                                    "(not closed) at this branch, wherever their home branch is")
 
 
 class Segment(SegmentTemplate):

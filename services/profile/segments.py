@@ -58,10 +58,6 @@ def limits_of(settings: Settings) -> Limits:
     return Limits(p.max_filter_conditions, p.max_filter_depth, p.max_list_values)
 
 
-def business_today(settings: Settings) -> date:
-    return datetime.now(timezone.utc).astimezone(settings.zone).date()
-
-
 # --- templates ------------------------------------------------------------------------------
 
 

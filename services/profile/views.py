@@ -14,7 +14,7 @@ from shared import audit
 from shared.access import ensure_customer_visible, visible_filter
 from shared.auth import Principal, current_principal, mask_id_number, may_see_pii, require_roles
 from shared.contracts.types import BankDate
-from shared.http import db_session, problems
+from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.settings.profile import SegmentTemplate
@@ -33,27 +33,29 @@ router = APIRouter(tags=["profile"])
 RESERVED_QUERY = ("format", "cursor", "limit")
 
 
-@router.get("/v1/customers/{customer_id}", response_model=Customer360, responses=problems(400, 404))
+@router.get("/v1/customers/{customer_id}", response_model=Customer360, responses=problems(404))
 async def get_customer(customer_id: str, request: Request,
                        principal: Principal = Depends(current_principal),
                        purpose: str | None = audit.purpose_header(
-                           "Required for the roles that see identity numbers and phones unmasked: "
-                           "why you need them (recorded in the audit log)."),
+                           "For the roles that may see identity numbers and phones unmasked "
+                           "(auth.unmasked_roles): why you need them. With it the answer is unmasked "
+                           "and recorded in the audit log; without it, masked like everyone's."),
                        session: AsyncSession = Depends(db_session)):
-    """Customer 360: profile (identity masked unless the role may see it), household, holdings
-    with maturities and card expiries, loans and cards, AUM, tier, RMs, open signals, points.
-    An unmasked read states its purpose and is recorded in the audit log (``GET /v1/audit``)."""
+    """Customer 360: profile, household, holdings with maturities and card expiries, loans and
+    cards, AUM, tier, RMs, open signals, points. Identity numbers and phones are masked, for
+    every role. A role that may see them unmasked gets them so by stating its purpose in
+    ``X-Strata-Purpose``; that read is recorded in the audit log (``GET /v1/audit``)."""
     await ensure_customer_visible(request, principal, customer_id, service="profile")
     settings = request.app.state.settings
-    today = segments.business_today(settings)
-    if not may_see_pii(principal, settings.auth.unmasked_roles):
-        view = await queries.customer_360(session, settings, customer_id, principal.role, today)
+    today = business_clock(request).today()
+    why = audit.stated_purpose(purpose) if may_see_pii(principal, settings.auth.unmasked_roles) else None
+    if why is None:
+        view = await queries.customer_360(session, settings, customer_id, today, unmasked=False)
         if view is not None:
             _mask_identity_attributes(view["profile"]["attributes"])
     else:
-        why = audit.required_purpose(purpose)
         async with request.app.state.runtime.db.transaction() as tx:  # the read and its entry commit together
-            view = await queries.customer_360(tx, settings, customer_id, principal.role, today)
+            view = await queries.customer_360(tx, settings, customer_id, today, unmasked=True)
             if view is not None:
                 await audit.record(tx, request, principal, service="profile", action="customer_360",
                                    purpose=why, rows=1, unmasked=True, customer_id=customer_id)
@@ -74,7 +76,7 @@ def _mask_identity_attributes(attributes: dict[str, dict[str, dict]]) -> None:
                 sourced["value"] = mask_id_number(str(sourced["value"]))
 
 
-@router.get("/v1/branches/{branch_id}/report", response_model=BranchReport)
+@router.get("/v1/branches/{branch_id}/report", response_model=BranchReport, responses=problems(404))
 async def get_branch_report(branch_id: str, request: Request,
                             day: BankDate | None = Query(None, alias="date",
                                                      description="business date; today by default"),
@@ -83,11 +85,15 @@ async def get_branch_report(branch_id: str, request: Request,
     """Customers and AUM by tier, deposits and products, AUM inflow and outflow today and month
     to date, tier changes this month: for the branch's own customers (top level) and for the
     customers holding accounts there (``account_holders``), as they are when asked. A
-    customer's inflow or outflow of a day is the day's net change of their AUM."""
+    customer's inflow or outflow of a day is the day's net change of their AUM. Without
+    ``date`` the report is of today on the business clock (``GET /v1/clock``). A branch no
+    customer or account names is 404. Every figure is described in the answer's schema."""
     if principal.role == "branch_manager" and principal.branch_id != branch_id:
         raise Problem(403, "Forbidden", f"A branch manager of {principal.branch_id} may not see {branch_id}.")
+    if not await queries.branch_known(session, branch_id):
+        raise Problem(404, "Branch not found", f"No customer has home branch {branch_id} and no account is kept there.")
     settings = request.app.state.settings
-    return await queries.branch_report(session, settings, branch_id, day or segments.business_today(settings))
+    return await queries.branch_report(session, settings, branch_id, day or business_clock(request).today())
 
 
 # --- segment templates ----------------------------------------------------------------------
@@ -179,7 +185,7 @@ async def segment_members(name: str, request: Request,
         raise Problem(404, "Segment not found", f"No segment template named {name!r}.")
     vocabulary = segments.vocabulary_of(settings)
     bound = _bound_filter(found.template, request, vocabulary, segments.limits_of(settings))
-    ctx = segments.CompileContext(segments.business_today(settings), settings.zone, vocabulary)
+    ctx = segments.CompileContext(business_clock(request).today(), settings.zone, vocabulary)
     visible = visible_filter(principal, "profile")
     how = {"role": principal.role, "unmasked_roles": settings.auth.unmasked_roles, "today": ctx.today}
     entry = {"service": "profile", "purpose": why, "segment": name,
@@ -190,7 +196,8 @@ async def segment_members(name: str, request: Request,
             rows = await members.count(tx, stmt)
             await audit.record(tx, request, principal, action="segment_export", rows=rows, **entry)
         return StreamingResponse(
-            members.stream_csv(runtime.db, stmt, batch_rows=settings.profile.export_batch_rows, **how),
+            members.stream_csv(runtime.db, stmt, batch_rows=settings.profile.export_batch_rows,
+                               zone=settings.zone, **how),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )

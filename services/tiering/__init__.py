@@ -3,7 +3,7 @@ daily AUM kept as events arrive."""
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Float, case, cast, func, select
 
 from shared.runtime.service import ServiceSpec, business_gauges
 
@@ -12,15 +12,17 @@ async def _tier_gauges(session, settings) -> None:
     from services.tiering import metrics
     from services.tiering.models import TieringCustomer
 
+    # summed as floats (a gauge is one anyway): an exact sum of cents can overflow SQLite's
+    # 64-bit SUM, which would leave the gauges frozen at their last values
     rows = await session.execute(
-        select(TieringCustomer.tier, func.count(), func.sum(TieringCustomer.aum),
+        select(TieringCustomer.tier, func.count(), func.sum(cast(TieringCustomer.aum, Float)),
                func.sum(case((TieringCustomer.watch, 1), else_=0)))
         .group_by(TieringCustomer.tier)
     )
     watch_total = 0
     for tier, count, aum, watch in rows:
         metrics.CUSTOMERS_BY_TIER.labels(tier).set(count)
-        metrics.AUM_BY_TIER.labels(tier).set(float(aum or 0))
+        metrics.AUM_BY_TIER.labels(tier).set((aum or 0) / 100)
         watch_total += int(watch or 0)
     metrics.WATCH_CUSTOMERS.set(watch_total)
 

@@ -12,10 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import BankDate, Money
-from shared.http import db_session, problems
+from shared.contracts import topics
+from shared.dry_run import DryRun, PreviewItem, preview_limit_field
+from shared.http import business_clock, db_session, problems
 from shared.problems import Problem
 from shared.access import ensure_customer_visible
 from services.tiering import close, service
+from shared.calendar import days_in_month, parse_month
 
 router = APIRouter(tags=["tiering"])
 
@@ -47,6 +50,8 @@ class TierView(BaseModel):
 
 class MonthEndCloseRequest(BaseModel):
     month: str = Field(examples=["2026-11"])
+    dry_run: bool = Field(default=False, description="answer what the close would do and change nothing")
+    preview_limit: int = preview_limit_field()
 
     @field_validator("month")
     @classmethod
@@ -63,6 +68,10 @@ class MonthEndCloseResult(BaseModel):
     watch_cleared: int
     downgrades: int
     already_closed: bool
+    dry_run: bool = False
+    preview: list[PreviewItem] = Field(
+        default_factory=list,
+        description="with dry_run: the first customers the close would put on watch or downgrade")
 
 
 @router.get("/v1/customers/{customer_id}/tier", response_model=TierView, response_model_by_alias=True,
@@ -79,14 +88,36 @@ async def get_tier(customer_id: str, request: Request,
     return TierView(**view)
 
 
-@router.post("/v1/admin/month-end-close", response_model=MonthEndCloseResult, responses=problems(409))
+@router.post("/v1/admin/month-end-close", response_model=MonthEndCloseResult, response_model_by_alias=True,
+             responses=problems(409))
 async def month_end_close(body: MonthEndCloseRequest, request: Request,
                           principal: Principal = Depends(require_roles("admin"))):
     """Close a month: average daily AUM per customer, watch flags and downgrades. Idempotent:
-    closing a closed month again changes nothing and returns the first close's summary."""
+    closing a closed month again changes nothing and returns the first close's summary.
+
+    Only a month that has ended on the business clock (``GET /v1/clock``) can be closed, and
+    months close in order: otherwise 409. With ``dry_run`` the close is decided exactly as it
+    would be, then undone: the same counts and a preview of the first customers it would put
+    on watch or downgrade, with nothing written or emitted."""
+    first = parse_month(body.month)
+    last = first.replace(day=days_in_month(first))
+    today = business_clock(request).today()
+    if today <= last:
+        raise Problem(409, "Month has not ended",
+                      f"{body.month} ends on {last.isoformat()} and today is {today.isoformat()} on the "
+                      f"business clock: close it from {(last + timedelta(days=1)).isoformat()}.")
     runtime = request.app.state.runtime
+    cause = f"month-end:{body.month}"
     try:
-        async with runtime.transaction("tiering", cause=f"month-end:{body.month}") as tx:
+        if body.dry_run:
+            async with DryRun.of(runtime) as dry:
+                async with dry.transaction("tiering", cause=cause) as tx:
+                    summary = await close.close_month(tx, body.month)
+                changes = [c for c in dry.on(topics.TIERS) if c["change"] in ("watch", "downgrade")]
+            preview = [PreviewItem(customer_id=c["customer_id"], change=c["change"], from_=c["from"], to=c["to"],
+                                   reason=c["reason"]) for c in changes[:body.preview_limit]]
+            return MonthEndCloseResult(**summary.as_dict(), dry_run=True, preview=preview)
+        async with runtime.transaction("tiering", cause=cause) as tx:
             summary = await close.close_month(tx, body.month)
     except close.CloseRefused as exc:
         raise Problem(409, "Month cannot be closed now", str(exc)) from exc

@@ -1,4 +1,4 @@
-"""The data of every event of the outside contract (CONTRACT.md), as strict pydantic models.
+"""The data of every event of the outside contract (README.md: Topics), as strict pydantic models.
 
 Inbound models refuse what core banking must never send (unknown fields, floats for money,
 naive times, negative asset balances, numbers or booleans spelt as strings: pydantic's lax mode
@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.types import (
     AUM_PRODUCT_TYPES,
+    Amount,
     BankDate,
     Currency,
     Identifier,
     Money,
     NoNul,
     NonNegativeMoney,
+    PositiveAmount,
     PositiveMoney,
     ProductType,
     RiskLevel,
@@ -93,8 +95,8 @@ class PostingV1(ContractModel):
     account_seq: int = Field(ge=1, le=2**62, strict=True)
     product_type: ProductType
     direction: Literal["debit", "credit"]
-    amount: PositiveMoney
-    balance_after: Money
+    amount: PositiveAmount
+    balance_after: Amount
     currency: Currency
     tx_type: TxType
     channel: Identifier
@@ -116,7 +118,7 @@ class BalanceV1(ContractModel):
     customer_id: Identifier
     account_id: Identifier
     product_type: ProductType
-    balance: Money
+    balance: Amount
     currency: Currency
     as_of: Timestamp
 

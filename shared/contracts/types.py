@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StringConstraints
 
-from shared.money import format_money, parse_money
+from shared.money import format_money, parse_money, within_limit
 
 Money = Annotated[
     Decimal,
@@ -34,6 +34,12 @@ def _not_negative(value: Decimal) -> Decimal:
 PositiveMoney = Annotated[Money, AfterValidator(_positive)]
 NonNegativeMoney = Annotated[Money, AfterValidator(_not_negative)]
 
+Amount = Annotated[Money, AfterValidator(within_limit)]
+"""An amount or balance from outside (an inbound event, a request): money no further from zero
+than ``limits.max_amount``. Strata's own figures (sums, totals) are ``Money``."""
+PositiveAmount = Annotated[Amount, AfterValidator(_positive)]
+NonNegativeAmount = Annotated[Amount, AfterValidator(_not_negative)]
+
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 """Customer, account, posting, branch and RM ids: short, printable, no spaces."""
 
@@ -49,8 +55,8 @@ NoNul = AfterValidator(_no_nul)
 ShortText = Annotated[str, StringConstraints(max_length=200), NoNul]
 
 
-_RFC3339_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_RFC3339_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?", re.ASCII)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def _time_text(value: object) -> object:
@@ -58,7 +64,7 @@ def _time_text(value: object) -> object:
     # RFC 3339, so anything else is refused before it can be misread
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _RFC3339_TIME.match(value):
+    if not isinstance(value, str) or not _RFC3339_TIME.fullmatch(value):
         raise ValueError("a time must be an RFC 3339 string such as \"2026-11-28T10:15:02+08:00\"")
     return value
 
@@ -66,7 +72,7 @@ def _time_text(value: object) -> object:
 def _date_text(value: object) -> object:
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError("a date must be a string such as \"2026-11-28\"")
     return value
 

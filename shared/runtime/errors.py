@@ -27,8 +27,27 @@ _RETRYABLE_NAMES = {"ConnectionDoesNotExistError", "CannotConnectNowError", "Con
 def is_retryable(exc: BaseException) -> bool:
     """True for outages that pass (database or bus down, lock conflicts, a database missing or
     refusing us): the event is not at fault, the environment is, so retry and never dead-letter.
-    Looks through the chain of causes, since drivers wrap the error that matters."""
-    return any(_retryable_one(e) for e in _causes(exc))
+    Looks through the chain of causes, since drivers wrap the error that matters. An overflow is
+    never an outage (:func:`is_data_fault`), whatever class the driver files it under."""
+    causes = list(_causes(exc))
+    return not any(_data_fault_one(e) for e in causes) and any(_retryable_one(e) for e in causes)
+
+
+def is_data_fault(exc: BaseException) -> bool:
+    """True for a value the arithmetic or the database cannot hold: Python's ``OverflowError``
+    or a decimal overflow, SQLSTATE class 22 (PostgreSQL: ``numeric_value_out_of_range``...),
+    SQLite's ``integer overflow`` (which pysqlite raises as an OperationalError, the class of
+    outages). Retrying changes nothing: the event is dead-lettered, the request answered 500."""
+    return any(_data_fault_one(e) for e in _causes(exc))
+
+
+def _data_fault_one(exc: BaseException) -> bool:
+    if isinstance(exc, ArithmeticError):  # OverflowError, decimal.Overflow / InvalidOperation
+        return True
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(code, str) and code.startswith("22"):
+        return True
+    return type(exc).__module__ == "sqlite3" and "overflow" in str(exc).lower()
 
 
 def _causes(exc: BaseException, depth: int = 8) -> Iterator[BaseException]:

@@ -14,8 +14,10 @@ from shared import migrate
 from shared.bus import Bus, build_bus
 from shared.bus.base import BusUnavailable
 from shared.bus.memory import MemoryBus
+from shared.clock import BusinessClock
 from shared.contracts.topics import all_topics
 from shared.db import Database
+from shared.money import set_max_amount
 from shared.runtime.consumer import ConsumerLoop
 from shared.runtime.errors import is_retryable
 from shared.runtime.outbox import OutboxRelay
@@ -43,8 +45,13 @@ def tune_gc(settings: Settings) -> None:
 
 class Runtime:
     def __init__(self, settings: Settings, services: Sequence[ServiceSpec], *,
-                 bus: Bus | None = None, db: Database | None = None, consume: bool = True) -> None:
+                 bus: Bus | None = None, db: Database | None = None, consume: bool = True,
+                 clock: BusinessClock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or BusinessClock(settings.zone)
+        set_max_amount(settings.limits.max_amount)
+        """The process's business clock (``shared.clock``): the wall clock unless a simulated
+        bank drives this process."""
         self.services = list(services)
         self.db = db or Database(settings.database_url, settings.database_pool_size)
         self.bus = bus or build_bus(settings)

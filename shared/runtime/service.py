@@ -72,7 +72,8 @@ def business_gauges(refresh: Callable[[AsyncSession, "Settings"], Awaitable[None
     """A background task that runs ``refresh(session, settings)`` now and then every
     ``runtime.business_gauges_interval_s``: the counts behind a service's business dashboard,
     each a scan of its customers. A database outage leaves the gauges at their last values
-    (readiness reports the outage); any other failure is logged and tried again next time."""
+    (readiness reports the outage); any other failure, an overflow included
+    (``errors.is_data_fault``), is logged and tried again next time."""
 
     async def gauges(runtime: Process) -> None:
         while True:

@@ -57,14 +57,19 @@ class BatchTransaction:
     of a transaction that rolls back survives it: a re-run starts from a fresh one.
     """
 
-    def __init__(self, db: "Database", service: str, settings: "Settings", *, cause: str = "api",
-                 group: str | None = None) -> None:
+    def __init__(self, db: "Database | None", service: str, settings: "Settings", *, cause: str = "api",
+                 group: str | None = None, within: AsyncSession | None = None) -> None:
         self.db = db
         self.service = service
         self.settings = settings
         self.group = group
         self.cause = cause
-        self.session: AsyncSession = db.sessions()
+        self.within = within
+        """A session that outlives this transaction (a dry run's): everything is written into
+        it, nothing is committed and no after-commit action runs; its owner rolls it back."""
+        self.session: AsyncSession = within if within is not None else db.sessions()
+        self.sent: list[dict] = []
+        """Every message added to the outbox, in order (what a dry run reports)."""
         self.state: Any = None
         self.access: Any = None
         """The access projection's rows of the batch (``shared.access.AccessState``)."""
@@ -79,10 +84,15 @@ class BatchTransaction:
     # --- the transaction ------------------------------------------------------------------
 
     async def __aenter__(self) -> "BatchTransaction":
-        await self.session.begin()
+        if self.within is None:
+            await self.session.begin()
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
+        if self.within is not None:
+            if exc_type is None:
+                await self.commit()
+            return
         try:
             if exc_type is None:
                 await self.commit()
@@ -115,6 +125,8 @@ class BatchTransaction:
             if len(recorded) != len(set(self._processed)):
                 raise ConcurrentlyProcessed(
                     f"{len(set(self._processed)) - len(recorded)} events were applied by another instance")
+        if self.within is not None:  # a dry run: its owner rolls everything back
+            return
         await self.session.commit()                                   # 5. COMMIT
         self.committed = True
         for action in self._after:                                    # 6. after commit
@@ -161,6 +173,8 @@ class BatchTransaction:
     def add_message(self, topic: str, key: bytes | None, value: bytes,
                     headers: list[tuple[str, bytes]]) -> None:
         """A message for the outbox as it is (a dead letter keeps its record's bytes)."""
+        if self.within is not None:
+            self.sent.append({"topic": topic, "value": value})
         self.outbox.append({"service": self.service, "topic": topic, "key": key, "value": value,
                             "headers": encode_headers(headers), "created_at": datetime.now(timezone.utc)})
 

@@ -1,7 +1,7 @@
 """One typed settings model for every service.
 
 Read in this order, later winning: the defaults shipped in ``shared/config/defaults.yaml`` (the
-rules of DOMAIN.md), the bank's YAML file named by ``STRATA_CONFIG`` (merged key by key), then
+rules of docs/RULES.md), the bank's YAML file named by ``STRATA_CONFIG`` (merged key by key), then
 environment variables ``STRATA_<FIELD>`` with ``__`` between nested names, e.g.
 ``STRATA_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`` or ``STRATA_AUTH__SECRET=...``.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -90,6 +91,14 @@ class AuthSettings(BaseModel):
     unmasked_roles: list[str] = ["admin"]
 
 
+class LimitsSettings(BaseModel):
+    max_amount: Decimal = Field(default=Decimal("1000000000000.00"), gt=0, le=Decimal("10000000000000"))
+    """The largest amount or balance Strata accepts from outside, in CNY (10^12 by default):
+    an inbound posting's ``amount`` or ``balance_after``, a snapshot's ``balance`` beyond it is
+    dead-lettered, and a money input over HTTP beyond it is refused (422). Past any customer's
+    holdings, it keeps sums of balances far from the database's 64-bit integers."""
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -107,6 +116,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = RuntimeSettings()
     auth: AuthSettings = AuthSettings()
     http: HttpSettings = HttpSettings()
+    limits: LimitsSettings = LimitsSettings()
     log_level: str = "INFO"
 
     tiers: list[TierRule]

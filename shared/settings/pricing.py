@@ -1,5 +1,5 @@
 """Fee schedule, tier benefits, contribution discount, points and the product catalogue
-(DOMAIN.md, Fees, Tier benefits, Points; capability 6).
+(docs/RULES.md: Fees and tier benefits, Points, Products by tier).
 
 Everything a bank changes about prices is here, as data: a new fee, a waiver, a number of free
 uses, a discount or a product is a change to the YAML file, never to code. Tier ids named here
@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.contracts.types import NonNegativeMoney, PositiveMoney, ProductType
+from shared.contracts.types import NonNegativeAmount, PositiveMoney, ProductType
 
 RiskLevelName = Literal["C1", "C2", "C3", "C4", "C5"]
 
@@ -43,12 +43,12 @@ class FeeRule(BaseModel):
     id: str
     name: str
     kind: Literal["fixed", "percent"]
-    amount: NonNegativeMoney = Decimal("0.00")
+    amount: NonNegativeAmount = Decimal("0.00")
     """``fixed``: the fee."""
     rate: Decimal = Field(default=Decimal("0"), ge=0, le=1)
     """``percent``: the share of the posting's amount (``0.005`` is 0.5 %)."""
-    minimum: NonNegativeMoney | None = None
-    maximum: NonNegativeMoney | None = None
+    minimum: NonNegativeAmount | None = None
+    maximum: NonNegativeAmount | None = None
     period: Literal["transaction", "month", "quarter", "year"] = "transaction"
     domestic: bool = True
     """Domestic fees are the ones ``domestic_only`` benefits (diamond's) waive."""
@@ -98,7 +98,7 @@ class ContributionSettings(BaseModel):
 
     aum_weight: Decimal = Field(default=Decimal("0.01"), ge=0)
     fee_weight: Decimal = Field(default=Decimal("1"), ge=0)
-    threshold: NonNegativeMoney = Decimal("20000.00")
+    threshold: NonNegativeAmount = Decimal("20000.00")
     discount_percent: Decimal = Field(default=Decimal("20"), ge=0, le=100)
     window_months: int = Field(default=12, ge=1, le=120)
 
@@ -113,7 +113,7 @@ class PointsEarnRule(BaseModel):
     tx_types: list[str] = Field(min_length=1)
     per_amount: PositiveMoney
     points: int = Field(default=1, ge=1)
-    minimum_amount: NonNegativeMoney = Decimal("0.00")
+    minimum_amount: NonNegativeAmount = Decimal("0.00")
     product_types: list[ProductType] | None = None
     direction: Literal["debit", "credit"] | None = None
 

@@ -1,5 +1,5 @@
-"""The customer base, segment templates (数据提取模板) and branch reports (DOMAIN.md
-capabilities 1, 7 and 8).
+"""The customer base, segment templates (数据提取模板) and branch reports (docs/RULES.md:
+Segments, Branch reports).
 
 A segment template is a named filter over a whitelist of fields, with parameters: the filter
 language is described in ``services/profile/filters.py``. Shipped templates are configuration;

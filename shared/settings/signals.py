@@ -1,4 +1,4 @@
-"""Signal triggers and suppression windows (DOMAIN.md, Signals).
+"""Signal triggers and suppression windows (docs/RULES.md, Signals).
 
 Tier ids named here (``min_tier``) must be ids of ``settings.tiers``; the alerts service refuses
 to start with one that is not.

@@ -1,4 +1,4 @@
-"""Tier table and tiering switches (DOMAIN.md, Tiers)."""
+"""Tier table and tiering switches (docs/RULES.md, Tiers)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Every customer is drawn from its own seeded generator, so customer ``i`` is the 
 the size of the bank, and the population is produced one customer at a time (a million
 customers never sit in memory together).
 
-Wealth follows a real bank's mix (DOMAIN.md, "Why banks want this"): most customers hold under
+Wealth follows a real bank's mix (one commercial bank's figures): most customers hold under
 50,000; the 50,000–1,000,000 band is about 9 % of customers and most of the assets; a thin tail
 holds 6,000,000 or more. The band a customer falls in is chosen by a low-discrepancy sequence,
 so even a small bank has the mix's proportions.

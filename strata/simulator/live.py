@@ -7,7 +7,9 @@ today's, and replays it as fast as the services absorb it (with fewer, larger ev
 transactions) up to the ``LIVE_FROM_DAY`` of the month before today's: two month-end closes happen
 during the replay and the third a few business days into live time, so watch flags and
 downgrades are seen within minutes. From then on business time runs at ``--speed``. The position
-is saved in the data directory and the next run continues from it.
+is saved in the data directory and the next run continues from it: the RMs are registered and the
+master data published once per data directory, so a restart never undoes what an admin changed
+since (an RM renamed, deactivated, a book handed over).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import httpx
 from sqlalchemy import func, select
 
 from shared.bus.base import Message
+from shared.clock import SimulatedClock
 from shared.contracts.cloudevents import Event, encode_binary
 from shared.runtime.models import OutboxMessage
 from strata.simulator.feed import Feed
@@ -47,6 +50,7 @@ STOP_DRAIN = 10.0
 def start_live_feed(app, runtime, args, stop: asyncio.Event) -> list[asyncio.Task]:
     """Start the simulated bank and its summary; the tasks stop cleanly when cancelled."""
     feed = LiveFeed(app, runtime, args, stop)
+    feed.install_clock()
     tty = sys.stdout.isatty() and not getattr(args, "quiet", False)
     base = f"http://{getattr(args, 'host', '127.0.0.1')}:{getattr(args, 'port', 8000)}"
     screen = Screen(runtime, feed.status, base_url=base, tty=tty)
@@ -76,7 +80,24 @@ class LiveFeed:
         self.status = FeedStatus(speed=self.speed)
         self.position: Position | None = None
         self.feed: Feed | None = None
+        self.clock: SimulatedClock | None = None
         self._saved_at = 0.0
+
+    def install_clock(self) -> None:
+        """Make the process's business clock this bank's simulated time, from the saved
+        position (or the first day of a new story), before the first request is answered."""
+        try:
+            self.position = self._open_position()
+        except Exception:  # told by the run itself, which opens the position again
+            log.exception("the simulated bank's position cannot be read")
+            return
+        pos = self.position
+        self.clock = SimulatedClock(self.settings.zone, pos.day or pos.start)
+        self.runtime.clock = self.clock
+
+    def _advance(self, to: datetime | date) -> None:
+        if self.clock is not None:
+            self.clock.advance(to)
 
     # --- the whole run ----------------------------------------------------------------------
 
@@ -92,7 +113,10 @@ class LiveFeed:
             self._save()
 
     async def _run(self) -> None:
-        self.position = self._open_position()
+        if self.position is None:
+            self.install_clock()
+        if self.position is None:
+            self.position = self._open_position()  # raises what install_clock logged
         pos = self.position
         self.status.customers, self.status.seed = pos.customers, pos.seed
         self.status.live_from = pos.live_from.isoformat()
@@ -106,7 +130,10 @@ class LiveFeed:
                                      base_url="http://strata.internal", timeout=120) as client:
             self.scheduler = BankScheduler(client, self.settings, routes_of(self.app))
             self.status.scheduler = self.scheduler.last
-            await self.scheduler.register_rms(self.feed.bank.rms())
+            if not pos.rms_registered:
+                await self.scheduler.register_rms(self.feed.bank.rms())
+                pos.rms_registered = True
+                self._save()
             if pos.phase == "master":
                 await self._publish_master()
             while True:
@@ -132,6 +159,7 @@ class LiveFeed:
         pos, feed = self.position, self.feed
         self.status.phase = "opening the bank: customers, accounts, opening balances"
         self.status.business_day = pos.start.isoformat()
+        self._advance(pos.start)
         events = feed.master_events()
         skipped = 0
         while skipped < pos.published:
@@ -152,6 +180,7 @@ class LiveFeed:
         pos, feed = self.position, self.feed
         day = pos.day
         self.status.business_day = day.isoformat()
+        self._advance(day)
         history = day < pos.live_from
         self.status.phase = "history" if history else "live"
         if pos.published == 0:
@@ -194,6 +223,7 @@ class LiveFeed:
             if await self._pending() < MAX_PENDING:
                 clock += min(now - last, 1.0) * self.speed
             last = now
+            self._advance(midnight + timedelta(seconds=min(clock, 86_399)))
             due = pos.published
             while due < len(events) and (events[due].time - midnight).total_seconds() <= clock:
                 due += 1
@@ -214,6 +244,7 @@ class LiveFeed:
             key, value, headers = encode_binary(event)
             messages.append(Message(event.topic, key, value, headers))
         await self.runtime.bus.publish(messages)
+        self._advance(max(e.time for e in events))
         self.position.published += len(events)
         self.status.published += len(events)
         if time.monotonic() - self._saved_at > SAVE_EVERY:

@@ -28,6 +28,9 @@ class Position:
     the chosen speed."""
     phase: str = "master"
     """``master`` while master data and opening balances are being published, then ``stream``."""
+    rms_registered: bool = False
+    """The bank's RMs were registered (``PUT /v1/rms``): once per data directory, so a restart
+    never undoes what an admin changed in the registry since."""
     day: date | None = None
     published: int = 0
     books: dict[str, Any] | None = None
@@ -55,6 +58,8 @@ class Position:
         body["start"] = date.fromisoformat(body["start"])
         body["live_from"] = date.fromisoformat(body["live_from"])
         body["day"] = date.fromisoformat(body["day"]) if body.get("day") else None
+        # written before the field existed: a bank past its master data had its RMs registered
+        body.setdefault("rms_registered", body.get("phase") != "master")
         return cls(**body)
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Iterable, TextIO
+from typing import Awaitable, Callable, Iterable, TextIO
 
 import httpx
 
@@ -180,12 +180,16 @@ class Progress:
 class Publisher:
     """Publishes events in batches, no faster than ``rate`` events a second (0: no limit)."""
 
-    def __init__(self, bus: Bus, rate: float, progress: Progress | None = None) -> None:
+    def __init__(self, bus: Bus, rate: float, progress: Progress | None = None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.bus = bus
         self.rate = rate
         self.progress = progress
         self.sent = 0
-        self.began = time.monotonic()
+        self.clock = clock
+        self.sleep = sleep
+        self.began = clock()
         self.batch = BATCH if rate <= 0 else max(1, min(BATCH, int(rate / 10)))
 
     async def publish(self, events: Iterable[Event]) -> None:
@@ -206,8 +210,8 @@ class Publisher:
         if self.progress is not None:
             self.progress.add(len(batch))
         if self.rate > 0:
-            ahead = self.sent / self.rate - (time.monotonic() - self.began)
+            ahead = self.sent / self.rate - (self.clock() - self.began)
             if ahead > 0:
-                await asyncio.sleep(ahead)
+                await self.sleep(ahead)
         else:
             await asyncio.sleep(0)

@@ -10,8 +10,8 @@ from shared.money import from_cents
 from strata.simulator.feed import Feed
 
 REFERENCE_BAND = (5_000_000, 100_000_000)
-"""In cents: the 50,000–1,000,000 CNY band of DOMAIN.md's figure (9 % of a real bank's customers,
-72 % of its contribution), which the synthetic population is calibrated on."""
+"""In cents: the 50,000–1,000,000 CNY band, which in one commercial bank held 9 % of the customers
+and brought 72 % of the contribution; the synthetic population is calibrated on it."""
 
 
 @dataclass(frozen=True)

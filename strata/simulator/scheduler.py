@@ -2,12 +2,17 @@
 the RMs, ask each business morning for the date-based signals, close each month.
 
 Every call is idempotent on Strata's side, so calling again after a restart is harmless. A
-service that is not deployed (its route missing) is skipped, not an error.
+service that is not deployed (its route missing) is skipped, not an error. Nothing is asked on
+the wrong day: the deployment's business clock (``GET /v1/clock``) is read first, and a scan of
+a date after its today, or the close of a month that has not ended by it, is not sent (under
+``strata run`` that clock is the simulated bank's own, so every day is the right one; a feed
+published ahead of a deployment's wall clock leaves those jobs to the days they fall on).
 """
 
 from __future__ import annotations
 
 import logging
+import calendar
 from datetime import date
 from typing import Iterable
 
@@ -22,6 +27,7 @@ log = logging.getLogger(__name__)
 RMS = "/v1/rms/{rm_id}"
 DAILY_SCAN = "/v1/admin/daily-scan"
 MONTH_END_CLOSE = "/v1/admin/month-end-close"
+CLOCK = "/v1/clock"
 
 
 def admin_headers(settings: Settings) -> dict[str, str]:
@@ -82,7 +88,21 @@ class BankScheduler:
             self.last["rms"] = f"{accepted} RMs registered"
         return accepted
 
+    async def today(self) -> date | None:
+        """The deployment's business date (``GET /v1/clock``); None if it does not say."""
+        try:
+            response = await self.client.get(CLOCK, headers=admin_headers(self.settings))
+            return date.fromisoformat(response.json()["today"]) if response.is_success else None
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+
     async def daily_scan(self, day: date) -> bool:
+        if not self.serves("POST", DAILY_SCAN):
+            return False
+        today = await self.today()
+        if today is not None and day > today:
+            self.last["daily_scan"] = f"{day} not scanned: the deployment's today is {today}"
+            return False
         response = await self._call("POST", DAILY_SCAN, DAILY_SCAN, {"date": day.isoformat()})
         if response is None:
             return False
@@ -90,6 +110,16 @@ class BankScheduler:
         return response.is_success
 
     async def close_month(self, month: str) -> dict | None:
+        """Close ``month`` once it has ended on the deployment's clock; the summary, or None
+        when it was not closed (not due yet, refused, or tiering not deployed)."""
+        if not self.serves("POST", MONTH_END_CLOSE):
+            return None
+        year, number = (int(p) for p in month.split("-"))
+        last = date(year, number, calendar.monthrange(year, number)[1])
+        today = await self.today()
+        if today is not None and today <= last:
+            self.last["month_end"] = f"{month} not closed: it ends on {last}, the deployment's today is {today}"
+            return None
         response = await self._call("POST", MONTH_END_CLOSE, MONTH_END_CLOSE, {"month": month})
         if response is None:
             return None

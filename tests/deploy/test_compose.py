@@ -63,6 +63,7 @@ ROUTES = [
     ("/v1/segments/S1/members", "profile"),
     ("/v1/branches/B1/customers", "profile"),
     ("/v1/events", "profile"),
+    ("/v1/clock", "profile"),
     ("/docs", "profile"),
     ("/docs/oauth2-redirect", "profile"),
     ("/openapi.json", "profile"),

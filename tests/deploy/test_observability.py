@@ -156,7 +156,8 @@ def test_alerts_fire_in_promtool_unit_tests() -> None:
     for path in RULE_TESTS:
         for case in yaml.safe_load(path.read_text())["tests"]:
             tested.update(t["alertname"] for t in case.get("alert_rule_test", []) if t.get("exp_alerts"))
-    assert {"StrataServiceDown", "StrataDeadLetters", "StrataConsumerLagHigh", "StrataOutboxBacklogGrowing"} <= tested
+    assert {"StrataServiceDown", "StrataDeadLetters", "StrataConsumerLagHigh", "StrataOutboxBacklogGrowing",
+            "StrataHttpServerErrors"} <= tested
 
 
 def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
@@ -236,6 +237,7 @@ def test_every_alert_has_a_severity_a_summary_and_a_description() -> None:
     ("dead letters", "strata_events_dead_lettered_total"),
     ("outbox backlog", "strata_outbox_backlog"),
     ("retries", "strata_retries_total"),
+    ("API server errors", "strata_http_requests_total"),
 ])
 def test_an_alert_watches(concern: str, metric: str) -> None:
     assert any(metric in metric_names(a["expr"]) for a in _alerts()), f"no alert on {concern}"
@@ -293,7 +295,9 @@ def test_operations_dashboard_is_per_service_and_shows_the_runtime() -> None:
         "strata_handler_duration_seconds_bucket", "strata_batch_duration_seconds_bucket",
         "strata_consumer_lag", "strata_events_dead_lettered_total", "strata_events_duplicate_total",
         "strata_retries_total", "strata_outbox_backlog", "strata_http_events_accepted_total",
-        "strata_http_events_refused_total",
+        "strata_http_events_refused_total", "strata_http_requests_total",
+        "strata_http_request_duration_seconds_bucket", "strata_events_unknown_reference_total",
+        "strata_events_late_total",
     }
 
 

@@ -27,7 +27,7 @@ def _dsn(url: str) -> str:
 
 async def _reachable() -> str | None:
     try:
-        conn = await asyncpg.connect(_dsn(DATABASE_URL), timeout=3)
+        conn = await asyncpg.connect(_dsn(DATABASE_URL), timeout=30)
         await conn.close()
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         return f"PostgreSQL at {DATABASE_URL}: {exc}"

@@ -24,4 +24,4 @@ EXAMPLES = int(os.environ.get("STRATA_FUZZ_PG_EXAMPLES", "2"))
 async def test_no_operation_answers_5xx_or_outside_its_schema_on_postgresql():
     async with distributed(["profile", "tiering", "alerts", "pricing", "assignment"]) as strata:
         await seed(strata)
-        await fuzz(strata, examples=EXAMPLES, coverage_roles=("admin",), budget=60)
+        await fuzz(strata, examples=EXAMPLES, coverage_roles=("admin",))

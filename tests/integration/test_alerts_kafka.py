@@ -1,7 +1,7 @@
 """Alerts end to end on the real Kafka broker and PostgreSQL: a month of simulated core-banking
 events through tiering and alerts, an RM change, a restart in the middle of the month with
 redeliveries and a replayed posting, daily scans every morning and a month-end close. The
-signals that come out are compared with the ones worked out by hand from DOMAIN.md."""
+signals that come out are compared with the ones worked out by hand from docs/RULES.md."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ async def all_signals(strata) -> list[dict]:
             return items
 
 
-async def read_signal_events(topic: str, expect: int, timeout: float = 20.0) -> list[Event]:
+async def read_signal_events(topic: str, expect: int, timeout: float = 120.0) -> list[Event]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
@@ -166,6 +166,10 @@ async def test_a_month_of_events_raises_each_expected_signal_once_to_the_right_r
         await play(strata, month, [d for d in MONTH if d > RESTART_AFTER], sent)
         again = await strata.post("/v1/admin/daily-scan", {"date": "2026-11-18"})
         assert again.json()["raised"] == {"maturity_due": 0, "birthday": 0, "card_expiry": 0}
+        dry = (await strata.post("/v1/admin/daily-scan", {"date": "2026-11-18", "dry_run": True})).json()
+        assert (dry["raised"], dry["runs"], dry["preview"]) == (again.json()["raised"], again.json()["runs"] + 1, [])
+        rerun = (await strata.post("/v1/admin/daily-scan", {"date": "2026-11-18"})).json()
+        assert rerun["runs"] == again.json()["runs"] + 1, "the dry run on PostgreSQL recorded no run"
         close = await strata.post("/v1/admin/month-end-close", {"month": "2026-11"})
         assert close.status_code == 200, close.text
         await strata.settle(60)

@@ -37,28 +37,37 @@ from shared.contracts import topics
 from shared.contracts.cloudevents import BATCH, STRUCTURED, to_structured
 from shared.contracts.topics import dead_letter_topic
 from tests.integration.conftest import KAFKA, distributed
-from tests.unit.security.bad_events import INBOUND, catalogue, counters, good_after, judge, publish_bad_then_good
+from tests.unit.security.bad_events import (
+    INBOUND,
+    catalogue,
+    counters,
+    dead_letter_services,
+    good_after,
+    judge,
+    publish_bad_then_good,
+    readers,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("integration_env")]
 
 SERVICES = ["profile", "tiering", "alerts", "pricing", "assignment"]
 
 
-async def read_all(topic: str, timeout: float = 15.0, quiet: float = 1.0) -> list:
-    """Every record of ``topic`` from the beginning, until nothing new arrives for ``quiet``
-    seconds (dead letters are published by each service's relay, in its own time)."""
+async def read_all(topic: str, expect: int, timeout: float = 180.0) -> list:
+    """The records of ``topic`` from the beginning: until ``expect`` have arrived (the harness
+    has settled, so every dead letter is published), then one more fetch for any extra.
+    ``timeout`` is generous: it only bounds a wait for records already written."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     out: list = []
     try:
         deadline = time.monotonic() + timeout
-        last_new = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last_new < quiet:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
+        while len(out) < expect and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
                 out.extend(records)
-                last_new = time.monotonic()
+        for records in (await consumer.getmany(timeout_ms=1000)).values():
+            out.extend(records)
     finally:
         await consumer.stop()
     return out
@@ -80,7 +89,10 @@ async def test_every_bad_event_on_kafka_is_dead_lettered_with_its_reason_and_the
         before = counters(strata, bad_events)
         started = time.monotonic()
         await publish_bad_then_good(strata, bad_events)
-        letters = {t: await read_all(prefix + dead_letter_topic(t)) for t in INBOUND}
+        who_reads = readers(strata)
+        expected = {t: sum(len(dead_letter_services(b, who_reads)) for b in bad_events if b.topic == t)
+                    for t in INBOUND}
+        letters = {t: await read_all(prefix + dead_letter_topic(t), expected[t]) for t in INBOUND}
         print(f"\n{len(bad_events)} bad and {len(bad_events)} good events through five services on Kafka "
               f"in {time.monotonic() - started:.1f} s")
         wrong = await judge(strata, bad_events, letters, before)

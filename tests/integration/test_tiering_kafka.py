@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from shared.contracts.cloudevents import decode_record
 from shared.contracts.events import PostingV1
-from services.tiering.models import TieringCustomer
+from services.tiering.models import TieringCustomer, TieringMonthClose, TieringMonthlyAum
+from shared.runtime.models import OutboxMessage
 from tests.integration.conftest import KAFKA, distributed
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("integration_env")]
@@ -28,7 +29,7 @@ def posting(seq: int, balance: str, *, customer="C1", account="A1", amount="1.00
     )
 
 
-async def read_topic(topic: str, expect: int, timeout: float = 20.0) -> list:
+async def read_topic(topic: str, expect: int, timeout: float = 120.0) -> list:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
@@ -113,6 +114,20 @@ async def test_month_end_closes_on_postgres_watch_then_downgrade_and_are_idempot
                         at="2026-08-15T09:00:00+08:00")]
         await strata.publish(*feed)
         await strata.settle()
+        async def months() -> list[tuple]:
+            async with strata.runtime.db.sessions() as session:
+                return (await session.execute(select(TieringMonthlyAum.customer_id, TieringMonthlyAum.month,
+                                                     TieringMonthlyAum.average)
+                                        .order_by(TieringMonthlyAum.customer_id, TieringMonthlyAum.month))).all()
+
+        stored = await months()
+        dry = await strata.post("/v1/admin/month-end-close", {"month": "2026-08", "dry_run": True})
+        assert dry.status_code == 200, dry.text
+        assert (dry.json()["watch"], [p["customer_id"] for p in dry.json()["preview"]]) == (1, ["M2"])
+        assert await months() == stored
+        async with strata.runtime.db.sessions() as session:
+            assert not (await session.execute(select(TieringMonthClose))).all(), "a dry run closed the month"
+            assert not (await session.execute(select(OutboxMessage))).all()
         results = []
         for month in ("2026-08", "2026-09", "2026-09", "2026-10", "2026-11"):
             response = await strata.post("/v1/admin/month-end-close", {"month": month})

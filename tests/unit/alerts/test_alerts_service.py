@@ -335,7 +335,7 @@ async def test_signals_filter_by_type_status_and_raised_date_and_page_with_a_cur
     expired = await strata.get("/v1/signals", params={"customer_id": c, "status": "expired"})
     assert len(expired.json()["items"]) == 5, "the upgrade ended the last watch"
     march = await strata.get("/v1/signals", params={"customer_id": c, "from": "2027-02-15", "to": "2027-04-01"})
-    assert [i["raised_at"][:7] for i in march.json()["items"]] == ["2027-03", "2027-02"], \
+    assert [i["raised_at"][:7] for i in march.json()["items"]] == ["2027-04", "2027-03"], \
         "raised at 00:00 in Shanghai: 1 April counts on 1 April, 1 March on 1 March"
     bad = await strata.get("/v1/signals", params={"status": "forgotten"})
     assert bad.status_code == 422

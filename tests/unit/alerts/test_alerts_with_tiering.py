@@ -1,4 +1,4 @@
-"""Alerts behind tiering in one process: postings in, the signals DOMAIN.md promises out."""
+"""Alerts behind tiering in one process: postings in, the signals docs/RULES.md promises out."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from services.alerts.models import AlertsOutflow
 from services.alerts.scan import OUTFLOWS_MARGIN_DAYS
+from shared.clock import SimulatedClock
 from tests.conftest import private_strata
 from tests.unit.alerts.alerts_feed import (
     Postings,
@@ -32,6 +33,8 @@ from tests.unit.alerts.alerts_feed import (
 @pytest.fixture(scope="module")
 async def strata():
     async with private_strata(["alerts"]) as harness:
+        # the scans below run dates years ahead; the business clock must have reached them
+        harness.runtime.clock = SimulatedClock(harness.settings.zone, date(2199, 12, 31))
         yield harness
 
 
@@ -62,7 +65,7 @@ async def test_a_maturity_scanned_every_day_gets_the_30_day_and_the_7_day_remind
         await scan(strata, maturity - timedelta(days=offset))
     items = await signals(strata, c)
     assert [(i["evidence"]["days_ahead"], i["evidence"]["days_left"], i["raised_at"][:10]) for i in items] == [
-        (30, 30, "2030-05-30"), (7, 7, "2030-06-22")], "raised at 00:00 Shanghai, the day before in UTC"
+        (30, 30, "2030-05-31"), (7, 7, "2030-06-23")], "raised at 00:00 on the scanned business date"
     assert {i["rm_id"] for i in items} == {"RM-M"}
     assert items[0]["evidence"]["product_code"] == "TD-1Y"
 
@@ -210,6 +213,7 @@ async def test_only_an_admin_runs_the_scan_and_the_date_must_be_a_date(strata):
 
 async def test_a_scan_larger_than_a_page_raises_every_due_signal_once():
     async with private_strata(["alerts"], signals={"scan_page_size": 7}) as small_pages:
+        small_pages.runtime.clock = SimulatedClock(small_pages.settings.zone, date(2199, 12, 31))
         ids = [new_customer() for _ in range(25)]
         await small_pages.publish(
             *[as_read(account(c, f"{c}-TD", "time_deposit", maturity="2030-01-20")) for c in ids],

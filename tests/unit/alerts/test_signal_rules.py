@@ -1,4 +1,4 @@
-"""The signal rules with plain values: each rule's edges, as DOMAIN.md sets the defaults."""
+"""The signal rules with plain values: each rule's edges, as docs/RULES.md sets the defaults."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def tiering_stream(c: str) -> list:
 
 EXPECTED = [
     ("near_upgrade", "expired", "2026-11-01"),
-    ("tier_downgraded", "open", "2026-11-30"),  # 1 December 00:00 in Shanghai
+    ("tier_downgraded", "open", "2026-12-01"),  # 1 December 00:00 in Shanghai
     ("tier_upgraded", "open", "2026-11-02"),
     ("vip_outflow", "open", "2026-11-05"),
     ("vip_outflow", "open", "2026-11-20"),
@@ -169,7 +169,7 @@ async def test_an_earlier_aum_drop_of_the_day_keeps_the_days_signal(strata):
                tiered(within, "platinum", "450000.00"), aum(c, "450000.00", at("2026-11-05", "09:00:00"), tier="platinum"),
                tiered(outflow, "platinum", "300000.00"), aum(c, "300000.00", at("2026-11-05", "15:00:00"), tier="platinum"))
     [item] = await signals(strata, c)
-    assert (item["evidence"]["trigger"], item["raised_at"][11:16]) == ("aum_drop", "01:00"), \
+    assert (item["evidence"]["trigger"], item["raised_at"][11:16]) == ("aum_drop", "09:00"), \
         "the first trigger of the day (09:00 in Shanghai)"
 
 

@@ -390,7 +390,7 @@ async def test_worklist_lists_own_customers_sorted_and_paged_with_aum_contacts_a
     soonest = (await solo.get(f"/v1/rms/{a}/worklist", role="rm", rm_id=a,
                                 params={"sort": "next_contact"})).json()["items"]
     assert soonest[0]["customer_id"] == poor and soonest[0]["next_contact"] == "2026-12-01"
-    assert soonest[0]["last_contact"].startswith("2026-11-20T02:00:00")
+    assert soonest[0]["last_contact"] == "2026-11-20T10:00:00+08:00"
     assert set(WORKLIST_FIELDS) <= set(soonest[0])
 
 
@@ -448,3 +448,45 @@ async def test_follow_ups_are_listed_newest_first_and_validated(solo):
                               role="analyst")).status_code == 403
     row = await seat(solo, c)
     assert row.last_contact.date().isoformat() == "2026-11-03" and row.aum == Decimal("0.00")
+
+
+async def test_a_claim_tells_an_rm_nothing_of_a_customer_outside_their_branch(solo):
+    mine, theirs = unique("BR"), unique("BR")
+    rm, owner = unique("A"), unique("B")
+    await put_rm(solo, rm, mine)
+    await put_rm(solo, owner, theirs)
+    outsider, neighbour = unique("C"), unique("C")
+    await arrive(solo, theirs, (outsider, "gold"))
+    await arrive(solo, mine, (neighbour, "gold"))
+
+    async def claim(customer_id, role="rm", **ids):
+        return await solo.post("/v1/assignments/claims", {"rm_id": rm, "customer_id": customer_id},
+                               role=role, **(ids or {"rm_id": rm}))
+
+    nobody = unique("NOBODY")
+    known, unknown = await claim(outsider), await claim(nobody)
+    assert known.status_code == unknown.status_code == 403
+    assert known.headers["content-type"] == "application/problem+json"
+    for answer in (known, unknown):
+        assert "gold" not in answer.text and owner not in answer.text and theirs not in answer.text
+        assert set(answer.json()) == {"type", "title", "status", "detail", "instance"}
+    assert known.json()["detail"].replace(outsider, "X") == unknown.json()["detail"].replace(nobody, "X"), \
+        "a customer of another branch and one that does not exist are told apart by nothing"
+    manager = await claim(outsider, role="branch_manager", branch_id=mine)
+    assert manager.status_code == 403 and "gold" not in manager.text
+    assert (await claim(neighbour)).json()["code"] in ("already_assigned", "accepted")
+    assert (await claim(outsider, role="admin")).json()["code"] == "branch_mismatch"
+
+
+async def test_a_follow_up_in_the_future_is_refused(solo):
+    branch, c, rm = unique("BR"), unique("C"), unique("A")
+    await put_rm(solo, rm, branch)
+    await arrive(solo, branch, (c, "gold"))
+    now = datetime.now(timezone.utc)
+    body = {"channel": "phone", "outcome": "interested"}
+    later = await solo.post(f"/v1/customers/{c}/follow-ups",
+                            {**body, "contacted_at": (now + timedelta(hours=2)).isoformat()}, role="rm", rm_id=rm)
+    assert later.status_code == 422 and "future" in later.json()["detail"]
+    skewed = await solo.post(f"/v1/customers/{c}/follow-ups",
+                             {**body, "contacted_at": (now + timedelta(minutes=2)).isoformat()}, role="rm", rm_id=rm)
+    assert skewed.status_code == 201, "a clock a little ahead is allowed for"

@@ -173,7 +173,7 @@ async def test_graceful_stop_finishes_the_batch_in_hand(rig):
     while loop.batches == 0:
         await asyncio.sleep(0.005)
     loop.stop()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, 120)  # generous: only waits for the batch in hand
     assert await bus.pending(loop.group, loop.topics) == 0
 
 
@@ -307,3 +307,78 @@ def test_a_unique_violation_is_told_apart_through_the_drivers_wrapping():
     assert is_conflict(IntegrityError("INSERT", {}, UniqueViolationError("duplicate key")))
     assert not is_conflict(IntegrityError("INSERT", {}, Exception("null value in column")))
     assert not is_retryable(IntegrityError("INSERT", {}, UniqueViolationError("duplicate key")))
+
+
+def _sqlite_overflow() -> OperationalError:
+    import sqlite3
+
+    return OperationalError("SELECT sum(aum)", {}, sqlite3.OperationalError("integer overflow"))
+
+
+class NumericValueOutOfRangeError(Exception):
+    """What asyncpg raises for a bigint that overflows."""
+
+    sqlstate = "22003"
+
+
+def test_an_overflow_is_never_an_outage():
+    from decimal import Context, Overflow
+
+    from sqlalchemy.exc import DBAPIError
+
+    from shared.runtime.errors import is_data_fault, is_retryable
+
+    decimal_overflow = None
+    try:
+        Context(Emax=10, traps=[Overflow]).create_decimal("1e20")
+    except Overflow as exc:
+        decimal_overflow = exc
+    for fault in (_sqlite_overflow(), DBAPIError("UPDATE", {}, NumericValueOutOfRangeError("bigint out of range")),
+                  OverflowError("Python int too large to convert to SQLite INTEGER"), decimal_overflow):
+        assert is_data_fault(fault) and not is_retryable(fault), fault
+    assert is_retryable(OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down")))
+
+
+async def test_an_overflow_in_a_handler_is_dead_lettered_with_its_reason_not_retried_forever(rig):
+    settings, db, bus, probe, _spec = rig
+    calls = []
+
+    async def overflowing(event, uow):
+        calls.append(event.data.posting_id)
+        if event.data.posting_id == "P1":
+            raise _sqlite_overflow()
+        await probe.handle(event, uow)
+
+    spec = ServiceSpec("probe", {topics.POSTINGS: overflowing}, keeps_access=False)
+    await publish(bus, *[new_event(posting(n), "core") for n in range(3)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    dead = [r for p in bus.topics.get("bank.postings.dlq", []) for r in p.records]
+    assert [decode_record(r.value, r.headers).data.posting_id for r in dead] == ["P1"]
+    assert b"integer overflow" in dict(dead[0].headers)["strata_dlq_reason"]
+    assert sorted(e.data.reason for e in published(bus, topics.TIERS)) == ["P0", "P2"]
+    assert calls.count("P1") <= 2, "run once, then once more to be dead-lettered"
+
+
+def test_outbox_headers_keep_every_byte_and_rows_of_the_old_format_stay_readable():
+    from shared.runtime.unit_of_work import decode_headers, encode_headers
+
+    headers = [("ce_id", "事件-1".encode()), ("x-trace", b"\xff\xfe\x00\x80"), ("x-escaped", b"\\xff"),
+               ("x-empty", b""), ("x-none", None)]
+    assert decode_headers(encode_headers(headers)) == headers
+    assert decode_headers('[["ce_id", "e-1"], ["content-type", "application/json"]]') == [
+        ("ce_id", b"e-1"), ("content-type", b"application/json")]
+
+
+async def test_a_record_with_a_header_that_is_not_utf8_is_dead_lettered_with_its_headers_intact(rig):
+    settings, db, bus, probe, spec = rig
+    event = new_event(posting(1), "core")
+    key, value, headers = encode_binary(event)
+    headers = [*headers, ("x-trace", b"\xff\xfe\x00trace"), ("x-literal", b"\\xff")]
+    await bus.publish([Message(event.topic, key, value, headers)])
+    loop, relay = ConsumerLoop(spec, db, bus, settings), OutboxRelay("probe", db, bus)
+    await drain(loop, relay, bus)
+    [dead] = [r for p in bus.topics["bank.postings.dlq"] for r in p.records]
+    assert b"x-trace is not UTF-8" in dict(dead.headers)["strata_dlq_reason"]
+    assert [(k, v) for k, v in dead.headers if not k.startswith("strata_dlq_")] == headers
+    assert dead.value == value

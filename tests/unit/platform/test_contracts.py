@@ -129,3 +129,34 @@ def test_a_fact_on_tierings_stream_refuses_an_amount_finer_than_a_cent():
     with pytest.raises(ValidationError):
         TieringChangeV1(customer_id="C1", fact="balance", at="2026-11-20T10:00:00+08:00", tier="mass",
                         aum="1.005", aum_before="0.00", business_date="2026-11-20")
+
+
+@pytest.mark.parametrize("text", ["１２３.00", "١٢٣.٠٠", "१२३.00", " 123.00", "123.00 ", "123.00\n", "\t5.00"])
+def test_an_amount_is_ascii_digits_and_nothing_around_them(text):
+    from shared.money import MoneyError, parse_money
+
+    with pytest.raises(MoneyError, match="not an amount"):
+        parse_money(text)
+
+
+def test_an_inbound_amount_or_balance_above_the_limit_is_refused_and_the_limit_is_configuration():
+    from shared.money import max_amount, set_max_amount
+
+    good = PostingV1.model_validate(POSTING)
+    assert max_amount() == Decimal("1000000000000.00")
+    for field, value in (("amount", "1000000000000.01"), ("balance_after", "1000000000000.01"),
+                         ("balance_after", "-1000000000000.01")):
+        data = {**good.model_dump(by_alias=True, mode="json"), "product_type": "loan", field: value}
+        with pytest.raises(ValueError, match="above the largest amount accepted"):
+            PostingV1.model_validate(data)
+    PostingV1.model_validate({**good.model_dump(mode="json"), "amount": "1000000000000.00",
+                              "balance_after": "1000000000000.00"})
+    with pytest.raises(ValueError, match="above the largest amount"):
+        BalanceV1(customer_id="C1", account_id="A1", product_type="fund", balance="1000000000000.01",
+                  currency="CNY", as_of="2026-11-28T15:00:00+08:00")
+    try:
+        set_max_amount(Decimal("5000000.00"))
+        with pytest.raises(ValueError, match="5000000.00"):
+            PostingV1.model_validate({**good.model_dump(mode="json"), "amount": "5000000.01"})
+    finally:
+        set_max_amount(Decimal("1000000000000.00"))

@@ -89,3 +89,41 @@ async def test_malformed_json_is_a_400_problem(strata):
     response = await strata.client.post("/v1/events", content=b"{nope",
                                         headers={**strata.token("admin"), "content-type": STRUCTURED})
     assert response.status_code == 400 and response.json()["title"] == "Malformed JSON"
+
+
+def _requests(route: str, status: str, method: str = "GET") -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("strata_http_requests_total", {
+        "service": "tiering", "method": method, "route": route, "status": status}) or 0.0
+
+
+async def test_requests_are_counted_by_route_template_and_status_class_never_by_raw_path(strata):
+    from prometheus_client import REGISTRY
+
+    template = "/v1/customers/{customer_id}/tier"
+    before_ok, before_missing = _requests(template, "2xx"), _requests(template, "4xx")
+    timed = REGISTRY.get_sample_value("strata_http_request_duration_seconds_count",
+                                      {"service": "tiering", "method": "GET", "route": template}) or 0.0
+    await strata.client.post("/v1/events", content=json.dumps(posting(3)),
+                             headers={**strata.token("admin"), "content-type": STRUCTURED})
+    await strata.settle()
+    assert (await strata.get("/v1/customers/HC3/tier")).status_code == 200
+    assert (await strata.get("/v1/customers/NOBODY-77/tier")).status_code == 404
+    assert (await strata.get("/v1/no/such/path/HC3")).status_code == 404
+    assert _requests(template, "2xx") == before_ok + 1
+    assert _requests(template, "4xx") == before_missing + 1
+    assert _requests("unmatched", "4xx") >= 1
+    assert REGISTRY.get_sample_value("strata_http_request_duration_seconds_count",
+                                     {"service": "tiering", "method": "GET", "route": template}) == timed + 2
+    text = (await strata.client.get("/metrics")).text
+    exposed = [line for line in text.splitlines() if line.startswith("strata_http_request")]
+    assert exposed and not [line for line in exposed if "HC3" in line or "NOBODY" in line]
+
+
+async def test_a_request_refused_before_routing_is_counted_under_its_route(strata):
+    before = _requests("/v1/events", "4xx", "POST")
+    response = await strata.client.post("/v1/events", content=b"{\"a\": \"\\u0000\"}",
+                                        headers={**strata.token("admin"), "content-type": STRUCTURED})
+    assert response.status_code == 400
+    assert _requests("/v1/events", "4xx", "POST") == before + 1

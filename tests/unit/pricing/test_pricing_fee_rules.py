@@ -1,4 +1,4 @@
-"""The rule engine with plain values: every row of DOMAIN.md's fee and benefit tables, with the
+"""The rule engine with plain values: every row of the fee and benefit tables of docs/RULES.md, with the
 edges (free uses, percentage bounds, contribution after the tier benefit, points offset)."""
 
 from __future__ import annotations

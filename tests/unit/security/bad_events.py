@@ -25,6 +25,8 @@ from shared.contracts.events import AccountV1, BalanceV1, CustomerV1, PostingV1
 BRANCH = "BR-SEC"
 WHEN = "2026-11-20T10:00:00+08:00"
 GOOD_BALANCE = "1000.00"
+ABOVE_THE_LIMIT = "1000000000000.01"
+"""One cent above ``limits.max_amount`` (10^12 CNY by default)."""
 
 CE_TYPES = {
     topics.CUSTOMERS: "bank.customer.v1",
@@ -109,6 +111,9 @@ class BadEvent:
     consumers validate against what they know."""
     http_status: int = 422
     http_says: str | None = None
+    extra_headers: tuple[tuple[str, bytes], ...] = ()
+    """Headers beyond the CloudEvents ones (a tracing header, say), which the dead letter keeps
+    byte for byte."""
 
     @property
     def id(self) -> str:
@@ -126,7 +131,7 @@ class BadEvent:
         if self.attributes is None:
             return value, []
         headers = [(f"ce_{k}", v.encode()) for k, v in self.attributes.items()]
-        return value, headers + [("content-type", b"application/json")]
+        return value, headers + [("content-type", b"application/json"), *self.extra_headers]
 
     def structured(self) -> Any:
         """The structured-mode body for POST /v1/events (None for a raw value)."""
@@ -205,6 +210,8 @@ def catalogue(run: str | None = None) -> list[BadEvent]:
         c.add(topic, "id_too_long", "id longer than 200", attrs={"id": "x" * 201})
         c.add(topic, "event_time_without_offset", "time needs an offset", attrs={"time": "2026-11-20T10:00:00"})
         c.add(topic, "event_time_out_of_range", "out of range", attrs={"time": "9999-12-31T00:00:00Z"})
+        c.add(topic, "header_not_utf8", "header x-trace is not UTF-8", over_http=False,
+              extra_headers=(("x-trace", b"\xff\xfe\x00trace\x80"), ("x-span", b"\\x41 plain")))
         name = REQUIRED_FIELD[topic]
         c.add(topic, "missing_field", f"data.{name}: Field required", data=lambda cid, g=good, n=name: _without(g(cid), n))
         name, value = WRONG_TYPE[topic]
@@ -273,12 +280,18 @@ def _accounts(c: _Catalogue) -> None:
 def _money(c: _Catalogue, topic: str, name: str) -> None:
     data = GOOD_DATA[topic]
     for kind, value in [("three_decimals", "12.345"), ("absurd_amount", "12345678901234567.00"),
-                        ("exponent_amount", "1e5")]:
+                        ("exponent_amount", "1e5"), ("fullwidth_digits", "１２３.00"),
+                        ("arabic_indic_digits", "١٢٣.٠٠"), ("surrounding_spaces", " 123.00 ")]:
         c.add(topic, kind, f"data.{name}: Value error, {value!r} is not an amount with at most two decimal places",
               data=lambda cid, v=value: data(cid, **{name: v}))
     for kind, value in [("float_amount", 12.5), ("integer_amount", 12)]:
         c.add(topic, kind, f"data.{name}: Value error, an amount must be a decimal string",
               data=lambda cid, v=value: data(cid, **{name: v}))
+    above = [name, "balance_after"] if topic == topics.POSTINGS else [name]
+    for field in above:
+        c.add(topic, f"{field}_above_the_limit",
+              f"data.{field}: Value error, {ABOVE_THE_LIMIT} is above the largest amount accepted",
+              data=lambda cid, f=field: data(cid, **{f: ABOVE_THE_LIMIT}))
     c.add(topic, "unknown_currency", "data.currency", data=lambda cid: data(cid, currency="USD"))
     c.add(topic, "negative_asset_balance", "cannot be negative",
           data=lambda cid: data(cid, **{("balance_after" if topic == topics.POSTINGS else name): "-5.00"}))
@@ -392,6 +405,9 @@ async def judge(harness, bad_events: list[BadEvent], letters: dict[str, list], c
                 wrong.append(f"{bad.id}: category {headers['strata_dlq_category']!r}, not {bad.category}")
             if r.value != bad.record()[0]:
                 wrong.append(f"{bad.id}: the dead letter does not carry the original value")
+            kept = [(k, bytes(v)) for k, v in r.headers if not k.startswith("strata_dlq_")]
+            if kept != list(bad.record()[1]):
+                wrong.append(f"{bad.id}: the dead letter's headers {kept!r} are not the original's")
             key = (headers["strata_dlq_service"].decode(), bad.topic, bad.category)
             counts[key] = counts.get(key, 0) + 1
         if not await good_event_applied(harness, bad):

@@ -164,6 +164,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/v1/segments/_fields"): Row(EVERYONE, get("/v1/segments/_fields")),
     ("GET", "/v1/segments/{name}"): Row(EVERYONE, get(f"/v1/segments/{SEGMENT}")),
     ("GET", "/v1/pricing/schedule"): Row(EVERYONE, get("/v1/pricing/schedule")),
+    ("GET", "/v1/clock"): Row(EVERYONE, get("/v1/clock")),
     ("POST", "/v1/segments"): Row(("analyst", "admin"), send("/v1/segments", TEMPLATE), ok=(201, 409)),
     ("PUT", "/v1/segments/{name}"): Row(("analyst", "admin"), send(f"/v1/segments/{SEGMENT}", TEMPLATE)),
     ("POST", "/v1/pricing/simulate"): Row(("analyst", "admin"), send(

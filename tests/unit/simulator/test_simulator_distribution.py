@@ -1,4 +1,4 @@
-"""The customer mix looks like a real bank's (DOMAIN.md: 9 % of customers, most of the assets)."""
+"""The customer mix looks like a real bank's (9 % of customers, most of the assets)."""
 
 from __future__ import annotations
 

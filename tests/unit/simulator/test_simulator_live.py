@@ -8,7 +8,7 @@ import io
 import json
 import time
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
@@ -145,3 +145,110 @@ async def test_scheduler_registers_rms_scans_and_closes_through_the_apps_own_rou
         summary = await scheduler.close_month("2026-04")
         assert summary is not None and summary["month"] == "2026-04"
         assert scheduler.last["month_end"].startswith("2026-04 closed")
+
+
+async def test_the_business_clock_is_the_simulated_bank_s_day(fresh_strata):
+    strata = fresh_strata
+    runtime = strata.runtime
+    directory = data_dir_of(strata.settings.database_url, ".")
+    path = directory / FILE_NAME
+    tasks = start_live_feed(strata.app, runtime, _args(str(directory)), asyncio.Event())
+    try:
+        start = date.fromisoformat(json.loads(path.read_text())["start"])
+        first = (await strata.get("/v1/clock", role="analyst")).json()
+        assert first["simulated"] is True and first["today"] == start.isoformat()
+
+        async def days_later():
+            saved = json.loads(path.read_text())
+            return saved["phase"] == "stream" and date.fromisoformat(saved["day"]) > start + timedelta(days=3)
+
+        await _until(days_later)
+        before = date.fromisoformat(json.loads(path.read_text())["day"])
+        today = date.fromisoformat((await strata.get("/v1/clock", role="analyst")).json()["today"])
+        after = date.fromisoformat(json.loads(path.read_text())["day"])
+        assert before - timedelta(days=1) <= today <= after, (before, today, after)
+    finally:
+        await _stop(tasks)
+
+
+async def test_scheduler_never_asks_for_a_job_before_its_day(fresh_strata):
+    import httpx
+
+    from shared.clock import SimulatedClock
+    from strata.simulator.scheduler import BankScheduler, routes_of
+
+    fresh_strata.runtime.clock = SimulatedClock(fresh_strata.settings.zone, date(2026, 5, 2))
+    sent = []
+
+    async def record(request):
+        if request.method == "POST":
+            sent.append(json.loads(request.content))
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fresh_strata.app), base_url="http://in",
+                                 event_hooks={"request": [record]}) as client:
+        scheduler = BankScheduler(client, fresh_strata.settings, routes_of(fresh_strata.app))
+        assert await scheduler.daily_scan(date(2026, 5, 3)) is False
+        assert "2026-05-03 not scanned" in scheduler.last["daily_scan"]
+        assert await scheduler.close_month("2026-05") is None
+        assert "2026-05-31" in scheduler.last["month_end"] and "2026-05-02" in scheduler.last["month_end"]
+        assert sent == [], "a job was asked for on the wrong day"
+        assert await scheduler.daily_scan(date(2026, 5, 2)) is True
+        assert await scheduler.close_month("2026-04") is not None
+        assert sent == [{"date": "2026-05-02"}, {"month": "2026-04"}]
+
+
+async def test_a_restart_keeps_what_an_admin_changed_in_the_rm_registry(fresh_strata, monkeypatch):
+    strata = fresh_strata
+    runtime = strata.runtime
+    directory = data_dir_of(strata.settings.database_url, ".")
+    path = directory / FILE_NAME
+    args = _args(str(directory))
+    puts = []
+
+    async def streaming():
+        return path.exists() and json.loads(path.read_text())["phase"] == "stream"
+
+    tasks = start_live_feed(strata.app, runtime, args, asyncio.Event())
+    await _until(streaming)
+    await _stop(tasks)
+    await strata.settle(60)
+    rms = (await strata.get("/v1/rms", params={"limit": 500})).json()["items"]
+    idle = next(r for r in rms if r["customers"] == 0 and r["backup_customers"] == 0)
+    changed = {"name": "改名的客户经理", "branch_id": idle["branch_id"], "level": idle["level"],
+               "capacity": 7, "active": False}
+    response = await strata.client.put(f"/v1/rms/{idle['rm_id']}", json=changed, headers=strata.token("admin"))
+    assert response.status_code == 200, response.text
+
+    from strata.simulator.scheduler import BankScheduler
+
+    call = BankScheduler._call
+
+    async def recording_call(self, method, route, url, body):
+        if method == "PUT":
+            puts.append(url)
+        return await call(self, method, route, url, body)
+
+    monkeypatch.setattr(BankScheduler, "_call", recording_call)
+    day = json.loads(path.read_text())["day"]
+    published = []
+    publish = runtime.bus.publish
+
+    async def recording(messages):
+        published.extend(messages)
+        await publish(messages)
+
+    runtime.bus.publish = recording
+
+    async def next_day():
+        return json.loads(path.read_text())["day"] > day
+
+    tasks = start_live_feed(strata.app, runtime, args, asyncio.Event())
+    await _until(next_day)
+    await _stop(tasks)
+    assert puts == [], "the restart registered the RMs again"
+    after = (await strata.get(f"/v1/rms/{idle['rm_id']}")).json()
+    assert (after["name"], after["capacity"], after["active"]) == ("改名的客户经理", 7, False)
+    assert not [m for m in published if m.topic == "bank.customers"
+                and decode_record(m.value, m.headers).data.source == "core"
+                and decode_record(m.value, m.headers).time.date() < date.fromisoformat(day)], \
+        "the restart published master data again"

@@ -47,3 +47,15 @@ def test_position_round_trips_through_its_file(tmp_path):
 def test_data_dir_is_where_the_sqlite_database_lives(tmp_path):
     assert data_dir_of(f"sqlite+aiosqlite:///{tmp_path}/strata.db", "elsewhere") == tmp_path
     assert data_dir_of("postgresql+asyncpg://u:p@h/db", tmp_path) == tmp_path
+
+
+def test_a_position_written_before_rms_were_recorded_counts_them_registered_once_streaming(tmp_path):
+    import json
+
+    for phase, registered in (("stream", True), ("master", False)):
+        path = tmp_path / f"{phase}.json"
+        Position(1, 10, START, START, phase=phase, day=START).save(path)
+        body = json.loads(path.read_text())
+        del body["rms_registered"]
+        path.write_text(json.dumps(body))
+        assert Position.load(path).rms_registered is registered

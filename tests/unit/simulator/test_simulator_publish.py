@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-import time
 from datetime import date
 from types import SimpleNamespace
+
+import pytest
 
 from shared.bus.memory import MemoryBus
 from shared.contracts.cloudevents import decode_record
@@ -41,14 +42,23 @@ def test_simulate_refuses_a_malformed_start_date(capsys):
 
 
 async def test_publisher_keeps_to_the_rate(settings):
+    """Counted on a clock that moves only when the publisher waits: 150 events at 1,000 a
+    second, in batches of 100, wait 0.15 s of it in all, each batch no sooner than its due time."""
     feed = Feed(3, 40, date(2026, 3, 1), settings)
     events = list(feed.master_events())[:150]
     bus = MemoryBus()
-    publisher = Publisher(bus, rate=1000)
-    began = time.monotonic()
+    now = [0.0]
+    waits = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    publisher = Publisher(bus, rate=1000, clock=lambda: now[0], sleep=sleep)
     await publisher.publish(events)
-    assert time.monotonic() - began >= 0.13
-    assert publisher.sent == 150
+    assert publisher.sent == 150 and publisher.batch == 100
+    assert waits == pytest.approx([0.1, 0.05])
+    assert now[0] == pytest.approx(150 / 1000)
 
 
 def test_progress_bar_is_plain_text_when_not_a_terminal():

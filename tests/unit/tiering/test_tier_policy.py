@@ -1,4 +1,4 @@
-"""The tier policy of DOMAIN.md, with plain values: fast up, slow down."""
+"""The tier policy of docs/RULES.md, with plain values: fast up, slow down."""
 
 from decimal import Decimal as D
 

@@ -178,7 +178,7 @@ async def test_watch_then_downgrade_after_three_month_ends_and_second_close_chan
         changes = [h["change"] for h in view["history"]]
         assert changes == ["initial_placement", "watch", "watch", "downgrade"]
         downgrade = view["history"][-1]
-        assert downgrade["effective_at"].startswith("2026-11-30T16:00:00")  # 1 Dec 00:00 Shanghai
+        assert downgrade["effective_at"] == "2026-12-01T00:00:00+08:00"
 
 
 async def test_months_close_in_order_only():
