@@ -279,7 +279,8 @@ _OUTBOX_INSERT = text(
 def encode_headers(headers: list[tuple[str, bytes]]) -> str:
     """Headers as the outbox stores them: a JSON list of ``[name, base64 of the value]``, so
     every byte survives (a dead letter keeps its record's headers exactly)."""
-    return json.dumps([[k, "b64:" + base64.b64encode(v).decode("ascii")] for k, v in headers])
+    return json.dumps([[k, None if v is None else "b64:" + base64.b64encode(v).decode("ascii")]
+                       for k, v in headers])
 
 
 def decode_headers(text_: str) -> list[tuple[str, bytes]]:
@@ -287,5 +288,5 @@ def decode_headers(text_: str) -> list[tuple[str, bytes]]:
     read too)."""
     out = []
     for k, v in json.loads(text_):
-        out.append((k, base64.b64decode(v[4:]) if v.startswith("b64:") else v.encode()))
+        out.append((k, None if v is None else base64.b64decode(v[4:]) if v.startswith("b64:") else v.encode()))
     return out

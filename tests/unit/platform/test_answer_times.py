@@ -40,7 +40,8 @@ async def strata():
             CustomerV1(customer_id=CID, name="王芳", home_branch_id=BRANCH, birth_date="1988-07-15",
                        id_number="360102198807150023", phone="13800000000",
                        updated_at="2026-11-01T09:00:00+08:00"),
-            feed.salary("60000.00", at="2026-11-20T09:00:00+08:00"),
+            feed.salary("100.00", at="2026-11-19T09:00:00+08:00"),   # the first AUM places the customer
+            feed.salary("60000.00", at="2026-11-20T09:00:00+08:00"),  # this one is an upgrade: a signal
             feed.interbank_atm(at="2026-11-21T09:00:00+08:00"))
         await harness.settle()
         response = await harness.post(f"/v1/customers/{CID}/follow-ups",

@@ -84,7 +84,7 @@ async def test_the_tier_gauges_count_aum_beyond_what_a_64_bit_sum_holds(tmp_path
         for n in range(2):
             session.add(TieringCustomer(customer_id=f"HUGE{n}", aum=huge, liabilities=0, holdings={},
                                         tier="overflow-test", watch=False, months_below=0,
-                                        mtd_day=date(2026, 11, 1), mtd_month="2026-11", mtd_dom=1, mtd_sum=0,
+                                        mtd_day=date(2026, 11, 1), mtd_sum=0,
                                         average_aum_12m=0))
     try:
         async with db.sessions() as session:
