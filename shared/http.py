@@ -3,14 +3,17 @@ service's own routes, with problem+json errors and bearer-token auth."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import make_url
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 5_000_000
+SWAGGER_UI = Path(__file__).resolve().parent / "static" / "swagger-ui"
+DOCS_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'")
 
 
 def masked_url(url: str) -> str:
@@ -181,12 +187,15 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
         version="1.0.0",
         description="Strata: real-time tiered maintenance of a retail bank's individual customers.",
         lifespan=lifespan,
+        docs_url=None,  # served from the vendored Swagger UI below, never from a CDN
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = runtime.settings
     install_problem_handlers(app)
     app.add_middleware(RefuseNul)
     app.include_router(_platform_router())
+    install_docs(app)
     app.include_router(_events_router())
     app.include_router(audit.router)  # read-only; each process shows the entries of its database
     for spec in runtime.services:
@@ -194,6 +203,26 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
             app.include_router(router)
     _document_problems(app)
     return app
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files vendored in ``shared/static/swagger-ui`` (no CDN, no
+    inline script), reading the app's own ``/openapi.json``."""
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<title>{html.escape(app.title)}: API</title>'
+        '<link rel="icon" href="/docs/assets/favicon-32x32.png">'
+        '<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>'
+        '<body><div id="swagger-ui"></div>'
+        '<script src="/docs/assets/swagger-ui-bundle.js"></script>'
+        '<script src="/docs/assets/docs.js"></script></body></html>'
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": DOCS_POLICY})
+
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
 
 
 def _platform_router() -> APIRouter:
