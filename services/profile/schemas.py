@@ -126,6 +126,12 @@ class TierChanges(BaseModel):
     downgrades: int
 
 
+class DayFlows(BaseModel):
+    date: date
+    inflow: Money
+    outflow: Money
+
+
 class BranchView(BaseModel):
     by_tier: dict[str, TierFigures]
     customers: int
@@ -138,6 +144,8 @@ class BranchView(BaseModel):
     inflow_mtd: Money
     outflow_mtd: Money
     net_mtd: Money
+    flows_by_day: list[DayFlows]
+    """Each business day of the month to date that had a flow, oldest first."""
     tier_changes_mtd: TierChanges
 
 
@@ -149,6 +157,17 @@ class BranchReport(BranchView):
     business_date: date
     month: str
     account_holders: BranchView
+
+
+class BranchSummary(BaseModel):
+    branch_id: str
+    customers: int
+    aum: Money
+
+
+class BranchPage(BaseModel):
+    items: list[BranchSummary]
+    next: str | None = None
 
 
 class Segment(SegmentTemplate):
