@@ -10,6 +10,7 @@ import sys
 
 import uvicorn
 
+from shared.auth import issue_token
 from shared.http import create_app
 from shared.logs import configure_logging
 from shared.runtime.process import Runtime, tune_gc
@@ -23,6 +24,23 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings, load_all())
 
 
+def add_workbench(app, settings: Settings):
+    """The workbench at ``/`` and ``/app/...``, calling this same app in-process, with the
+    development sign-in (tokens minted with this process's key: only in this mode)."""
+    from strata.workbench.app import api_client_for_app, create_workbench, mount_workbench
+
+    auth = settings.auth
+
+    def mint(role: str, rm_id: str | None = None, branch_id: str | None = None) -> str:
+        return issue_token(auth.secret.get_secret_value(), role, rm_id=rm_id, branch_id=branch_id,
+                           ttl_minutes=auth.token_ttl_minutes, issuer=auth.issuer, algorithm=auth.algorithm,
+                           subject=f"dev:{rm_id or branch_id or role}")
+
+    client = api_client_for_app(app, settings)
+    mount_workbench(app, create_workbench(settings, client, mint=mint))
+    return client
+
+
 def run_single_process(settings: Settings, args) -> int:
     configure_logging("WARNING" if not args.quiet else settings.log_level)
     return asyncio.run(_serve(settings, args))
@@ -31,6 +49,7 @@ def run_single_process(settings: Settings, args) -> int:
 async def _serve(settings: Settings, args) -> int:
     runtime = build_runtime(settings)
     app = create_app(runtime, title="Strata (single process)", manage_runtime=False)
+    workbench_client = add_workbench(app, settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
                             log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
@@ -44,6 +63,7 @@ async def _serve(settings: Settings, args) -> int:
     tasks = [asyncio.create_task(server.serve(), name="http")]
     base = f"http://{args.host}:{args.port}"
     print(f"Strata is running: {', '.join(s.name for s in runtime.services)} in one process", flush=True)
+    print(f"  workbench  {base}/", flush=True)
     print(f"  API docs   {base}/docs", flush=True)
     print(f"  metrics    {base}/metrics", flush=True)
     print(f"  data       {settings.database_url.split(':///', 1)[-1]}", flush=True)
@@ -60,5 +80,6 @@ async def _serve(settings: Settings, args) -> int:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await runtime.stop()
+    await workbench_client.aclose()
     print("stopped cleanly.", file=sys.stderr, flush=True)
     return 0
