@@ -74,7 +74,7 @@ def forget_token(response: Response, secure: bool) -> None:
 
 def csrf_token(request: Request) -> str:
     """The browser's CSRF token (double-submit: a cookie, and the same value in each form)."""
-    token = request.cookies.get(CSRF_COOKIE) or request.state.__dict__.get("new_csrf")
+    token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
     if not token:
         token = secrets.token_urlsafe(32)
         request.state.new_csrf = token
@@ -82,7 +82,7 @@ def csrf_token(request: Request) -> str:
 
 
 def keep_csrf(request: Request, response: Response, secure: bool) -> None:
-    new = request.state.__dict__.get("new_csrf")
+    new = getattr(request.state, "new_csrf", None)
     if new:
         response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure, path="/")
 
