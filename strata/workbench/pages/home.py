@@ -104,6 +104,17 @@ async def home(request: Request, rm: str | None = None, user: User = SignedIn) -
     return render(request, "home.html", **context)
 
 
+async def live_state(api: Caller, rm_id: str, today: date) -> tuple[list[dict], dict, str]:
+    """The signals, the counts and their fingerprint, as the open page should show them."""
+    got = await api.gather(signals=read_signals(api, rm_id), contacts=read_contacts(api, rm_id, today),
+                           book=api.get(f"/v1/rms/{rm_id}/worklist", {"limit": 1}), rm=api.get(f"/v1/rms/{rm_id}"))
+    for value in got.values():
+        if isinstance(value, ApiError):
+            raise value
+    counts = counts_of(got["book"], got["rm"], got["signals"], got["contacts"])
+    return got["signals"], counts, fingerprint(got["signals"], counts)
+
+
 @router.get("/home/live")
 async def live(request: Request, rm: str | None = None, v: str = "", user: User = SignedIn) -> Response:
     """The signals and counts again, or 204 (htmx leaves the page alone) when nothing changed."""
@@ -111,16 +122,10 @@ async def live(request: Request, rm: str | None = None, v: str = "", user: User 
     wb = workbench_of(request)
     api = caller_for(request, user)
     today = await business_today(api, wb.settings)
-    got = await api.gather(signals=read_signals(api, rm_id), contacts=read_contacts(api, rm_id, today),
-                           book=api.get(f"/v1/rms/{rm_id}/worklist", {"limit": 1}), rm=api.get(f"/v1/rms/{rm_id}"))
-    for value in got.values():
-        if isinstance(value, ApiError):
-            raise value
-    counts = counts_of(got["book"], got["rm"], got["signals"], got["contacts"])
-    version = fingerprint(got["signals"], counts)
+    signals, counts, version = await live_state(api, rm_id, today)
     if version == v:
         return Response(status_code=204)
-    return render(request, "_live.html", signals=got["signals"], counts=counts, rm_id=rm_id, version=version,
+    return render(request, "_live.html", signals=signals, counts=counts, rm_id=rm_id, version=version,
                   priority_of=priority_of, poll=wb.settings.workbench.poll_seconds,
                   snooze_default=(today + timedelta(days=7)).isoformat(), today=today)
 
@@ -154,6 +159,11 @@ async def act(request: Request, signal_id: str, action: str, form: dict = Form, 
         return redirect(request, f"{BASE}/home")
     wb = workbench_of(request)
     today = await business_today(api, wb.settings)
-    return render(request, "_signal_row.html", status=200, s=signal, error=error, until=until,
+    # the row, and the live list told what it now shows (so its next poll does not redraw it
+    # and wipe the message in the row), with the counts
+    rm_id = signal.get("rm_id") or user.rm_id
+    _, counts, version = await live_state(api, rm_id, today) if rm_id else ([], {}, "")
+    return render(request, "_signal_answer.html", status=200, s=signal, error=error, until=until,
                   priority_of=priority_of, snooze_default=until or (today + timedelta(days=7)).isoformat(),
-                  today=today)
+                  today=today, rm_id=rm_id, version=version, counts=counts,
+                  poll=wb.settings.workbench.poll_seconds)
