@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from strata.workbench import i18n
 from strata.workbench.api import ApiError, Caller
+from strata.workbench.pages.common import clock_today
 from strata.workbench.session import User
 from strata.workbench.web import BASE, SignedIn, caller_for, redirect, render, workbench_of
 
@@ -46,7 +47,9 @@ async def dashboard(request: Request, branch: str = "", user: User = SignedIn) -
     branch_id = user.branch_id if user.role == "branch_manager" else (branch or (choices[0]["branch_id"] if choices else ""))
     if not branch_id:
         return render(request, "branch.html", branch_id=None, choices=choices, report=None)
-    got = await api.gather(report=api.get(f"/v1/branches/{branch_id}/report"),
+    today = await clock_today(api)  # the report's own default is the calendar date
+    got = await api.gather(report=api.get(f"/v1/branches/{branch_id}/report",
+                                          {"date": today.isoformat() if today else None}),
                            signals=signal_counts(api, branch_id),
                            rms=api.get("/v1/rms", {"branch_id": branch_id, "limit": 500}))
     for value in got.values():
@@ -65,7 +68,7 @@ def tier_chart(report: dict, wb) -> dict:
         "aria": {"enabled": True}, "tooltip": {"trigger": "axis"},
         "legend": {"data": [i18n.gettext("Customers"), i18n.gettext("AUM (10k)")]},
         "grid": {"left": 60, "right": 60, "top": 40, "bottom": 30},
-        "xAxis": {"type": "category", "data": [wb.tier_name(t) for t in tiers]},
+        "xAxis": {"type": "category", "data": [wb.tier_name(t) for t in tiers], "axisLabel": {"interval": 0}},
         "yAxis": [{"type": "value", "name": i18n.gettext("Customers")},
                   {"type": "value", "name": i18n.gettext("AUM (10k)")}],
         "series": [

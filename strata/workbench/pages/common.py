@@ -11,16 +11,18 @@ DEFAULT_PRIORITY = {"vip_outflow": 1, "downgrade_watch": 2, "tier_downgraded": 2
                     "near_upgrade": 3, "tier_upgraded": 4, "birthday": 4, "card_expiry": 5}
 
 
-async def business_today(api: Caller, settings) -> date:
-    """The business date from the API's clock (the simulated one in ``strata run``), else the
-    calendar date in the bank's zone."""
+async def clock_today(api: Caller) -> date | None:
+    """The business date of the API's clock (the simulated one in ``strata run``), if it has one."""
     clock = await api.optional("/v1/clock")
-    if clock and clock.get("today"):
-        try:
-            return date.fromisoformat(clock["today"])
-        except ValueError:
-            pass
-    return datetime.now(settings.zone).date()
+    try:
+        return date.fromisoformat(clock["today"]) if clock and clock.get("today") else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def business_today(api: Caller, settings) -> date:
+    """The API clock's business date, else the calendar date in the bank's zone."""
+    return await clock_today(api) or datetime.now(settings.zone).date()
 
 
 def priority_of(signal: dict) -> int:
