@@ -268,7 +268,8 @@ def main() -> int:
     parser.add_argument("--http-rate", type=float, default=200)
     parser.add_argument("--http-seconds", type=float, default=20)
     parser.add_argument("--workbench-customers", type=int, default=1_000_000)
-    parser.add_argument("--workbench-rate", type=float, default=20, help="workbench pages a second")
+    parser.add_argument("--workbench-rate", type=float, default=5,
+                        help="workbench pages a second (a branch of 50 RMs each opening a page every 10 s)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated sections")
     args = parser.parse_args()

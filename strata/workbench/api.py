@@ -4,6 +4,7 @@ signed-in user's token."""
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 from urllib.parse import quote
@@ -39,6 +40,7 @@ class Api:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
         self._openapi: dict[str, Any] | None = None
+        self._routes: list[re.Pattern[str]] | None = None
 
     def caller(self, token: str | None, language: str = "zh-CN") -> "Caller":
         return Caller(self, token, language)
@@ -49,6 +51,15 @@ class Api:
             response = await self.client.get("/openapi.json")
             self._openapi = response.json() if response.status_code == 200 else {}
         return self._openapi
+
+    async def serves(self, path: str) -> bool:
+        """Whether the API documents a route for ``path`` (unknown: assume it does), so a page
+        does not ask an older Strata for what it lacks on every view."""
+        if self._routes is None:
+            doc = await self.openapi()
+            self._routes = [re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(p)) + "$")
+                            for p in doc.get("paths", {})]
+        return not self._routes or any(r.match(path) for r in self._routes)
 
     async def accepts(self, schema: str, property_name: str) -> bool:
         """Whether the API's request model ``schema`` has ``property_name``."""
@@ -97,6 +108,8 @@ class Caller:
 
     async def optional(self, path: str, params: Any = None, *, purpose: str | None = None) -> Any:
         """A read the page can do without: None when the API refuses or lacks it."""
+        if not await self.api.serves(path):
+            return None
         try:
             return await self.get(path, params, purpose=purpose)
         except ApiError:

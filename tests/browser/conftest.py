@@ -4,7 +4,8 @@ Playwright.
 The server is a subprocess (``python -m strata.cli run``) on a free 127.0.0.1 port with its own
 temporary data directory and the simulated bank feeding it; it is started once, when the first
 browser test needs it, and stopped with SIGINT (the Ctrl-C path: it drains and stops in order)
-when the session ends. Chromium is ``/usr/bin/chromium`` (``scripts/test`` installs it with
+after the last (the browser tests are one module, so the scope is the module's: the simulator
+must not go on loading the machine while the rest of the suite runs). Chromium is ``/usr/bin/chromium`` (``scripts/test`` installs it with
 ``fonts-noto-cjk``); Playwright never downloads a browser. Every request each page makes is
 recorded, so a test can prove nothing left 127.0.0.1."""
 
@@ -31,7 +32,7 @@ from tests.conftest import integration_required
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("STRATA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--lang=zh-CN"]
 SECRET = "browser-tests-key-of-enough-length-for-hs256"
 SCREENSHOTS = REPO / "docs" / "workbench"
 CUSTOMERS = 800
@@ -82,7 +83,7 @@ def _wait_for_a_working_bank(server: Server) -> dict:
     raise TimeoutError(f"the simulated bank did not get going ({last}):\n{server.tail()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def strata_server():
     data_dir = tempfile.mkdtemp(prefix="strata-browser-")
     port = free_port()
@@ -110,7 +111,7 @@ def strata_server():
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def browser():
     if not Path(CHROMIUM).exists():
         if integration_required():

@@ -129,6 +129,7 @@ async def test_rm_customer_page_masks_identity_and_logs_a_follow_up_keeping_inpu
     await page.get_by_role("status").filter(has_text="跟进记录已保存").wait_for()
     assert note in await page.locator("#follow-ups table").inner_text()
     await page.set_viewport_size({"width": 1280, "height": 1500})
+    await page.evaluate("window.scrollTo(0, 0)")
     await screenshot(page, "customer", full_page=False)
 
 
