@@ -4,7 +4,8 @@ PostgreSQL (started by deploy/ scripts). Results go to bench/results/<time>.json
     python -m bench.run                      # defaults below
     python -m bench.run --postings 1000000 --customers 1000000 --close-customers 1000000
 
-Sections: ceiling (aiokafka and Kafka's tools), services alone, pipeline, latency, close, reads (HTTP).
+Sections: ceiling (aiokafka and Kafka's tools), services alone, pipeline, latency, close, reads (HTTP),
+workbench (the RM home and customer page, HTTP).
 """
 
 from __future__ import annotations
@@ -109,6 +110,15 @@ async def section_reads(args, records) -> dict:
 
     return await reads.run(args.kafka, await new_database(args.database_url), args.read_customers,
                            args.http_rate, args.http_seconds)
+
+
+async def section_workbench(args, records) -> dict:
+    """The RM home and the customer page (2,000-customer book) over read models seeded for
+    ``--workbench-customers`` customers, at ``--workbench-rate`` pages a second."""
+    from bench import workbench
+
+    return await workbench.run(await new_database(args.database_url), args.workbench_customers,
+                               args.workbench_rate, args.http_seconds)
 
 
 async def section_latency(args, records) -> list[dict]:
@@ -226,7 +236,8 @@ async def run(args) -> dict:
                     "platform": platform.platform()},
         "parameters": vars(args),
     }
-    sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "close", "reads"]
+    sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "close", "reads",
+                                                                "workbench"]
     for name in sections:
         print(f"== {name}", file=sys.stderr)
         fn = globals()[f"section_{name}"]
@@ -256,6 +267,9 @@ def main() -> int:
     parser.add_argument("--read-customers", type=int, default=1_000_000)
     parser.add_argument("--http-rate", type=float, default=200)
     parser.add_argument("--http-seconds", type=float, default=20)
+    parser.add_argument("--workbench-customers", type=int, default=1_000_000)
+    parser.add_argument("--workbench-rate", type=float, default=5,
+                        help="workbench pages a second (a branch of 50 RMs each opening a page every 10 s)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated sections")
     args = parser.parse_args()

@@ -3,6 +3,7 @@ service's own routes, with problem+json errors and bearer-token auth."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -10,11 +11,13 @@ import time
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, AsyncIterator
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import make_url
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 5_000_000
+SWAGGER_UI = Path(__file__).resolve().parent / "static" / "swagger-ui"
+DOCS_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'")
 
 
 def masked_url(url: str) -> str:
@@ -323,6 +329,8 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
         description="Strata: real-time tiered maintenance of a retail bank's individual customers.",
         lifespan=lifespan,
         default_response_class=BankTimeJSONResponse,
+        docs_url=None,  # served from the vendored Swagger UI below, never from a CDN
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = runtime.settings
@@ -333,6 +341,7 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
     app.add_middleware(RequestMetrics, owners=owners,
                        default=runtime.services[0].name if len(runtime.services) == 1 else "strata")
     app.include_router(_platform_router())
+    install_docs(app)
     app.include_router(_events_router())
     app.include_router(audit.router)  # read-only; each process shows the entries of its database
     for spec in runtime.services:
@@ -347,6 +356,26 @@ class ClockView(BaseModel):
     now: datetime = Field(description="the business time now, RFC 3339 with the bank's offset")
     zone: str = Field(description="the bank's time zone (settings.timezone)")
     simulated: bool = Field(description="true when a simulated bank drives business time (strata run)")
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files vendored in ``shared/static/swagger-ui`` (no CDN, no
+    inline script), reading the app's own ``/openapi.json``."""
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<title>{html.escape(app.title)}: API</title>'
+        '<link rel="icon" href="/docs/assets/favicon-32x32.png">'
+        '<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>'
+        '<body><div id="swagger-ui"></div>'
+        '<script src="/docs/assets/swagger-ui-bundle.js"></script>'
+        '<script src="/docs/assets/docs.js"></script></body></html>'
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": DOCS_POLICY})
+
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
 
 
 def _platform_router() -> APIRouter:

@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=7)
     run.add_argument("--quiet", action="store_true", help="no live summary, and only errors in the log")
 
-    serve = sub.add_parser("serve", help="one service of the distributed mode")
-    serve.add_argument("service")
+    serve = sub.add_parser("serve", help="one service of the distributed mode, or the workbench")
+    serve.add_argument("service", help="profile, tiering, alerts, pricing, assignment or workbench")
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--host", default=None)
 
@@ -94,6 +94,12 @@ def _serve(args) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    if args.service == "workbench":  # no bus, no database: the API at workbench.api_url
+        from strata.workbench.app import standalone
+
+        uvicorn.run(standalone(settings), host=args.host or settings.http.host,
+                    port=args.port or settings.http.port, log_config=None, timeout_graceful_shutdown=10)
+        return 0
     spec = load(args.service)
     runtime = Runtime(settings, [spec])
     app = create_app(runtime, title=f"Strata {spec.name}")

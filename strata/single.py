@@ -12,6 +12,7 @@ import sys
 
 import uvicorn
 
+from shared.auth import issue_token
 from shared.http import create_app
 from shared.logs import configure_logging
 from shared.runtime.process import Runtime, tune_gc
@@ -23,6 +24,23 @@ log = logging.getLogger(__name__)
 
 def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings, load_all())
+
+
+def add_workbench(app, settings: Settings):
+    """The workbench at ``/`` and ``/app/...``, calling this same app in-process, with the
+    development sign-in (tokens minted with this process's key: only in this mode)."""
+    from strata.workbench.app import api_client_for_app, create_workbench, mount_workbench
+
+    auth = settings.auth
+
+    def mint(role: str, rm_id: str | None = None, branch_id: str | None = None) -> str:
+        return issue_token(auth.secret.get_secret_value(), role, rm_id=rm_id, branch_id=branch_id,
+                           ttl_minutes=auth.token_ttl_minutes, issuer=auth.issuer, algorithm=auth.algorithm,
+                           subject=f"dev:{rm_id or branch_id or role}")
+
+    client = api_client_for_app(app, settings)
+    mount_workbench(app, create_workbench(settings, client, mint=mint))
+    return client
 
 
 def run_single_process(settings: Settings, args) -> int:
@@ -60,6 +78,7 @@ async def _serve(settings: Settings, args) -> int:
         return 1
     runtime = build_runtime(settings)
     app = create_app(runtime, title="Strata (single process)", manage_runtime=False)
+    workbench_client = add_workbench(app, settings)
     config = uvicorn.Config(app, log_config=None, log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # we own Ctrl-C, to stop in order
@@ -72,6 +91,7 @@ async def _serve(settings: Settings, args) -> int:
     tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="http")]
     base = f"http://{args.host}:{args.port}"
     print(f"Strata is running: {', '.join(s.name for s in runtime.services)} in one process", flush=True)
+    print(f"  workbench  {base}/", flush=True)
     print(f"  API docs   {base}/docs", flush=True)
     print(f"  metrics    {base}/metrics", flush=True)
     print(f"  data       {settings.database_url.split(':///', 1)[-1]}", flush=True)
@@ -88,5 +108,6 @@ async def _serve(settings: Settings, args) -> int:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await runtime.stop()
+    await workbench_client.aclose()
     print("stopped cleanly.", file=sys.stderr, flush=True)
     return 0

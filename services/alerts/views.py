@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
@@ -120,6 +121,39 @@ async def list_signals(
     rows = rows[:limit]
     next_cursor = encode_cursor({"t": rows[-1].raised_at.isoformat(), "i": rows[-1].id}) if more else None
     return Page[SignalView](items=[SignalView(**service.signal_view(r)) for r in rows], next=next_cursor)
+
+
+class SignalCounts(BaseModel):
+    open: int
+    acknowledged: int
+
+
+class SignalSummary(SignalCounts):
+    by_type: dict[str, SignalCounts]
+
+
+@router.get("/v1/signals/summary", response_model=SignalSummary)
+async def signals_summary(
+    rm_id: str | None = Query(None, description="Signals routed to this RM."),
+    branch_id: str | None = Query(None, description="Signals of this branch."),
+    principal: Principal = Depends(current_principal),
+    session: AsyncSession = Depends(db_session),
+):
+    """How many signals are open and acknowledged, by type, within what the caller may see (an
+    RM their own, a branch manager the branch's), for a dashboard's counts."""
+    rm_id, branch_id = _scope(principal, rm_id, branch_id)
+    S = AlertsSignal
+    stmt = (select(S.signal_type, S.status, func.count())
+            .where(S.status.in_(("open", "acknowledged"))).group_by(S.signal_type, S.status))
+    if rm_id is not None:
+        stmt = stmt.where(S.rm_id == rm_id)
+    if branch_id is not None:
+        stmt = stmt.where(S.branch_id == branch_id)
+    by_type = {t: {"open": 0, "acknowledged": 0} for t in SIGNAL_TYPES}
+    for signal_type, status, count in await session.execute(stmt):
+        by_type.setdefault(signal_type, {"open": 0, "acknowledged": 0})[status] = count
+    return SignalSummary(by_type=by_type, open=sum(v["open"] for v in by_type.values()),
+                         acknowledged=sum(v["acknowledged"] for v in by_type.values()))
 
 
 @router.get("/v1/signals/{signal_id}", response_model=SignalView, responses=problems(404))

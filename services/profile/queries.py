@@ -220,23 +220,26 @@ async def _products(session: AsyncSession, members, accounts) -> dict[str, dict[
     return dict(sorted(products.items()))
 
 
-async def _flows(session: AsyncSession, members, day: date) -> dict[str, Decimal]:
-    """The members' inflow and outflow of ``day`` and month to date, in one pass over their
-    rows of the month: ``max(net, 0)`` and ``max(-net, 0)`` of each customer-day
-    (``flow_of_day``), summed by the database."""
+async def _flows(session: AsyncSession, members, day: date) -> dict[str, Any]:
+    """The members' inflow and outflow of each business day of the month to ``day``, and their
+    sums today and month to date, in one pass over their rows of the month: ``max(net, 0)``
+    and ``max(-net, 0)`` of each customer-day (``flow_of_day``), summed by the database."""
     first, _ = month_bounds(day)
-    on_day, gain, loss = F.day == day, F.net > 0, F.net < 0
-    sums = (await session.execute(
-        select(func.sum(case((on_day & gain, F.net), else_=0)),
-               func.sum(case((on_day & loss, -F.net), else_=0)),
-               func.sum(case((gain, F.net), else_=0)),
-               func.sum(case((loss, -F.net), else_=0)))
+    gain, loss = F.net > 0, F.net < 0
+    rows = (await session.execute(
+        select(F.day, func.sum(case((gain, F.net), else_=0)), func.sum(case((loss, -F.net), else_=0)))
         .where(F.customer_id.in_(members), F.day >= first, F.day <= day)
-    )).one()
-    inflow_today, outflow_today, inflow_mtd, outflow_mtd = (value or ZERO for value in sums)
+        .group_by(F.day).order_by(F.day)
+    )).all()
+    by_day = [{"date": d, "inflow": inflow or ZERO, "outflow": outflow or ZERO} for d, inflow, outflow in rows]
+    inflow_today, outflow_today = next(((f["inflow"], f["outflow"]) for f in by_day if f["date"] == day),
+                                       (ZERO, ZERO))
+    inflow_mtd = sum((f["inflow"] for f in by_day), ZERO)
+    outflow_mtd = sum((f["outflow"] for f in by_day), ZERO)
     return {"inflow_today": inflow_today, "outflow_today": outflow_today,
             "net_today": inflow_today - outflow_today,
-            "inflow_mtd": inflow_mtd, "outflow_mtd": outflow_mtd, "net_mtd": inflow_mtd - outflow_mtd}
+            "inflow_mtd": inflow_mtd, "outflow_mtd": outflow_mtd, "net_mtd": inflow_mtd - outflow_mtd,
+            "flows_by_day": by_day}
 
 
 async def _tier_changes(session: AsyncSession, settings: Settings, members, day: date) -> dict[str, int]:
@@ -251,6 +254,18 @@ async def _tier_changes(session: AsyncSession, settings: Settings, members, day:
     )
     counts = dict(rows.all())
     return {"upgrades": counts.get("upgrade", 0), "downgrades": counts.get("downgrade", 0)}
+
+
+# --- branches -------------------------------------------------------------------------------
+
+
+async def branches(session: AsyncSession, branch_id: str | None = None) -> list[dict[str, Any]]:
+    """Every home branch with its customers and their AUM (only ``branch_id`` when given)."""
+    stmt = (select(C.home_branch_id, func.count(), func.sum(C.aum)).where(C.home_branch_id.is_not(None))
+            .group_by(C.home_branch_id).order_by(C.home_branch_id))
+    if branch_id is not None:
+        stmt = stmt.where(C.home_branch_id == branch_id)
+    return [{"branch_id": b, "customers": n, "aum": aum or ZERO} for b, n, aum in await session.execute(stmt)]
 
 
 def money_strings(value: Any) -> Any:

@@ -131,6 +131,12 @@ class TierChanges(BaseModel):
                                         "(a month-end close's downgrades take effect on the 1st of the next month)")
 
 
+class DayFlows(BaseModel):
+    date: date
+    inflow: Money
+    outflow: Money
+
+
 class BranchView(BaseModel):
     """The figures of one set of members. A member's inflow (outflow) of a business day is the
     day's net AUM increase (decrease): moving money between their own products is no flow, and
@@ -150,6 +156,8 @@ class BranchView(BaseModel):
                                           "date, of each day's net AUM increase")
     outflow_mtd: Money = Field(description="the same for each day's net AUM decrease")
     net_mtd: Money = Field(description="inflow_mtd - outflow_mtd")
+    flows_by_day: list[DayFlows] = Field(description="each business day of the month to date that had a "
+                                                     "flow, oldest first: the day's inflow and outflow")
     tier_changes_mtd: TierChanges = Field(description="the members' upgrades and downgrades this month")
 
 
@@ -165,6 +173,17 @@ class BranchReport(BranchView):
     month: str = Field(description="the month of the business date, YYYY-MM, which the *_mtd figures cover")
     account_holders: BranchView = Field(description="the same figures for the customers holding an account "
                                                     "(not closed) at this branch, wherever their home branch is")
+
+
+class BranchSummary(BaseModel):
+    branch_id: str
+    customers: int
+    aum: Money
+
+
+class BranchPage(BaseModel):
+    items: list[BranchSummary]
+    next: str | None = None
 
 
 class Segment(SegmentTemplate):

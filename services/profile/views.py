@@ -21,6 +21,7 @@ from shared.settings.profile import SegmentTemplate
 from services.profile import members, metrics, queries, segments
 from services.profile.filters import FIELDS, FilterError, bind, check_template, parameter_names, query_parameters
 from services.profile.schemas import (
+    BranchPage,
     BranchReport,
     Customer360,
     FieldInfo,
@@ -74,6 +75,18 @@ def _mask_identity_attributes(attributes: dict[str, dict[str, dict]]) -> None:
         for name, sourced in values.items():
             if IDENTITY_ATTRIBUTE.search(name) and isinstance(sourced.get("value"), (str, int)):
                 sourced["value"] = mask_id_number(str(sourced["value"]))
+
+
+@router.get("/v1/branches", response_model=BranchPage)
+async def list_branches(principal: Principal = Depends(require_roles("branch_manager", "analyst", "admin")),
+                        session: AsyncSession = Depends(db_session)):
+    """The branches customers have as home branch, with their customers and AUM: a branch
+    manager's own branch only, every branch for head office."""
+    only = principal.branch_id if principal.role == "branch_manager" else None
+    items = await queries.branches(session, only)
+    if only is not None and not items:  # a branch with no customers yet is still theirs
+        items = [{"branch_id": only, "customers": 0, "aum": "0.00"}]
+    return {"items": items, "next": None}
 
 
 @router.get("/v1/branches/{branch_id}/report", response_model=BranchReport, responses=problems(404))

@@ -24,6 +24,7 @@ from shared.settings.pricing import PricingSettings
 from shared.settings.profile import ProfileSettings
 from shared.settings.signals import SignalSettings
 from shared.settings.tiers import TieringSettings, TierRule, check_tier_order
+from shared.settings.workbench import WorkbenchSettings
 
 DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "defaults.yaml"
 
@@ -125,6 +126,7 @@ class Settings(BaseSettings):
     pricing: PricingSettings
     assignment: AssignmentSettings = AssignmentSettings()
     profile: ProfileSettings = ProfileSettings()
+    workbench: WorkbenchSettings = WorkbenchSettings()
 
     @field_validator("tiers")
     @classmethod

@@ -68,6 +68,13 @@ ROUTES = [
     ("/docs/oauth2-redirect", "profile"),
     ("/openapi.json", "profile"),
     ("/healthz", "profile"),
+    ("/", "workbench"),
+    ("/app", "workbench"),
+    ("/app/home", "workbench"),
+    ("/app/customers/C1", "workbench"),
+    ("/app/static/vendor/htmx-2.0.11.min.js", "workbench"),
+    ("/application", None),
+    ("/v1/app", None),
     ("/metrics", None),
     ("/v1/unknown", None),
     ("/v1/admin/other", None),
@@ -108,6 +115,22 @@ def test_service_definition(compose: dict, name: str) -> None:
     assert "http://127.0.0.1:8000/healthz" in test and "urllib" in test
 
 
+def test_workbench_definition(compose: dict) -> None:
+    """Its own small process: the API through the gateway, no bus, no database."""
+    svc = compose["services"]["workbench"]
+    assert svc["command"] == ["serve", "workbench"]
+    assert "build" in svc and svc["image"] == "strata:local"
+    assert [_host_port(p) for p in svc["ports"]] == [(8006, 8000)]
+    assert all(str(p).startswith("127.0.0.1:") for p in svc["ports"])
+    env = svc["environment"]
+    assert env["STRATA_WORKBENCH__API_URL"] == "http://gateway"
+    assert env["STRATA_HTTP__HOST"] == "0.0.0.0" and str(env["STRATA_HTTP__PORT"]) == "8000"
+    assert not {"STRATA_DATABASE_URL", "STRATA_KAFKA__BOOTSTRAP_SERVERS", "STRATA_BUS"} & set(env)
+    assert "depends_on" not in svc, "it starts without the bus and the database"
+    test = " ".join(svc["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/healthz" in test
+
+
 def test_infrastructure_services(compose: dict) -> None:
     services = compose["services"]
     kafka = services["kafka"]
@@ -131,7 +154,7 @@ def test_infrastructure_services(compose: dict) -> None:
     assert gw["image"] == "nginx:1.27-alpine"
     assert [_host_port(p)[0] for p in gw["ports"]] == [8000]
     assert any("deploy/gateway/nginx.conf" in v for v in gw["volumes"])
-    assert set(gw["depends_on"]) == set(SERVICES)
+    assert set(gw["depends_on"]) == set(SERVICES) | {"workbench"}
 
     prom = services["prometheus"]
     assert prom["image"].startswith("prom/prometheus")
@@ -290,9 +313,9 @@ def nginx() -> tuple[list[dict], dict[str, str]]:
     return _locations(text), _upstreams(text)
 
 
-def test_upstreams_are_the_services(nginx) -> None:
+def test_upstreams_are_the_services_and_the_workbench(nginx) -> None:
     _, ups = nginx
-    assert set(ups.values()) == set(SERVICES)
+    assert set(ups.values()) == set(SERVICES) | {"workbench"}
 
 
 @pytest.mark.parametrize(("path", "owner"), ROUTES)

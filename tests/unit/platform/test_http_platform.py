@@ -127,3 +127,15 @@ async def test_a_request_refused_before_routing_is_counted_under_its_route(strat
                                         headers={**strata.token("admin"), "content-type": STRUCTURED})
     assert response.status_code == 400
     assert _requests("/v1/events", "4xx", "POST") == before + 1
+
+
+async def test_docs_are_served_from_vendored_swagger_ui_without_a_cdn(strata):
+    page = await strata.client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    assert "<script>" not in page.text  # only external scripts: the page runs under a CSP
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/assets/docs.js"):
+        assert f'"{asset}"' in page.text
+        response = await strata.client.get(asset)
+        assert response.status_code == 200 and len(response.content) > 100, asset

@@ -120,3 +120,25 @@ async def test_an_rm_may_not_see_branch_reports(profile_strata, branches):
 async def test_a_malformed_date_is_a_422_problem(profile_strata, branches):
     refused = await profile_strata.get(f"/v1/branches/{branches['H']}/report", params={"date": "20-11-2026"})
     assert refused.status_code == 422 and refused.json()["title"] == "Invalid request"
+
+
+async def test_flows_by_day_split_the_month_to_date_into_its_business_days(profile_strata, branches):
+    body = await report(profile_strata, branches["H"])
+    assert body["flows_by_day"] == [
+        {"date": "2026-11-19", "inflow": "40000.00", "outflow": "0.00"},
+        {"date": "2026-11-20", "inflow": "300000.00", "outflow": "5000.00"},
+    ]
+    assert body["account_holders"]["flows_by_day"][-1]["date"] == "2026-11-20"
+
+
+async def test_branches_lists_head_office_every_branch_and_a_manager_their_own(profile_strata, branches):
+    s = profile_strata
+    everyone = (await s.get("/v1/branches", role="analyst")).json()["items"]
+    mine = {i["branch_id"]: i for i in everyone}[branches["H"]]
+    assert (mine["customers"], mine["aum"]) == (2, "345000.00")
+    assert branches["X"] in {i["branch_id"] for i in everyone}
+    own = (await s.get("/v1/branches", role="branch_manager", branch_id=branches["H"])).json()["items"]
+    assert own == [mine]
+    empty = (await s.get("/v1/branches", role="branch_manager", branch_id="BR-NONE")).json()["items"]
+    assert empty == [{"branch_id": "BR-NONE", "customers": 0, "aum": "0.00"}]
+    assert (await s.get("/v1/branches", role="rm", rm_id="RM-1")).status_code == 403

@@ -3,6 +3,7 @@ paged JSON or streamed CSV, limited to the caller's book."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from datetime import timedelta
@@ -52,7 +53,8 @@ async def members_csv(s, name=TEMPLATE, role="analyst", params=None, **ids) -> l
                                   headers={**s.token(role, **ids), "Accept": "text/csv"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
-    return list(csv.DictReader(io.StringIO(response.text)))
+    assert response.content.startswith(codecs.BOM_UTF8)
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
 
 
 # --- templates ------------------------------------------------------------------------------
@@ -184,6 +186,12 @@ async def test_csv_export_streams_every_member_with_the_phone_masked_per_role(pr
     by_format = await s.get(f"/v1/segments/{TEMPLATE}/members", params={"format": "csv"})
     assert by_format.headers["content-disposition"] == f'attachment; filename="{TEMPLATE}.csv"'
     assert len(by_format.text.strip().splitlines()) == 4
+
+
+async def test_csv_export_starts_with_a_utf8_bom_so_excel_reads_chinese_names(profile_strata, book):
+    response = await profile_strata.get(f"/v1/segments/{TEMPLATE}/members", params={"format": "csv"})
+    assert response.content.startswith(codecs.BOM_UTF8 + b"customer_id,")
+    assert response.content.count(codecs.BOM_UTF8) == 1
 
 
 async def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_made_inert(profile_strata, book):

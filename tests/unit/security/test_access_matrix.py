@@ -108,8 +108,6 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/openapi.json"): Row(PUBLIC, get("/openapi.json")),
     ("GET", "/asyncapi.json"): Row(PUBLIC, get("/asyncapi.json")),
     ("GET", "/docs"): Row(PUBLIC, get("/docs")),
-    ("GET", "/docs/oauth2-redirect"): Row(PUBLIC, get("/docs/oauth2-redirect")),
-    ("GET", "/redoc"): Row(PUBLIC, get("/redoc")),
     # --- one customer's data ------------------------------------------------------------------
     ("GET", "/v1/customers/{customer_id}"): Row(EVERYONE, get(f"/v1/customers/{CA}"), owned=True),
     ("GET", "/v1/customers/{customer_id}/tier"): Row(EVERYONE, get(f"/v1/customers/{CA}/tier"), owned=True),
@@ -145,6 +143,7 @@ TABLE: dict[tuple[str, str], Row] = {
         ok=(422,), owned=True),
     ("PUT", "/v1/rms/{rm_id}"): Row(("admin",), send(f"/v1/rms/{RM_A}", RM_BODY)),
     # --- a branch ----------------------------------------------------------------------------
+    ("GET", "/v1/branches"): Row(("branch_manager", "analyst", "admin"), get("/v1/branches")),
     ("GET", "/v1/branches/{branch_id}/report"): Row(("branch_manager", "analyst", "admin"),
                                                      get(f"/v1/branches/{BR_A}/report"), owned=True),
     # --- signals -----------------------------------------------------------------------------
@@ -157,6 +156,7 @@ TABLE: dict[tuple[str, str], Row] = {
                                                    ok=(200, 409), owned=True),
     # --- lists, filtered to the caller's book (their content: tests below) --------------------
     ("GET", "/v1/signals"): Row(EVERYONE, get("/v1/signals")),
+    ("GET", "/v1/signals/summary"): Row(EVERYONE, get("/v1/signals/summary")),
     ("GET", "/v1/rms"): Row(EVERYONE, get("/v1/rms")),
     ("GET", "/v1/segments/{name}/members"): Row(EVERYONE, get(f"/v1/segments/{SEGMENT}/members")),
     # --- shared reference data ---------------------------------------------------------------
