@@ -99,7 +99,6 @@ class ConsumerLoop:
     async def run(self) -> None:
         cfg = self.settings.runtime
         backoff = Backoff.of(self.settings)
-        await check_partition_counts(self.bus, self.spec.name, self.topics)
         self.consumer = await self._start_consumer(backoff)
         last_lag = 0.0
         try:
