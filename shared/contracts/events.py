@@ -33,6 +33,19 @@ from shared.contracts.types import (
 )
 
 
+def built(model: type[BaseModel], **values: Any) -> Any:
+    """An instance of ``model`` from values Strata made itself (an event it emits), without
+    validating them again: what ``model_construct`` does, at a fraction of its cost (every
+    field must be given, by its field name). A test checks the two serialize alike."""
+    instance = model.__new__(model)
+    values = {name: values[name] for name in model.model_fields}  # in the model's order
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", set(values))
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
+
+
 class ContractModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 

@@ -87,7 +87,7 @@ class Runtime:
             self._spawn(relay.run(), f"{spec.name}-outbox")
             if spec.name in loops:
                 loop = loops[spec.name]
-                loop.on_commit = relay.wake
+                loop.on_commit, loop.handoff = relay.wake, relay.offer
                 self.loops[spec.name] = loop
                 self._spawn(loop.run(), f"{spec.name}-consumer")
             for task in spec.background:
@@ -213,7 +213,7 @@ class Runtime:
         async with BatchTransaction(self.db, service, self.settings, cause=cause) as tx:
             relay = self.relays.get(service)
             if relay is not None:
-                tx.after_commit(relay.wake)
+                tx.handoff = relay.offer
             yield tx
 
     unit_of_work = transaction
