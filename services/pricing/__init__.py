@@ -81,7 +81,7 @@ async def _check_settings(runtime) -> None:
 
 def spec() -> ServiceSpec:
     from services.pricing.messaging import EMITS, SUBSCRIPTIONS
-    from services.pricing.state import prefetch
+    from services.pricing.state import PricingState
     from services.pricing.views import router
 
-    return ServiceSpec("pricing", SUBSCRIPTIONS, (router,), EMITS, (_check_settings,), prefetch=prefetch)
+    return ServiceSpec("pricing", SUBSCRIPTIONS, (router,), EMITS, (_check_settings,), state=PricingState)

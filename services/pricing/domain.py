@@ -18,7 +18,13 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Iterable, Literal, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from shared.calendar import business_day, start_of_day  # noqa: F401 - the pricing rules' calendar
+from shared.calendar import (  # noqa: F401 - the pricing rules' calendar
+    business_day,
+    month_key,
+    months_between,
+    start_of_day,
+    window_start,
+)
 from shared.money import CENT, ZERO, round_money
 from shared.settings.pricing import (
     Benefit,
@@ -49,38 +55,6 @@ class Transaction:
         """From a ``PostingV1`` (or anything with its fields)."""
         return cls(posting.tx_type, posting.amount, posting.channel, posting.counterparty_bank,
                    posting.cross_region, posting.product_type, posting.direction)
-
-
-# --- calendar -------------------------------------------------------------------------------
-
-
-def month_key(day: date) -> str:
-    """``2026-11``"""
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def window_start(month: str, months: int) -> str:
-    """The first month of the ``months`` calendar months that end with ``month``.
-
-    >>> window_start("2026-11", 12)
-    '2025-12'
-    """
-    year, mon = (int(x) for x in month.split("-"))
-    index = year * 12 + (mon - 1) - (months - 1)
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def months_between(first: str, last: str) -> list[str]:
-    """Every month key from ``first`` to ``last``, both included.
-
-    >>> months_between("2025-11", "2026-02")
-    ['2025-11', '2025-12', '2026-01', '2026-02']
-    """
-    def index(month: str) -> int:
-        year, mon = (int(x) for x in month.split("-"))
-        return year * 12 + mon - 1
-
-    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index(first), index(last) + 1)]
 
 
 # --- the fee schedule -----------------------------------------------------------------------
@@ -252,11 +226,19 @@ class PricingEngine:
         return [b for b in self.benefits.get(tier, [])
                 if b.fee == fee.id or (b.fee == "*" and (fee.domestic or not b.domestic_only))]
 
+    def match(self, tx: Transaction) -> FeeRule | None:
+        """The fee the transaction incurs (None: none, or a tx_type the contract does not list)."""
+        return self.schedule.match(tx) if tx.tx_type in self.known_tx_types else None
+
     def price(self, tx: Transaction, ctx: PricingContext) -> PricedFee:
+        return self.price_fee(tx, self.match(tx), ctx)
+
+    def price_fee(self, tx: Transaction, fee: FeeRule | None, ctx: PricingContext) -> PricedFee:
+        """:meth:`price` with the fee already matched (``match(tx)``): a caller that needs the
+        fee first (to read its uses of the month) matches the schedule once, not twice."""
         if tx.tx_type not in self.known_tx_types:
             return _zero(Step(UNKNOWN_TX_TYPE_RULE, "none", ZERO,
                               f"tx_type {tx.tx_type} is not one the contract lists: priced at zero"))
-        fee = self.schedule.match(tx)
         if fee is None:
             return _zero(Step(NO_FEE_RULE, "none", ZERO,
                               f"no fee of the schedule applies to {tx.tx_type} via {tx.channel}"))

@@ -1,17 +1,12 @@
 """Pricing's business metrics (labels are fee ids and tier ids from the settings, never customers).
 
-Handlers count through :func:`after_commit`, so a batch that is rolled back and run again is
+Handlers count through ``tx.after_commit``, so a batch that is rolled back and run again is
 counted once.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from prometheus_client import Counter
-from sqlalchemy import event
-
-from shared.runtime.unit_of_work import UnitOfWork
 
 POSTINGS_PRICED = Counter("strata_postings_priced_total", "Postings priced (one per posting id).",
                           ["tier"])
@@ -31,28 +26,3 @@ UNKNOWN_TX_TYPES = Counter("strata_pricing_unknown_tx_types_total",
                            "Postings of a tx_type the contract does not list, priced at zero.", [])
 DUPLICATE_POSTINGS = Counter("strata_pricing_duplicate_postings_total",
                              "Postings that arrived again after being priced, and were not priced again.", [])
-
-_KEY = "pricing_after_commit"
-
-
-def after_commit(uow: UnitOfWork, action: Callable[[], None]) -> None:
-    """Run ``action`` once the unit of work's transaction commits; never if it rolls back."""
-    session = uow.session.sync_session
-    pending = session.info.get(_KEY)
-    if pending is None:
-        pending = session.info[_KEY] = []
-
-        def _run(sess) -> None:
-            actions = list(pending)
-            pending.clear()
-            sess.info.pop(_KEY, None)
-            for act in actions:
-                act()
-
-        def _drop(sess, _previous_transaction) -> None:
-            pending.clear()
-            sess.info.pop(_KEY, None)
-
-        event.listen(session, "after_commit", _run, once=True)
-        event.listen(session, "after_soft_rollback", _drop, once=True)
-    pending.append(action)

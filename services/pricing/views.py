@@ -354,8 +354,8 @@ async def redeem_points(customer_id: str, body: RedeemRequest, request: Request,
     request_id = body.request_id or str(uuid.uuid4())
     now = datetime.now(timezone.utc)
     try:
-        async with runtime.unit_of_work(SERVICE, cause=f"redeem:{request_id}") as uow:
-            result = await service.request_redemption(uow, customer_id, body.points, request_id,
+        async with runtime.transaction(SERVICE, cause=f"redeem:{request_id}") as tx:
+            result = await service.request_redemption(tx, customer_id, body.points, request_id,
                                                       principal.subject, now)
     except service.NotFound as exc:
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.") from exc
@@ -366,15 +366,15 @@ async def redeem_points(customer_id: str, body: RedeemRequest, request: Request,
 
 @router.post("/v1/pricing/quote", response_model=Quote, responses=problems(404))
 async def post_quote(body: QuoteRequest, request: Request,
-                     principal: Principal = Depends(current_principal),
-                     session: AsyncSession = Depends(db_session)):
+                     principal: Principal = Depends(current_principal)):
     """What the described transaction would cost this customer now (their tier now, this
     month's uses, contribution and points), with the rules in order. Changes nothing."""
     await ensure_customer_visible(request, principal, body.customer_id, service=SERVICE)
     tx = Transaction(body.tx_type, body.amount, body.channel, body.counterparty_bank,
                      body.cross_region, body.product_type, body.direction)
     at = body.at or business_clock(request).now()
-    quoted = await queries.quote(session, request.app.state.settings, body.customer_id, tx, at)
+    async with request.app.state.runtime.transaction(SERVICE, cause="quote") as btx:
+        quoted = await queries.quote(btx, body.customer_id, tx, at)
     if quoted is None:
         raise Problem(404, "Customer not found", f"Pricing has no customer {body.customer_id}.")
     return Quote(**quoted)
