@@ -72,6 +72,9 @@ class PricingFee(Base):
     fees_paid: Mapped[Decimal] = mapped_column(MoneyType)
     """Fees paid in the contribution window before this posting."""
     contribution_score: Mapped[Decimal] = mapped_column(MoneyType)
+    aum: Mapped[Decimal | None] = mapped_column(MoneyType, nullable=True)
+    """The customer's AUM right after the posting, as tiering passed it on (None: priced before
+    it was kept): the basis a tier-policy simulation works out the tier at the posting from."""
     priced_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (

@@ -42,7 +42,7 @@ def fee_view(row: PricingFee) -> dict:
         "amount": row.amount, "posted_at": row.posted_at, "use_number": row.use_number,
         "points_value": row.points_value, "points_earned": row.points_earned,
         "points_balance": row.points_balance, "contribution_score": row.contribution_score,
-        "breakdown": json.loads(row.breakdown),
+        "aum": row.aum, "breakdown": json.loads(row.breakdown),
     }
 
 

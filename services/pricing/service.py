@@ -115,7 +115,7 @@ def price_posting(event: Event, tx: BatchTransaction) -> None:
         "points_value": priced.points_value, "net": priced.net, "points_earned": earned,
         "points_balance": customer.points_balance, "rules": rules_json, "breakdown": breakdown_json,
         "average_aum_12m": tiered.average_aum_12m, "fees_paid": a.fees_paid,
-        "contribution_score": a.score, "priced_at": datetime.now(timezone.utc),
+        "contribution_score": a.score, "aum": tiered.aum, "priced_at": datetime.now(timezone.utc),
     })
     tx.emit(FeeAssessedV1.model_construct(
         posting_id=p.posting_id, customer_id=p.customer_id, fee_id=priced.fee_id, tier=tiered.tier,

@@ -71,6 +71,7 @@ class PricedPosting(Fee):
     amount: Money
     posted_at: datetime
     points_balance: int
+    aum: Money | None = Field(description="the customer's AUM right after the posting (null: not recorded)")
 
 
 class LedgerEntry(BaseModel):

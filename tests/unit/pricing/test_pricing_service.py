@@ -436,3 +436,16 @@ async def test_breakdown_explains_each_rule_in_words(strata):
         ("fee.transfer_interbank_counter", "2.00"), ("fee.transfer_interbank_counter.minimum", "2.00")]
     assert "minimum 2.00" in fee["breakdown"][1]["note"]
     assert json.dumps(fee)  # plain JSON all the way down
+
+
+async def test_each_priced_posting_keeps_the_customers_aum_right_after_it(strata):
+    c = Feed(new_customer())
+    salary = c.salary("30000.00", "2026-11-22T08:00:00+08:00")
+    atm = c.interbank_atm("2026-11-22T09:00:00+08:00", amount="500.00")
+    await strata.publish(salary, atm)
+    await strata.settle()
+    fees = await by_posting(strata, c.customer_id)
+    assert (fees[salary.posting_id]["aum"], fees[atm.posting_id]["aum"]) == ("30000.00", "29500.00")
+    async with strata.runtime.db.sessions() as session:
+        stored = await session.scalar(select(PricingFee.aum).where(PricingFee.posting_id == atm.posting_id))
+    assert stored == D("29500.00")
