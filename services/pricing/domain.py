@@ -18,6 +18,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Iterable, Literal, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+from shared.banks import is_other_bank
 from shared.calendar import (  # noqa: F401 - the pricing rules' calendar
     business_day,
     month_key,
@@ -68,16 +69,13 @@ class FeeSchedule:
         self.by_id = {f.id: f for f in self.fees}
         self.own_bank_codes = frozenset(own_bank_codes)
 
-    def is_other_bank(self, counterparty_bank: str | None) -> bool:
-        return counterparty_bank is not None and counterparty_bank not in self.own_bank_codes
-
     def match(self, tx: Transaction) -> FeeRule | None:
         """The first fee of the schedule whose conditions the transaction meets.
 
         >>> schedule.match(Transaction("atm_withdrawal", Decimal("100.00"), "atm", "OTHER")).id
         'atm_interbank'
         """
-        other = self.is_other_bank(tx.counterparty_bank)
+        other = is_other_bank(tx.counterparty_bank, self.own_bank_codes)
         for fee in self.fees:
             m = fee.match
             if tx.tx_type not in m.tx_types:

@@ -9,10 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.banks import is_other_bank
 from shared.contracts.types import KNOWN_TX_TYPES
 from shared.settings import get_settings
 from shared.settings.pricing import ContributionSettings, PricingSettings
+from services.pricing import domain
 from services.pricing.domain import (
+    FeeSchedule,
     PricingContext,
     PricingEngine,
     Transaction,
@@ -86,6 +89,24 @@ def test_a_bank_code_listed_as_own_is_not_another_bank():
     engine = PricingEngine(pricing, KNOWN_TX_TYPES)
     assert price(engine, Transaction("atm_withdrawal", D("1.00"), "atm", "ICBC-NC")).fee_id is None
     assert price(engine, Transaction("atm_withdrawal", D("1.00"), "atm", "CCB")).fee_id == "atm_interbank"
+
+
+@pytest.mark.parametrize("counterparty, own, other", [
+    (None, [], False),                  # no counterparty bank: this bank
+    ("ICBC-NC", ["ICBC-NC"], False),    # one of the bank's own codes: this bank
+    ("CCB", ["ICBC-NC"], True),
+    ("CCB", [], True),
+])
+def test_another_bank_is_a_counterparty_that_is_not_one_of_the_banks_own_codes(counterparty, own, other):
+    assert is_other_bank(counterparty, own) is other
+
+
+def test_the_fee_schedule_asks_the_one_another_bank_rule(monkeypatch):
+    asked = []
+    monkeypatch.setattr(domain, "is_other_bank", lambda bank, own: asked.append((bank, own)) or True)
+    schedule = FeeSchedule(get_settings().pricing.fees, ["ICBC-NC"])
+    assert schedule.match(Transaction("atm_withdrawal", D("1.00"), "atm", "ICBC-NC")).id == "atm_interbank"
+    assert asked == [("ICBC-NC", frozenset({"ICBC-NC"}))]
 
 
 def test_unknown_tx_type_is_priced_at_zero_with_its_rule(engine):
