@@ -43,7 +43,7 @@ def tiered_postings(customers: int, per_customer: int, first: int = 0) -> list[T
 async def _paused(strata) -> None:
     loop = strata.runtime.loops["pricing"]
     loop.stop()
-    await next(t for t in strata.runtime._tasks if t.get_name() == "pricing-consumer")
+    await [t for t in strata.runtime._tasks if t.get_name() == "pricing-consumer"][-1]  # the loop's own task
 
 
 def _resume(strata) -> ConsumerLoop:
