@@ -41,8 +41,9 @@ gets a fee event, a zero one naming the rule that made it zero (``no_fee``,
 
 Points
 ------
-Earned by the product leg of a purchase or placement and by debit-card spending
-(``pricing.points.earn``), available from the next posting on. Spent oldest first, on the fees of
+Earned by one leg of a purchase or placement (the current account's debit of a wealth or
+fund purchase; the time deposit's own credit of a placement, the one leg a placement in cash
+has) and by debit-card spending (``pricing.points.earn``), available from the next posting on. Spent oldest first, on the fees of
 customers who opted in (``auto_points_offset``), or on request: ``POST
 /v1/customers/{id}/points/redeem`` sets points aside for the customer's next fees. An assessed fee
 has gone to core banking for collection and is never reopened, so a redemption works forward.
