@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Callable, Iterable, Literal, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from shared.banks import is_other_bank
@@ -420,6 +420,81 @@ def take_oldest_first(lots: Mapping[int, int], points: int) -> dict[int, int]:
     if points > 0:
         raise ValueError("not enough points in the lots")
     return taken
+
+
+# --- an upgrade decided late ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class MonthUsage:
+    """A customer's uses of one fee in one calendar month, of them the free uses, and what
+    they were charged (after waivers and discounts) and paid (after points)."""
+
+    uses: int = 0
+    free_uses: int = 0
+    charged: Decimal = ZERO
+    paid: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class ChargedPosting:
+    """A priced posting as it stands (its fee, or its latest correction): what an upgrade
+    decided late may re-price."""
+
+    posting_id: str
+    posted_at: datetime
+    tx: Transaction
+    fee_id: str | None
+    tier: str
+    charged: Decimal
+    net: Decimal
+    points_used: int
+    points_rule: str
+    free_use: bool
+    contribution_score: Decimal
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A posting's fee re-priced in the customer's favour: as it stood, and as it is now."""
+
+    before: ChargedPosting
+    after: PricedFee
+
+
+def reprice_after_upgrade(engine: PricingEngine, postings: Sequence[ChargedPosting], tier: str,
+                          since: datetime, rank: Callable[[str], int]
+                          ) -> tuple[list[Correction], dict[str, MonthUsage]]:
+    """Re-price one customer's postings of one calendar month after an upgrade to ``tier``
+    effective at ``since`` that was decided after some of them were priced.
+
+    The month's free uses are counted again in the order of ``posted_at``: each posting after
+    ``since`` priced at a lower tier is priced again at ``tier`` with the uses before it, and
+    corrected only if that costs the customer less (a fee sent for collection is never raised);
+    the others stand as they were charged, free uses included. Points that paid a fee pay at
+    most its new price. Returns the corrections, in ``posted_at`` order, and each fee's month
+    as recounted (what the month's counters must now say).
+    """
+    counted: dict[str, MonthUsage] = {}
+    corrections: list[Correction] = []
+    for p in sorted(postings, key=lambda p: p.posted_at):  # stable: one instant keeps its order
+        if p.fee_id is None:
+            continue
+        month = counted.setdefault(p.fee_id, MonthUsage())
+        free_use, charged, paid = p.free_use, p.charged, p.net
+        fee = engine.schedule.by_id.get(p.fee_id)
+        if fee is not None and p.posted_at > since and rank(p.tier) < rank(tier):
+            priced = engine.price_fee(p.tx, fee, PricingContext(
+                tier, {fee.id: Usage(month.uses, month.free_uses)}, p.contribution_score, p.points_used,
+                p.points_rule))
+            if priced.charged < p.charged:
+                corrections.append(Correction(p, priced))
+                free_use, charged, paid = priced.free_use, priced.charged, priced.net
+        month.uses += 1
+        month.free_uses += int(free_use)
+        month.charged += charged
+        month.paid += paid
+    return corrections, counted
 
 
 # --- what-if --------------------------------------------------------------------------------

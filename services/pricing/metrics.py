@@ -19,6 +19,11 @@ FEES_WAIVED = Counter("strata_fees_waived_total",
                       "Priced postings whose fee was reduced by a waiver, free use or discount.", ["fee", "tier"])
 FEES_WAIVED_CNY = Counter("strata_fees_waived_cny_total",
                           "Fees given up through waivers, free uses and discounts (CNY).", ["fee", "tier"])
+FEE_ADJUSTMENTS = Counter("strata_fee_adjustments_total",
+                          "Assessed fees corrected in the customer's favour after an upgrade decided late.",
+                          ["fee", "tier"])
+FEES_REFUNDED_CNY = Counter("strata_fees_refunded_cny_total",
+                            "Fees refunded by corrections after an upgrade decided late (CNY).", ["fee", "tier"])
 POINTS_EARNED = Counter("strata_points_earned_total", "Points earned.", ["rule"])
 POINTS_SPENT = Counter("strata_points_spent_total", "Points spent on fees.", ["rule"])
 POINTS_EXPIRED = Counter("strata_points_expired_total", "Points expired.", [])

@@ -28,7 +28,13 @@ from services.pricing.domain import (
     product_eligibility,
     start_of_day,
 )
-from services.pricing.models import PricingCustomer, PricingFee, PricingPointsLedger, PricingPointsLot
+from services.pricing.models import (
+    PricingCustomer,
+    PricingFee,
+    PricingFeeAdjustment,
+    PricingPointsLedger,
+    PricingPointsLot,
+)
 from services.pricing.rules import Rules
 from services.pricing.service import assess
 from services.pricing.state import PointsBook, PricingState
@@ -44,6 +50,15 @@ def fee_view(row: PricingFee) -> dict:
         "points_balance": row.points_balance, "contribution_score": row.contribution_score,
         "aum": row.aum, "breakdown": json.loads(row.breakdown),
     }
+
+
+def adjustment_view(row: PricingFeeAdjustment) -> dict:
+    return {"adjustment_id": row.adjustment_id, "posting_id": row.posting_id, "fee_id": row.fee_id,
+            "posted_at": row.posted_at, "tier_before": row.tier_before, "tier_after": row.tier_after,
+            "net_before": row.net_before, "net_after": row.net_after, "difference": row.difference,
+            "points_returned": row.points_returned, "reason": row.reason, "rules": json.loads(row.rules),
+            "breakdown": json.loads(row.breakdown), "effective_at": row.effective_at,
+            "recorded_at": row.recorded_at}
 
 
 def ledger_view(row: PricingPointsLedger) -> dict:
@@ -66,6 +81,10 @@ async def fees_view(session: AsyncSession, customer_id: str, limit: int, before_
         select(PricingPointsLedger).where(PricingPointsLedger.customer_id == customer_id)
         .order_by(PricingPointsLedger.id.desc()).limit(ledger_limit)
     )).scalars().all()
+    adjustments = (await session.execute(
+        select(PricingFeeAdjustment).where(PricingFeeAdjustment.customer_id == customer_id)
+        .order_by(PricingFeeAdjustment.id.desc()).limit(ledger_limit)
+    )).scalars().all()
     return {
         "customer_id": customer_id,
         "items": [fee_view(r) for r in rows[:limit]],
@@ -74,6 +93,7 @@ async def fees_view(session: AsyncSession, customer_id: str, limit: int, before_
         "auto_points_offset": customer.auto_points_offset,
         "redeem_allowance": customer.redeem_allowance,
         "points_ledger": [ledger_view(r) for r in ledger],
+        "adjustments": [adjustment_view(r) for r in adjustments],
     }
 
 

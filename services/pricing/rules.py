@@ -21,12 +21,16 @@ class Rules:
     zone: ZoneInfo
     ladder: TierLadder
     tier_ranks: dict[str, int]
+    free_use_benefits: frozenset[str]
+    """The ids of every tier's free-use benefits: a stored fee whose rules name one was a free use."""
 
     @classmethod
     def of(cls, settings: Settings) -> Rules:
         ladder = settings.tier_ladder
         return cls(settings.pricing, PricingEngine(settings.pricing, KNOWN_TX_TYPES), settings.zone, ladder,
-                   {t.id: t.rank for t in ladder.tiers})
+                   {t.id: t.rank for t in ladder.tiers},
+                   frozenset(b.id for benefits in settings.pricing.benefits.values() for b in benefits
+                             if b.kind == "free_uses"))
 
     @property
     def lowest_tier(self) -> str:

@@ -8,22 +8,24 @@ nothing touches the database until the batch commits.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import select, update
 
 from shared.contracts.cloudevents import Event
-from shared.contracts.events import CustomerFact, FeeAssessedV1, TieringChangeV1
+from shared.calendar import bank_time
+from shared.contracts.events import CustomerFact, FeeAdjustedV1, FeeAssessedV1, TierChange, TieringChangeV1
 from shared.db import insert_for
 from shared.money import ZERO
 from shared.runtime.errors import is_retryable
-from shared.runtime.transaction import BatchTransaction
+from shared.runtime.transaction import BatchTransaction, derived_event_id
 from shared.settings.pricing import FeeRule
 from services.pricing import metrics
 from services.pricing.domain import (
     UNKNOWN_TX_TYPE_RULE,
+    ChargedPosting,
     PricedFee,
     PricingContext,
     Step,
@@ -32,6 +34,7 @@ from services.pricing.domain import (
     contribution_score,
     month_key,
     points_earned,
+    reprice_after_upgrade,
 )
 from services.pricing.models import PricingExpiryRun, PricingPointsLot, PricingRedemption
 from services.pricing.rules import Rules
@@ -44,6 +47,8 @@ from services.pricing.state import (
 )
 
 log = logging.getLogger(__name__)
+
+SERVICE = "pricing"
 
 REDEMPTIONS = PricingRedemption.__table__
 EXPIRY_RUNS = PricingExpiryRun.__table__
@@ -65,6 +70,8 @@ async def on_tiering_change(event: Event, tx: BatchTransaction) -> None:
         price_posting(event, tx)
     elif change.tier_changes:
         note_tier(state.customer(change.customer_id), change.tier, event.time)
+    for decision in change.tier_changes:
+        correct_after_upgrade(event, tx, decision)
 
 
 def price_posting(event: Event, tx: BatchTransaction) -> None:
@@ -85,6 +92,8 @@ def price_posting(event: Event, tx: BatchTransaction) -> None:
     customer = state.customer(p.customer_id)
     note_tier(customer, tiered.tier, event.time)
     customer.aum, customer.average_aum_12m = tiered.aum, tiered.average_aum_12m
+    if customer.priced_through is None or p.posted_at > customer.priced_through:
+        customer.priced_through = p.posted_at
     day = business_day(p.posted_at, rules.zone)
     book = PointsBook(tx, customer)
     book.expire_due(day)
@@ -104,6 +113,10 @@ def price_posting(event: Event, tx: BatchTransaction) -> None:
     if a.fee is not None:
         state.count_use(p.customer_id, a.month, priced)
 
+    if a.fee is not None and p.customer_id in state.watched:
+        state.keep_priced(p.customer_id, a.month, ChargedPosting(
+            p.posting_id, p.posted_at, t, priced.fee_id, tiered.tier, priced.charged, priced.net,
+            priced.points_used, a.points_rule, priced.free_use, a.score))
     rules_json, breakdown_json = state.as_stored(priced)
     tx.append(FEES, {
         "posting_id": p.posting_id, "customer_id": p.customer_id, "account_id": p.account_id,
@@ -124,6 +137,83 @@ def price_posting(event: Event, tx: BatchTransaction) -> None:
         points_earned=earned, points_balance=customer.points_balance,
     ), stable_id=f"fee:{p.posting_id}")
     tx.after_commit(lambda: _count(priced, tiered.tier, earned, earn_rule, a.points_rule))
+
+
+def correct_after_upgrade(event: Event, tx: BatchTransaction, decision: TierChange) -> None:
+    """Correct, in the customer's favour, the fees of postings priced at a lower tier than an
+    upgrade that took effect before them in the same calendar month but was decided after they
+    were priced (a fact that came too late for tiering's event-time order).
+
+    Each such fee gets one adjustment (a row, and a ``strata.fee_adjusted.v1`` whose id derives
+    from the posting and the decision, so the decision applied again corrects nothing twice);
+    the assessed fee itself, gone for collection, is never rewritten. The month's free uses are
+    counted again in the order of ``posted_at`` (``domain.reprice_after_upgrade``). A downgrade,
+    or an upgrade in order, re-prices nothing.
+    """
+    state: PricingState = tx.state
+    rules = state.rules
+    customer_id = event.data.customer_id
+    if rules.ladder.rank(decision.to) <= rules.ladder.rank(decision.from_):
+        return
+    month = month_key(business_day(decision.effective_at, rules.zone))
+    postings = state.month_postings.get((customer_id, month))
+    if not postings:
+        return
+    corrections, counted = reprice_after_upgrade(rules.engine, postings, decision.to, decision.effective_at,
+                                                 rules.ladder.rank)
+    if not corrections:
+        return
+    customer = state.customer(customer_id)
+    book = PointsBook(tx, customer)
+    now = datetime.now(timezone.utc)
+    standing = {}
+    for c in corrections:
+        before, after = c.before, c.after
+        stable = f"fee-adjustment:{before.posting_id}:{decision.to}:{decision.effective_at.isoformat()}"
+        returned = (book.give_back(before.posting_id, before.points_used, after.points_used, event.time)
+                    if after.points_used < before.points_used else 0)
+        difference = after.net - before.net
+        reason = _reason(rules, decision, before, difference, returned)
+        rules_json, breakdown_json = state.as_stored(after)
+        state.adjustments.append({
+            "adjustment_id": derived_event_id(SERVICE, stable), "posting_id": before.posting_id,
+            "customer_id": customer_id, "month": month, "fee_id": before.fee_id, "posted_at": before.posted_at,
+            "tier_before": before.tier, "tier_after": decision.to, "waived": after.waived,
+            "discount": after.discount, "points_used": after.points_used, "points_value": after.points_value,
+            "net_before": before.net, "net_after": after.net, "difference": difference,
+            "points_returned": returned, "reason": reason, "rules": rules_json, "breakdown": breakdown_json,
+            "effective_at": decision.effective_at, "recorded_at": now,
+        })
+        tx.emit(FeeAdjustedV1.model_construct(
+            adjustment_id=derived_event_id(SERVICE, stable), posting_id=before.posting_id,
+            customer_id=customer_id, fee_id=before.fee_id, tier_before=before.tier, tier_after=decision.to,
+            net_before=before.net, net_after=after.net, difference=difference, points_returned=returned,
+            reason=reason, rules=after.rules, posted_at=before.posted_at, effective_at=decision.effective_at,
+        ), stable_id=stable)
+        standing[before.posting_id] = replace(before, tier=decision.to, charged=after.charged, net=after.net,
+                                              points_used=after.points_used, free_use=after.free_use)
+        tx.after_commit(lambda fee=before.fee_id, tier=decision.to, refund=-difference: _count_adjustment(
+            fee, tier, refund))
+    state.month_postings[(customer_id, month)] = [standing.get(p.posting_id, p) for p in postings]
+    state.set_month(customer_id, month, counted)
+
+
+def _reason(rules: Rules, decision: TierChange, before: ChargedPosting, difference: Decimal,
+            returned: int) -> str:
+    what = [f"re-priced at {decision.to}"]
+    if difference < 0:
+        what.append(f"{-difference} refunded")
+    if returned:
+        what.append(f"{returned} points given back")
+    return (f"the {decision.change} to {decision.to} took effect at {bank_time(decision.effective_at, rules.zone)}, "
+            f"before this posting, but was decided after it was priced at {before.tier} "
+            f"({decision.reason}): {', '.join(what)}")
+
+
+def _count_adjustment(fee_id: str, tier: str, refund: Decimal) -> None:
+    metrics.FEE_ADJUSTMENTS.labels(fee_id, tier).inc()
+    if refund > 0:
+        metrics.FEES_REFUNDED_CNY.labels(fee_id, tier).inc(float(refund))
 
 
 @dataclass(slots=True)

@@ -27,7 +27,10 @@ from shared.money import ZERO
 from shared.runtime.transaction import BatchTransaction
 from services.pricing import metrics
 from services.pricing.domain import (
+    ChargedPosting,
+    MonthUsage,
     PricedFee,
+    Transaction,
     Usage,
     business_day,
     expires_at,
@@ -39,6 +42,7 @@ from services.pricing.domain import (
 from services.pricing.models import (
     PricingCustomer,
     PricingFee,
+    PricingFeeAdjustment,
     PricingPointsLedger,
     PricingPointsLot,
     PricingUsage,
@@ -50,10 +54,12 @@ FEES = PricingFee.__table__
 USAGE = PricingUsage.__table__
 LOTS = PricingPointsLot.__table__
 LEDGER = PricingPointsLedger.__table__
+ADJUSTMENTS = PricingFeeAdjustment.__table__
 
 EXPIRY_RULE = "points.expiry"
 AUTO_OFFSET_RULE = "points.offset"
 REDEEM_RULE = "points.redeem"
+ADJUSTMENT_RULE = "fee.adjustment"
 
 
 @dataclass(slots=True)
@@ -70,16 +76,8 @@ class Customer:
     points_balance: int
     points_oldest_year: int | None
     redeem_allowance: int
-
-
-@dataclass(slots=True)
-class MonthUsage:
-    """A customer's uses of one fee in one month, and what they were charged and paid."""
-
-    uses: int = 0
-    free_uses: int = 0
-    charged: Decimal = ZERO
-    paid: Decimal = ZERO
+    priced_through: datetime | None
+    """The latest ``posted_at`` priced."""
 
 
 @dataclass(slots=True)
@@ -98,7 +96,7 @@ class Lot:
 def _customer_of(r) -> Customer:
     return Customer(r.customer_id, r.tier, r.tier_as_of, r.aum, r.average_aum_12m, r.risk_level,
                     r.auto_points_offset, r.master_updated_at, r.points_balance, r.points_oldest_year,
-                    r.redeem_allowance)
+                    r.redeem_allowance, r.priced_through)
 
 
 def customer_row(c: Customer) -> dict:
@@ -106,7 +104,7 @@ def customer_row(c: Customer) -> dict:
             "average_aum_12m": c.average_aum_12m, "risk_level": c.risk_level,
             "auto_points_offset": c.auto_points_offset, "master_updated_at": c.master_updated_at,
             "points_balance": c.points_balance, "points_oldest_year": c.points_oldest_year,
-            "redeem_allowance": c.redeem_allowance}
+            "redeem_allowance": c.redeem_allowance, "priced_through": c.priced_through}
 
 
 @dataclass
@@ -125,6 +123,16 @@ class PricingState:
     dirty_customers: set[str] = field(default_factory=set)
     dirty_usage: set[tuple[str, str, str]] = field(default_factory=set)
     dirty_lots: set[tuple[str, int]] = field(default_factory=set)
+    watched: set[str] = field(default_factory=set)
+    """Customers the batch upgrades: their postings priced by the batch are kept as
+    ``ChargedPosting`` too, in case an upgrade is effective before them."""
+    month_postings: dict[tuple[str, str], list[ChargedPosting]] = field(default_factory=dict)
+    """(customer, month) -> its postings as they stand, for the months an upgrade decided late
+    re-prices (``services.pricing.service.correct_after_upgrade``)."""
+    spends: dict[str, dict[int, int]] = field(default_factory=dict)
+    """Posting id -> lot year -> points spent on its fee (for those postings)."""
+    adjustments: list[dict] = field(default_factory=list)
+    """Corrections of assessed fees, to write."""
     _written: dict[tuple, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
@@ -143,6 +151,7 @@ class PricingState:
             zone = state.rules.zone
             months = {month_key(business_day(p.posted_at, zone)) for p in postings}
             await state.load_books(tx, {p.customer_id for p in postings}, min(months), max(months))
+        await state._load_late_upgrades(tx, changes)
         return state
 
     @classmethod
@@ -185,13 +194,75 @@ class PricingState:
         for r in await read_rows(tx.session, LOTS, "customer_id", ids):
             self.lots[r.customer_id][r.year] = Lot(r.earned, r.spent, r.expired)
 
+    async def _load_late_upgrades(self, tx: BatchTransaction, changes: list[TieringChangeV1]) -> None:
+        """For each upgrade of the batch effective before a posting already priced (stored, or
+        earlier in the batch): the postings of the upgrade's month as they stand, the points
+        spent on them and the customer's lots. An upgrade in order (the usual case, effective
+        at or after every posting priced) reads nothing."""
+        rank, zone = self.rules.ladder.rank, self.rules.zone
+        latest: dict[str, datetime] = {}
+        wanted: set[tuple[str, str]] = set()
+        for change in changes:
+            customer_id = change.customer_id
+            for decision in change.tier_changes:
+                if rank(decision.to) <= rank(decision.from_):
+                    continue
+                self.watched.add(customer_id)
+                customer = self.customers.get(customer_id)
+                priced = [t for t in (latest.get(customer_id), customer and customer.priced_through) if t]
+                if priced and max(priced) > decision.effective_at:
+                    wanted.add((customer_id, month_key(business_day(decision.effective_at, zone))))
+            if change.posting is not None:
+                at = change.posting.posted_at
+                latest[customer_id] = max(latest.get(customer_id, at), at)
+        if not wanted:
+            return
+        for key in wanted:
+            self.month_postings[key] = []
+        ids, months = {c for c, _ in wanted}, {m for _, m in wanted}
+        session = tx.session
+        fees = sorted((r for r in await read_rows(session, FEES, "customer_id", ids, where=FEES.c.month.in_(months))
+                       if (r.customer_id, r.month) in wanted), key=lambda r: r.id)
+        latest_correction = {r.posting_id: r for r in sorted(
+            await read_rows(session, ADJUSTMENTS, "customer_id", ids, where=ADJUSTMENTS.c.month.in_(months)),
+            key=lambda r: r.id)}
+        paid_with_points = [r.posting_id for r in fees if r.points_used]
+        if paid_with_points:
+            for r in await read_rows(session, LEDGER, "customer_id", ids,
+                                     where=(LEDGER.c.kind == "spend") & LEDGER.c.posting_id.in_(paid_with_points)):
+                by_year = self.spends.setdefault(r.posting_id, {})
+                by_year[r.lot_year] = by_year.get(r.lot_year, 0) - r.points
+        for r in fees:
+            self.month_postings[(r.customer_id, r.month)].append(self._as_stands(r, latest_correction.get(r.posting_id)))
+        await self.load_lots(tx, ids)
+
+    def _as_stands(self, fee, correction) -> ChargedPosting:
+        """A stored fee as it stands: its latest correction, if it has one."""
+        c = correction
+        rules = json.loads(c.rules if c is not None else fee.rules)
+        waived, discount = (c.waived, c.discount) if c is not None else (fee.waived, fee.discount)
+        return ChargedPosting(
+            fee.posting_id, fee.posted_at,
+            Transaction(fee.tx_type, fee.amount, fee.channel, fee.counterparty_bank, fee.cross_region,
+                        fee.product_type, fee.direction),
+            fee.fee_id, c.tier_after if c is not None else fee.tier, fee.base - waived - discount,
+            c.net_after if c is not None else fee.net, c.points_used if c is not None else fee.points_used,
+            REDEEM_RULE if REDEEM_RULE in rules else AUTO_OFFSET_RULE,
+            any(rule in self.rules.free_use_benefits for rule in rules), fee.contribution_score)
+
+    def keep_priced(self, customer_id: str, month: str, posting: ChargedPosting) -> None:
+        """A posting the batch priced, for a month an upgrade decided late re-prices."""
+        postings = self.month_postings.get((customer_id, month))
+        if postings is not None:
+            postings.append(posting)
+
     # --- what the handlers read and change --------------------------------------------------
 
     def customer(self, customer_id: str) -> Customer:
         """The customer's row, to change (a new one if pricing has none yet)."""
         customer = self.customers.get(customer_id)
         if customer is None:
-            customer = Customer(customer_id, None, None, ZERO, ZERO, None, False, None, 0, None, 0)
+            customer = Customer(customer_id, None, None, ZERO, ZERO, None, False, None, 0, None, 0, None)
             self.customers[customer_id] = customer
             self.usage.setdefault(customer_id, {})
             self.lots.setdefault(customer_id, {})
@@ -230,6 +301,13 @@ class PricingState:
                                                     json.dumps([s.as_dict() for s in priced.steps]))
         return stored
 
+    def set_month(self, customer_id: str, month: str, counted: dict[str, MonthUsage]) -> None:
+        """The month's counters of each fee, as counted again."""
+        rows = self.usage.setdefault(customer_id, {})
+        for fee_id, usage in counted.items():
+            rows[(month, fee_id)] = usage
+            self.dirty_usage.add((customer_id, month, fee_id))
+
     # --- commit ---------------------------------------------------------------------------
 
     async def write(self, tx: BatchTransaction) -> None:
@@ -248,6 +326,8 @@ class PricingState:
             lots.append({"customer_id": customer_id, "year": year, "earned": lot.earned, "spent": lot.spent,
                          "expired": lot.expired})
         await write_rows(session, LOTS, lots, key=("customer_id", "year"))
+        await write_rows(session, ADJUSTMENTS, self.adjustments, key=("adjustment_id",), update=())
+        self.adjustments.clear()
         self.dirty_customers.clear()
         self.dirty_usage.clear()
         self.dirty_lots.clear()
@@ -322,11 +402,35 @@ class PointsBook:
 
     def spend(self, points: int, rule: str, posting_id: str, at: datetime) -> None:
         """Spend ``points`` on a fee, oldest lots first."""
-        for year, n in take_oldest_first({y: lot.remaining for y, lot in self.lots.items()}, points).items():
+        taken = take_oldest_first({y: lot.remaining for y, lot in self.lots.items()}, points)
+        for year, n in taken.items():
             self.lots[year].spent += n
             self._changed(year)
             self._write("spend", -n, year, rule, posting_id, at, f"{n} points of {year} paid a fee")
+        if self.customer.customer_id in self.state.watched:
+            self.state.spends[posting_id] = taken
         self._refresh_oldest()
+
+    def give_back(self, posting_id: str, points_before: int, points_after: int, at: datetime) -> int:
+        """Return to their lots the points that paid a fee beyond its corrected price: of the
+        points spent on it (oldest lots first), those its new price no longer takes."""
+        spent = self.state.spends.get(posting_id) or {}
+        if sum(spent.values()) < points_before:  # spends not on record: back into the posting's year
+            spent = {**spent, at.astimezone(self.state.rules.zone).year: points_before}
+        kept = take_oldest_first(spent, points_after)
+        returned = 0
+        for year, n in sorted(take_oldest_first(spent, points_before).items()):
+            back = n - kept.get(year, 0)
+            if back <= 0:
+                continue
+            lot = self.lots.setdefault(year, Lot())
+            lot.spent -= back
+            returned += back
+            self._changed(year)
+            self._write("refund", back, year, ADJUSTMENT_RULE, posting_id, at,
+                        f"{back} points of {year} given back: the fee they paid was corrected")
+        self._refresh_oldest()
+        return returned
 
     def earn(self, points: int, year: int, rule: str, posting_id: str, at: datetime) -> None:
         lot = self.lots.get(year)

@@ -76,7 +76,8 @@ class PricedPosting(Fee):
 
 class LedgerEntry(BaseModel):
     id: int
-    kind: Literal["earn", "spend", "expire"]
+    kind: Literal["earn", "spend", "expire", "refund"] = Field(
+        description="refund: points given back when the fee they paid was corrected")
     points: int
     balance_after: int
     lot_year: int
@@ -84,6 +85,27 @@ class LedgerEntry(BaseModel):
     posting_id: str | None
     at: datetime
     note: str
+
+
+class Adjustment(BaseModel):
+    """A correction of an assessed fee in the customer's favour (the fee itself is never
+    rewritten): an upgrade took effect before the posting but was decided after it was priced."""
+
+    adjustment_id: str
+    posting_id: str
+    fee_id: str
+    posted_at: datetime
+    tier_before: str
+    tier_after: str
+    net_before: Money
+    net_after: Money
+    difference: Money = Field(description="net_after - net_before: negative, refunded")
+    points_returned: int
+    reason: str
+    rules: list[str] = Field(description="the rules that price the posting now, in order")
+    breakdown: list[Step]
+    effective_at: datetime = Field(description="when the upgrade took effect")
+    recorded_at: datetime
 
 
 class FeesPage(BaseModel):
@@ -94,6 +116,7 @@ class FeesPage(BaseModel):
     auto_points_offset: bool
     redeem_allowance: int
     points_ledger: list[LedgerEntry] = Field(description="the latest ledger entries, newest first")
+    adjustments: list[Adjustment] = Field(description="the latest corrections of the customer's fees, newest first")
 
 
 class PointsLot(BaseModel):

@@ -15,6 +15,7 @@ from shared.settings import get_settings
 from shared.settings.pricing import ContributionSettings, PricingSettings
 from services.pricing import domain
 from services.pricing.domain import (
+    ChargedPosting,
     FeeSchedule,
     PricingContext,
     PricingEngine,
@@ -24,6 +25,7 @@ from services.pricing.domain import (
     business_day,
     contribution_score,
     month_key,
+    reprice_after_upgrade,
     window_start,
 )
 
@@ -297,3 +299,22 @@ def test_contribution_window_is_the_month_and_the_eleven_before():
     assert window_start("2026-11", 12) == "2025-12"
     assert window_start("2026-01", 12) == "2025-02"
     assert window_start("2026-03", 1) == "2026-03"
+
+
+def test_a_late_upgrade_re_prices_the_months_later_postings_in_order_and_recounts_the_month(engine):
+    at = "2026-11-10T{}:00+08:00".format
+
+    def charged(pid, when, tier, net, free_use=False) -> ChargedPosting:
+        return ChargedPosting(pid, datetime.fromisoformat(at(when)), interbank_atm(), "atm_interbank", tier,
+                              D(net), D(net), 0, "points.offset", free_use, D("0.00"))
+
+    month = [charged("P3", "11:00", "platinum", "0.00", free_use=True),   # a later upgrade, in order
+             charged("P1", "08:30", "mass", "4.00"),                       # before the late upgrade
+             charged("P2", "10:00", "mass", "4.00")]
+    ranks = {"mass": 0, "gold": 1, "platinum": 2}
+    corrections, counted = reprice_after_upgrade(engine, month, "gold", datetime.fromisoformat(at("09:00")),
+                                                 ranks.__getitem__)
+    assert [(c.before.posting_id, c.after.net, c.after.rules[-1]) for c in corrections] == [
+        ("P2", D("0.00"), "gold.atm_interbank.free3")]
+    u = counted["atm_interbank"]
+    assert (u.uses, u.free_uses, u.charged, u.paid) == (3, 2, D("4.00"), D("4.00"))
