@@ -212,6 +212,30 @@ class FeeAssessedV1(ContractModel):
     points_balance: int | None = Field(default=None, ge=0)
 
 
+class FeeAdjustedV1(ContractModel):
+    """``strata.fee_adjusted.v1``: a fee already assessed is corrected in the customer's favour.
+
+    An assessed fee has gone to core banking for collection and is never rewritten; when tiering
+    decides, late, an upgrade effective before postings already priced at a lower tier in the
+    same calendar month, each such fee is corrected by one of these: collect ``difference``
+    (negative: refund it) and give back ``points_returned``. One per posting and decision."""
+
+    adjustment_id: str
+    posting_id: Identifier
+    customer_id: Identifier
+    fee_id: str
+    tier_before: str
+    tier_after: str
+    net_before: Money
+    net_after: Money
+    difference: Money = Field(description="net_after - net_before: negative, the amount refunded")
+    points_returned: int = Field(default=0, ge=0, description="points that paid the fee, given back")
+    reason: str
+    rules: list[str] = Field(description="the rules that price the posting now, in order")
+    posted_at: Timestamp
+    effective_at: Timestamp = Field(description="when the upgrade took effect")
+
+
 class AssignmentChangedV1(ContractModel):
     """``strata.assignment_changed.v1``: a customer's primary or backup RM changed."""
 
