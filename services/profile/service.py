@@ -35,7 +35,6 @@ from services.profile.models import BALANCE_COLUMNS
 from services.profile.state import (
     FEES,
     TIER_CHANGES,
-    Account,
     Customer,
     ProfileState,
     Signal,
@@ -94,20 +93,17 @@ async def on_account(event: Event, tx: BatchTransaction) -> None:
     service counts the account for one customer while another counts it for someone else."""
     data: AccountV1 = event.data
     state: ProfileState = tx.state
-    account = state.accounts.get(data.account_id)
-    if account is not None and account.customer_id != data.customer_id:
-        raise Rejected(f"account {data.account_id} belongs to customer {account.customer_id}, not {data.customer_id}")
-    if account is not None and account.product_type != data.product_type:
-        raise Rejected(f"account {data.account_id} is a {account.product_type}, not a {data.product_type}")
+    known = state.accounts.get(data.account_id)
+    if known is not None and known.customer_id != data.customer_id:
+        raise Rejected(f"account {data.account_id} belongs to customer {known.customer_id}, not {data.customer_id}")
+    if known is not None and known.product_type not in (None, data.product_type):
+        raise Rejected(f"account {data.account_id} is a {known.product_type}, not a {data.product_type}")
     _customer(tx, data.customer_id)
-    if account is None:
-        state.add_account(Account(data.account_id, data.customer_id, data.branch_id, data.product_type,
-                                  data.product_code, data.status, data.opened_on, data.maturity_date,
-                                  data.card_expiry, event.time))
-        return
-    if event.time < account.event_at:
+    if known is not None and known.event_at is not None and event.time < known.event_at:
         _stale(tx, event)
         return
+    account = state.account(data.account_id, data.customer_id)
+    account.product_type = data.product_type
     account.branch_id = data.branch_id
     account.product_code = data.product_code
     account.status = data.status
@@ -115,16 +111,16 @@ async def on_account(event: Event, tx: BatchTransaction) -> None:
     account.maturity_date = data.maturity_date
     account.card_expiry = data.card_expiry
     account.event_at = event.time
-    state.changed_account(account)
 
 
 # --- the Strata topics ----------------------------------------------------------------------
 
 
 async def on_aum(event: Event, tx: BatchTransaction) -> None:
-    """The customer's current AUM, month-to-date average and balances by product type, unless
-    a newer ``as_of`` is applied; the change is added to the customer's net AUM change of the
-    record's business date, which the branch reports sum into flows.
+    """The customer's current AUM, month-to-date average and balances by product type, and the
+    balance now of each account the change moved, unless a newer ``as_of`` is applied; the
+    change is added to the customer's net AUM change of the record's business date, which the
+    branch reports sum into flows.
 
     The flow is kept per customer and day and knows no branch: which branches a customer
     counts for is decided when a report is asked (their home branch and accounts then), so the
@@ -144,8 +140,13 @@ async def on_aum(event: Event, tx: BatchTransaction) -> None:
     customer.liabilities = _money_json(data.liabilities)
     customer.aum_business_date = data.business_date
     customer.aum_as_of = data.as_of
+    state: ProfileState = tx.state
+    for account_id, balance in data.balances.items():
+        account = state.account(account_id, customer.customer_id)
+        if account.customer_id == customer.customer_id:  # another's account is refused, as tiering does
+            account.balance = balance
     if delta != 0:
-        tx.state.add_flow(customer.customer_id, flow_day(data), delta)
+        state.add_flow(customer.customer_id, flow_day(data), delta)
 
 
 async def on_tier(event: Event, tx: BatchTransaction) -> None:

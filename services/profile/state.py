@@ -97,18 +97,20 @@ class Customer:
 
 @dataclass(slots=True)
 class Account:
-    """A row of ``profile_accounts``."""
+    """A row of ``profile_accounts``: core banking's record of the account (``None`` while
+    only a balance has named it) and its balance now."""
 
     account_id: str
     customer_id: str
-    branch_id: str
-    product_type: str
-    product_code: str
-    status: str
-    opened_on: date
-    maturity_date: date | None
-    card_expiry: date | None
-    event_at: datetime
+    branch_id: str | None = None
+    product_type: str | None = None
+    product_code: str | None = None
+    status: str | None = None
+    opened_on: date | None = None
+    maturity_date: date | None = None
+    card_expiry: date | None = None
+    event_at: datetime | None = None
+    balance: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -190,6 +192,7 @@ class ProfileState:
             last_seen[event.topic] = event.time
             if isinstance(data, AumV1):
                 flow_days.add((data.customer_id, flow_day(data)))
+                accounts.update(data.balances)
             elif isinstance(data, FeeAssessedV1):
                 fees.add(data.posting_id)
             elif isinstance(data, AccountV1):
@@ -237,12 +240,14 @@ class ProfileState:
         self.dirty_customers.add(customer_id)
         return customer
 
-    def add_account(self, account: Account) -> None:
-        self.accounts[account.account_id] = account
-        self.dirty_accounts.add(account.account_id)
-
-    def changed_account(self, account: Account) -> None:
-        self.dirty_accounts.add(account.account_id)
+    def account(self, account_id: str, customer_id: str) -> Account:
+        """The account's row, created for ``customer_id`` on first sight (its record may come
+        later)."""
+        account = self.accounts.get(account_id)
+        if account is None:
+            account = self.accounts[account_id] = Account(account_id, customer_id)
+        self.dirty_accounts.add(account_id)
+        return account
 
     def add_signal(self, signal: Signal) -> None:
         self.signals[signal.id] = signal

@@ -1,0 +1,63 @@
+"""Profile fed by tiering in one process: core banking's accounts, balances and postings in,
+the customer 360's holdings and the branch report's flows out."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from tests.conftest import private_strata
+from tests.unit.profile.profile_events import ZONE, account, customer, new_id, posting, snapshot
+
+DAY = date(2026, 11, 20)
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZONE)
+
+
+@pytest.fixture(scope="module")
+async def pipeline():
+    async with private_strata(["tiering", "profile"]) as harness:
+        yield harness
+
+
+async def apply(s, *phases: list) -> None:
+    for events in phases:
+        await s.publish(*events)
+        await s.settle()
+
+
+async def holdings(s, cid: str) -> dict[str, dict]:
+    response = await s.get(f"/v1/customers/{cid}")
+    assert response.status_code == 200, response.text
+    return {h["account_id"]: h for h in response.json()["holdings"]}
+
+
+# --- holdings -------------------------------------------------------------------------------
+
+
+async def test_holdings_carry_each_account_s_balance_now_and_its_product_name(pipeline):
+    s, cid = pipeline, new_id("TP")
+    dd, td, fund = f"{cid}-DD", f"{cid}-TD", f"{cid}-FD"
+    await apply(s, [customer(cid), account(dd, cid, code="DD-SAVINGS"),
+                    account(td, cid, "time_deposit", code="TD-1Y", maturity=date(2027, 1, 5)),
+                    account(fund, cid, "fund", code="FUND-OF-ANOTHER-BANK")],
+                [snapshot(cid, dd, "5000.00", at(DAY, 0)), snapshot(cid, td, "20000.00", at(DAY, 0), "time_deposit")],
+                [posting(cid, dd, 1, "300.00", "5300.00", at(DAY, 10))])
+    found = await holdings(s, cid)
+    assert (found[dd]["balance"], found[dd]["product_name"]) == ("5300.00", "Demand savings 活期储蓄")
+    assert (found[td]["balance"], found[td]["product_name"], found[td]["maturity_date"]) == (
+        "20000.00", "1-year time deposit 一年期定期存款", "2027-01-05")
+    assert (found[fund]["balance"], found[fund]["product_name"]) == (None, None), \
+        "no balance has reached Strata, and the catalogue does not know the code"
+
+
+async def test_a_balance_that_arrives_before_the_account_s_record_is_kept_for_it(pipeline):
+    s, cid = pipeline, new_id("TP")
+    dd = f"{cid}-DD"
+    await apply(s, [customer(cid)], [snapshot(cid, dd, "750.00", at(DAY, 0))])
+    assert await holdings(s, cid) == {}, "no holding without core banking's record of the account"
+    await apply(s, [account(dd, cid, code="DD-SAVINGS")])
+    assert (await holdings(s, cid))[dd]["balance"] == "750.00"
