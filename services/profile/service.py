@@ -120,7 +120,9 @@ async def on_aum(event: Event, tx: BatchTransaction) -> None:
     """The customer's current AUM, month-to-date average and balances by product type, and the
     balance now of each account the change moved, unless a newer ``as_of`` is applied; the
     change is added to the customer's net AUM change of the record's business date, which the
-    branch reports sum into flows.
+    branch reports sum into flows. The AUM of a first placement (``placement``: the holdings
+    Strata first sees of the customer, at go-live or in a backfill) is no flow: it was there
+    before, it did not come in that day.
 
     The flow is kept per customer and day and knows no branch: which branches a customer
     counts for is decided when a report is asked (their home branch and accounts then), so the
@@ -145,7 +147,7 @@ async def on_aum(event: Event, tx: BatchTransaction) -> None:
         account = state.account(account_id, customer.customer_id)
         if account.customer_id == customer.customer_id:  # another's account is refused, as tiering does
             account.balance = balance
-    if delta != 0:
+    if delta != 0 and not data.placement:
         state.add_flow(customer.customer_id, flow_day(data), delta)
 
 

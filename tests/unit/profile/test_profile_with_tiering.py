@@ -3,7 +3,7 @@ the customer 360's holdings and the branch report's flows out."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -11,6 +11,7 @@ from tests.conftest import private_strata
 from tests.unit.profile.profile_events import ZONE, account, customer, new_id, posting, snapshot
 
 DAY = date(2026, 11, 20)
+BEFORE = DAY - timedelta(days=1)
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
@@ -61,3 +62,35 @@ async def test_a_balance_that_arrives_before_the_account_s_record_is_kept_for_it
     assert await holdings(s, cid) == {}, "no holding without core banking's record of the account"
     await apply(s, [account(dd, cid, code="DD-SAVINGS")])
     assert (await holdings(s, cid))[dd]["balance"] == "750.00"
+
+
+# --- flows ----------------------------------------------------------------------------------
+
+
+async def report(s, branch: str, day: date) -> dict:
+    response = await s.get(f"/v1/branches/{branch}/report", params={"date": day.isoformat()})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def flows(view: dict) -> tuple[str, ...]:
+    return tuple(view[k] for k in ("inflow_today", "outflow_today", "inflow_mtd", "outflow_mtd"))
+
+
+def master_data(s, cid: str, branch: str, *accounts: tuple[str, str]) -> list:
+    """The customer's record and accounts as core banking sent them the day before DAY."""
+    sent = at(BEFORE, 9)
+    return [s.event(customer(cid, branch=branch, updated_at=sent), time=sent),
+            *(s.event(account(aid, cid, product_type, branch=branch), time=sent) for aid, product_type in accounts)]
+
+
+async def test_a_customer_s_first_placement_is_no_inflow_and_a_later_posting_is(pipeline):
+    s, cid, branch = pipeline, new_id("TF"), new_id("BR-TF")
+    dd, td = f"{cid}-DD", f"{cid}-TD"
+    await apply(s, master_data(s, cid, branch, (dd, "demand_deposit"), (td, "time_deposit")),
+                # the go-live load: the balances the customer already held
+                [snapshot(cid, dd, "5000.00", at(DAY, 0)), snapshot(cid, td, "20000.00", at(DAY, 0), "time_deposit")],
+                [posting(cid, dd, 1, "300.00", "5300.00", at(DAY, 10))])
+    body = await report(s, branch, DAY)
+    assert body["aum"] == "25300.00"
+    assert flows(body) == ("300.00", "0.00", "300.00", "0.00"), "only the posting flowed in"
