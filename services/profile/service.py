@@ -119,8 +119,8 @@ async def on_account(event: Event, tx: BatchTransaction) -> None:
 async def on_aum(event: Event, tx: BatchTransaction) -> None:
     """The customer's current AUM, month-to-date average and balances by product type, and the
     balance now of each account the change moved, unless a newer ``as_of`` is applied; the
-    change is added to the customer's net AUM change of the record's business date, which the
-    branch reports sum into flows. The AUM of a first placement (``placement``: the holdings
+    change is added to the customer's net AUM change of the business day it happened on
+    (:func:`services.profile.state.flow_day`), which the branch reports sum into flows. The AUM of a first placement (``placement``: the holdings
     Strata first sees of the customer, at go-live or in a backfill) is no flow: it was there
     before, it did not come in that day.
 
@@ -148,7 +148,7 @@ async def on_aum(event: Event, tx: BatchTransaction) -> None:
         if account.customer_id == customer.customer_id:  # another's account is refused, as tiering does
             account.balance = balance
     if delta != 0 and not data.placement:
-        state.add_flow(customer.customer_id, flow_day(data), delta)
+        state.add_flow(customer.customer_id, flow_day(data, tx.settings.zone), delta)
 
 
 async def on_tier(event: Event, tx: BatchTransaction) -> None:

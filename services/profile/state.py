@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, delete
 
+from shared.calendar import business_day
 from shared.contracts.cloudevents import Event
 from shared.contracts.events import AccountV1, AumV1, CustomerV1, FeeAssessedV1, SignalV1, TierChangedV1
 from shared.db import read_rows, write_rows
@@ -186,12 +188,13 @@ class ProfileState:
         state = cls()
         customers, accounts, signals, fees, tiered, tier_times = set(), set(), set(), set(), set(), set()
         attributed, flow_days, last_seen = set(), set(), {}
+        zone = tx.settings.zone
         for event in events:
             data = event.data
             customers.add(data.customer_id)
             last_seen[event.topic] = event.time
             if isinstance(data, AumV1):
-                flow_days.add((data.customer_id, flow_day(data)))
+                flow_days.add((data.customer_id, flow_day(data, zone)))
                 accounts.update(data.balances)
             elif isinstance(data, FeeAssessedV1):
                 fees.add(data.posting_id)
@@ -322,9 +325,12 @@ class ProfileState:
                          key=("customer_id", "tag"), update=())
 
 
-def flow_day(data: AumV1) -> date:
-    """The business day an AUM record's change counts on."""
-    return data.business_date
+def flow_day(data: AumV1, zone: ZoneInfo) -> date:
+    """The business day an AUM record's change counts on: the day it happened in the bank's
+    zone (a posting read late, after the customer's later ones, counts on its own day, not on
+    tiering's running ``business_date``); records without ``changed_at`` count on their
+    ``business_date``."""
+    return business_day(data.changed_at, zone) if data.changed_at is not None else data.business_date
 
 
 def fee_row(data: FeeAssessedV1) -> dict[str, Any]:

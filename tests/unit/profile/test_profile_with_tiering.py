@@ -94,3 +94,17 @@ async def test_a_customer_s_first_placement_is_no_inflow_and_a_later_posting_is(
     body = await report(s, branch, DAY)
     assert body["aum"] == "25300.00"
     assert flows(body) == ("300.00", "0.00", "300.00", "0.00"), "only the posting flowed in"
+
+
+async def test_a_change_that_arrives_late_counts_on_the_business_day_it_happened(pipeline):
+    s, cid, branch = pipeline, new_id("TL"), new_id("BR-TL")
+    dd, other = f"{cid}-DD", f"{cid}-D2"
+    await apply(s, master_data(s, cid, branch, (dd, "demand_deposit"), (other, "demand_deposit")),
+                [snapshot(cid, dd, "5000.00", at(BEFORE, 8)), snapshot(cid, other, "1000.00", at(BEFORE, 8))],
+                [posting(cid, dd, 1, "300.00", "5300.00", at(DAY, 10))],
+                # the day before's posting, read after DAY's: tiering's running day is DAY by then
+                [posting(cid, other, 1, "700.00", "1700.00", at(BEFORE, 15))])
+    before, day = await report(s, branch, BEFORE), await report(s, branch, DAY)
+    assert day["aum"] == "7000.00"
+    assert flows(before) == ("700.00", "0.00", "700.00", "0.00"), "the late posting belongs to its own day"
+    assert flows(day) == ("300.00", "0.00", "1000.00", "0.00"), "DAY's inflow is DAY's posting only"
