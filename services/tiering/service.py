@@ -220,7 +220,7 @@ def _apply_position(tx: BatchTransaction, account: Account, customer: Customer,
     if customer.household_id:
         state.add_to_household(customer.household_id, delta)
     changes = _upgrade_if_due(tx, customer, at, placement=placement)
-    _emit_aum(tx, customer, customer.updated_at, placement, {account.account_id: account.balance})
+    _emit_aum(tx, customer, at, placement, {account.account_id: account.balance})
     return changes
 
 
@@ -284,14 +284,16 @@ def _decide(tx: BatchTransaction, customer: Customer, decision: TierDecision, at
 
 def _emit_aum(tx: BatchTransaction, customer: Customer, at: datetime, placement: bool,
               balances: dict[str, Decimal]) -> None:
+    """``strata.aum``: the customer's AUM as of the newest fact applied, moved by the fact of
+    ``at`` (which a late fact makes earlier than that)."""
     by_type, liabilities = {}, {}
     for product_type, cents in sorted(customer.holdings.items()):
         (by_type if product_type in AUM_PRODUCT_TYPES else liabilities)[product_type] = from_cents(cents)
     tx.emit(built(AumV1, 
         customer_id=customer.customer_id, aum=customer.aum,
         mtd_average_daily_aum=_mtd(customer).month_to_date_average(), by_product_type=by_type,
-        liabilities=liabilities, business_date=customer.mtd_day, as_of=at, tier=customer.tier,
-        placement=placement, balances=balances,
+        liabilities=liabilities, business_date=customer.mtd_day, as_of=customer.updated_at,
+        tier=customer.tier, placement=placement, balances=balances, changed_at=at,
     ), key=f"aum:{customer.customer_id}")
 
 

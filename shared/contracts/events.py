@@ -163,6 +163,11 @@ class AumV1(ContractModel):
         "or in a backfill): their holdings, not money that flowed in"))
     balances: dict[str, Money] = Field(default_factory=dict, description=(
         "the balance now of each account this change moved, by account id"))
+    changed_at: Timestamp | None = Field(default=None, description=(
+        "when the change happened: the time of the posting or snapshot that moved the AUM, earlier "
+        "than as_of when it arrived after later ones; its date in the bank's zone is the business "
+        "day the change belongs to, which may be before business_date (absent from events emitted "
+        "before it was added)"))
 
 
 class TierChangedV1(ContractModel):
