@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.cloudevents import Event
-from shared.contracts.events import AssignmentChangedV1, AumV1, CustomerV1, SignalV1, TierChangedV1
+from shared.contracts.events import AssignmentChangedV1, CustomerFact, SignalV1, TieringChangeV1
 from shared.db import insert_for
 from shared.money import ZERO
 from shared.runtime.errors import Rejected
@@ -94,9 +94,10 @@ async def take_turn(session: AsyncSession) -> None:
 async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
     """Load the batch's customers in a few queries; a batch that may move customers takes its
     turn first, so the RMs' books it then reads stay its own until it commits."""
-    if any(isinstance(e.data, (TierChangedV1, CustomerV1)) for e in events):
+    changes = [e.data for e in events if isinstance(e.data, TieringChangeV1)]
+    if any(c.customer is not None or c.tier_changes for c in changes):
         await take_turn(uow.session)
-    ids = sorted({e.data.customer_id for e in events if isinstance(e.data, (TierChangedV1, CustomerV1, AumV1))})
+    ids = sorted({c.customer_id for c in changes})
     customers = uow.batch.setdefault("customers", {})
     for start in range(0, len(ids), 500):
         rows = (await uow.session.execute(
@@ -106,24 +107,26 @@ async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
     uow.batch["unseen"] = set(ids) - set(customers)
 
 
-async def on_tier_changed(event: Event, uow: UnitOfWork) -> None:
-    """Move the customer to the RMs their new tier needs. An upgrade or downgrade that leaves the
-    primary RM's level right moves no one; a watch (the tier stays) moves no one either."""
-    data: TierChangedV1 = event.data
+async def on_tiering_change(event: Event, uow: UnitOfWork) -> None:
+    """One fact of a customer as tiering applied it, in the customer's order: core banking's
+    record (the home branch), then the tier and AUM right after the fact."""
+    change: TieringChangeV1 = event.data
     rules = rules_of(uow.settings)
-    if not rules.knows(data.to):
-        raise Rejected(f"tier {data.to!r} is not in the tier table")
-    row = await _customer(uow, data.customer_id)
-    if row.tier == data.to:
-        return
-    await take_turn(uow.session)
-    await _replace(uow, row, TIER_CHANGE, system(uow), tier=data.to)
+    if not rules.knows(change.tier):
+        raise Rejected(f"tier {change.tier!r} is not in the tier table")
+    if change.customer is not None:
+        await _on_customer(change.customer, uow)
+    row = await _customer(uow, change.customer_id)
+    if row.aum_at is None or change.at >= row.aum_at:
+        row.aum, row.aum_at = change.aum, change.at
+    if row.tier != change.tier:
+        await take_turn(uow.session)
+        await _replace(uow, row, TIER_CHANGE, system(uow), tier=change.tier)
 
 
-async def on_customer(event: Event, uow: UnitOfWork) -> None:
+async def _on_customer(data: CustomerFact, uow: UnitOfWork) -> None:
     """Keep the home branch; a customer whose serving branch changes moves to its RMs."""
-    data: CustomerV1 = event.data
-    if data.source != "core" or data.home_branch_id is None:
+    if data.home_branch_id is None:
         return
     row = await _customer(uow, data.customer_id)
     if row.branch_at is not None and data.updated_at < row.branch_at:
@@ -138,15 +141,6 @@ async def on_customer(event: Event, uow: UnitOfWork) -> None:
         return
     await take_turn(uow.session)
     await _replace(uow, row, BRANCH_CHANGE, system(uow), home_branch_id=data.home_branch_id)
-
-
-async def on_aum(event: Event, uow: UnitOfWork) -> None:
-    """Keep the customer's current AUM for the worklist (a snapshot older than the one kept is
-    ignored)."""
-    data: AumV1 = event.data
-    row = await _customer(uow, data.customer_id)
-    if row.aum_at is None or data.as_of >= row.aum_at:
-        row.aum, row.aum_at = data.aum, data.as_of
 
 
 async def on_signal(event: Event, uow: UnitOfWork) -> None:
