@@ -48,6 +48,7 @@ class Book:
     def __init__(self, n: int, seed: int = 5) -> None:
         rng = random.Random(seed)
         self.branch = {}
+        self.records: dict[str, TieringChangeV1] = {}
         self.final = {}
         self.first_half: list[TieringChangeV1] = []
         self.second_half: list[TieringChangeV1] = []
@@ -55,6 +56,8 @@ class Book:
         for i in range(n):
             c = f"C{i:06d}"
             self.branch[c] = f"BR-{i % BRANCHES + 1:02d}"
+            # the customer record as tiering passes it on before the tier decisions: in mass
+            self.records[c] = customer_record(c, self.branch[c], T0, name="客户")
             roll = rng.random()
             tier = ("private" if roll < 0.05 else "diamond" if roll < 0.15 else "platinum" if roll < 0.40
                     else "gold" if roll < 0.95 else "returns_to_mass")
@@ -83,7 +86,7 @@ class Book:
                 for pool, w in sorted(weight.items())}
 
     def customers(self, late: bool) -> list[TieringChangeV1]:
-        return [customer_record(c, b, T0, name="客户") for c, b in self.branch.items() if (c in self.branch_late) == late]
+        return [r for c, r in self.records.items() if (c in self.branch_late) == late]
 
 
 async def register(strata, rms: dict[tuple[str, str], list[str]]) -> None:
