@@ -11,7 +11,7 @@ instance ends with the same assignments whatever its batches and however Kafka i
 partitions, and the single-process mode with the same as the distributed one.
 
 **Two instances.** Every decision reads and changes the books of all the branch's RMs, so
-decisions take turns (``service.take_turn``: one transaction-scoped advisory lock on
+decisions take turns (``AssignmentState.take_turn``: one transaction-scoped advisory lock on
 PostgreSQL, held to commit): with two instances in the group, no RM is ever filled beyond
 capacity, no customer is assigned twice (event ids are recorded per group) and each customer's
 own facts stay in order (all in one partition, so in one instance). What two instances cannot
@@ -37,11 +37,12 @@ from shared.runtime.service import ServiceSpec, business_gauges
 
 def spec() -> ServiceSpec:
     from services.assignment.messaging import EMITS, ORDERED, SUBSCRIPTIONS
-    from services.assignment.service import prefetch, refresh_gauges
+    from services.assignment.service import refresh_gauges
+    from services.assignment.state import AssignmentState
     from services.assignment.views import router
 
     # Assignment decides who serves whom, so it checks access against its own assignments (always
     # current) rather than keeping a projection of its own events. Its stream is applied in one
     # event-time order across all its partitions (see the module docstring).
     return ServiceSpec("assignment", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(refresh_gauges),),
-                       prefetch=prefetch, keeps_access=False, ordered=ORDERED, order_scope="all")
+                       state=AssignmentState, keeps_access=False, ordered=ORDERED, order_scope="all")

@@ -22,7 +22,7 @@ from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.contracts.events import ContactLoggedV1
 from shared.problems import Problem
-from services.assignment import metrics, service
+from services.assignment import service
 from services.assignment.models import AssignmentCustomer, AssignmentRm
 
 router = APIRouter(tags=["assignment"])
@@ -86,11 +86,10 @@ async def put_rm(rm_id: Identifier, body: RmBody, request: Request,
     runtime = request.app.state.runtime
     cause = f"rm:{rm_id}:{uuid.uuid4().hex}"
     try:
-        async with runtime.unit_of_work("assignment", cause=cause) as uow:
-            row, picked = await service.put_rm(
-                uow, rm_id, name=body.name, branch_id=body.branch_id, level=body.level,
+        async with runtime.transaction("assignment", cause=cause) as tx:
+            view, picked = await service.put_rm(
+                tx, rm_id, name=body.name, branch_id=body.branch_id, level=body.level,
                 capacity=body.capacity, active=body.active, actor=_actor(principal, cause))
-            view = await service.rm_view(uow.session, settings, row)
     except service.RegistryConflict as exc:
         raise Problem(409, "RM still holds customers", str(exc)) from exc
     return RmView(**view, picked_up=picked)
@@ -167,14 +166,14 @@ async def post_handover(rm_id: str, body: HandoverRequest, request: Request,
     runtime = request.app.state.runtime
     cause = f"handover:{rm_id}:{uuid.uuid4().hex}"
     try:
-        async with runtime.unit_of_work("assignment", cause=cause) as uow:
-            result = await service.hand_over(uow, leaving.rm_id, body.reason, body.to, body.deactivate,
-                                             _actor(principal, cause))
+        async with runtime.transaction("assignment", cause=cause) as tx:
+            outcome = await service.hand_over(tx, leaving.rm_id, body.reason, body.to, body.deactivate,
+                                              _actor(principal, cause))
     except service.HandoverRefused as exc:
         raise Problem(409, "Handover refused", str(exc), unplaced=exc.unplaced[:100]) from exc
     except service.UnknownRm as exc:
         raise Problem(404, "RM not found", f"No RM {rm_id} in the registry.") from exc
-    return HandoverResult(**result)
+    return HandoverResult(**outcome.as_dict())
 
 
 async def _check_targets(request: Request, rm_id: str, to: list[str] | None) -> None:
@@ -228,9 +227,8 @@ async def post_claim(body: ClaimRequest, request: Request,
     await session.close()
     runtime = request.app.state.runtime
     cause = f"claim:{body.customer_id}:{body.rm_id}:{uuid.uuid4().hex}"
-    async with runtime.unit_of_work("assignment", cause=cause) as uow:
-        verdict = await service.claim(uow, body.rm_id, body.customer_id, body.reason, _actor(principal, cause))
-    metrics.CLAIMS.labels("accepted" if verdict.accepted else "refused", verdict.code).inc()
+    async with runtime.transaction("assignment", cause=cause) as tx:
+        verdict = await service.claim(tx, body.rm_id, body.customer_id, body.reason, _actor(principal, cause))
     after = verdict.placement.after if verdict.placement else None
     return ClaimAnswer(accepted=verdict.accepted, reason=verdict.reason, code=verdict.code,
                        customer_id=body.customer_id, rm_id=body.rm_id,
@@ -418,13 +416,13 @@ async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Reque
     if body.next_date is not None and body.next_date < contacted_at.astimezone(settings.zone).date():
         raise Problem(422, "Invalid request", "next_date is before the contact.")
     runtime = request.app.state.runtime
-    async with runtime.unit_of_work("assignment", cause=f"follow-up:{uuid.uuid4()}") as uow:
-        row = await _visible_customer(uow.session, principal, customer_id)
+    async with runtime.transaction("assignment", cause=f"follow-up:{uuid.uuid4()}") as tx:
+        row = await _visible_customer(tx.session, principal, customer_id)
         follow_up = await service.record_follow_up(
-            uow.session, row, rm_id=principal.rm_id, author=f"{principal.role}:{principal.subject}",
+            tx.session, row, rm_id=principal.rm_id, author=f"{principal.role}:{principal.subject}",
             channel=body.channel, note=body.note, outcome=body.outcome, next_date=body.next_date,
             contacted_at=contacted_at)
-        uow.emit(ContactLoggedV1(
+        tx.emit(ContactLoggedV1(
             follow_up_id=str(follow_up.id), customer_id=customer_id, rm_id=principal.rm_id,
             channel=body.channel, outcome=body.outcome, contacted_at=contacted_at,
             next_contact=body.next_date), stable_id=f"follow-up:{follow_up.id}")
