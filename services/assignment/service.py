@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.cloudevents import Event
@@ -75,7 +75,7 @@ async def on_tiering_change(event: Event, tx: BatchTransaction) -> None:
     if not state.rules.knows(change.tier):
         raise Rejected(f"tier {change.tier!r} is not in the tier table")
     customer = state.customer(change.customer_id)
-    customer.aum = change.aum
+    customer.aum, customer.watch, customer.months_below = change.aum, change.watch, change.months_below
     if customer.aum_at is None or change.at > customer.aum_at:
         customer.aum_at = change.at
     state.changed(customer)
@@ -83,6 +83,8 @@ async def on_tiering_change(event: Event, tx: BatchTransaction) -> None:
     fact = change.customer
     if fact is not None and (customer.branch_at is None or fact.updated_at >= customer.branch_at):
         customer.branch_at = fact.updated_at  # an older record than the one applied changes nothing
+        if fact.name is not None:
+            customer.name = fact.name
         if fact.home_branch_id is not None and fact.home_branch_id != customer.home_branch_id:
             home = fact.home_branch_id
     tier = change.tier if change.tier != customer.tier else None
@@ -96,7 +98,7 @@ async def on_signal(event: Event, tx: BatchTransaction) -> None:
     signal over re-announces it), so the worklist counts the open ones."""
     data: SignalV1 = event.data
     tx.state.signal({"signal_id": data.id, "customer_id": data.customer_id, "status": data.status,
-                     "raised_at": data.raised_at})
+                     "signal_type": data.signal_type, "raised_at": data.raised_at})
 
 
 # --- the steps the handlers and the API share ----------------------------------------------
@@ -366,35 +368,92 @@ WORKLIST_SORTS = {
 }
 
 
-async def worklist(session: AsyncSession, rm_id: str, *, role: str, sort: str, descending: bool,
-                   offset: int, limit: int) -> tuple[list[dict], bool]:
-    """The RM's customers (as primary, backup or both) with tier, AUM, last and next contact and
-    open signals, sorted (empty values last, then by customer id) and paged."""
-    open_signals = (
+@dataclass(frozen=True)
+class WorklistFilter:
+    """Which of an RM's customers a worklist page lists: ``tiers`` (any of them; empty: all),
+    on ``watch`` or not (None: both), ``q`` a prefix of the customer id or name (any case)."""
+
+    tiers: tuple[str, ...] = ()
+    watch: bool | None = None
+    q: str | None = None
+
+    def where(self) -> list:
+        conditions = []
+        if self.tiers:
+            conditions.append(AssignmentCustomer.tier.in_(self.tiers))
+        if self.watch is not None:
+            conditions.append(AssignmentCustomer.watch == self.watch)
+        if self.q:
+            needle = self.q.lower()
+            conditions.append(or_(func.lower(AssignmentCustomer.customer_id).startswith(needle, autoescape=True),
+                                  func.lower(AssignmentCustomer.name).startswith(needle, autoescape=True)))
+        return conditions
+
+
+def _book_of(rm_id: str, role: str):
+    if role == PRIMARY:
+        return AssignmentCustomer.primary_rm == rm_id
+    if role == BACKUP:
+        return AssignmentCustomer.backup_rm == rm_id
+    return or_(AssignmentCustomer.primary_rm == rm_id, AssignmentCustomer.backup_rm == rm_id)
+
+
+def _open_signals():
+    return (
         select(func.count()).select_from(AssignmentSignal)
         .where(AssignmentSignal.customer_id == AssignmentCustomer.customer_id,
                AssignmentSignal.status == "open")
         .correlate(AssignmentCustomer).scalar_subquery()
     )
-    if role == PRIMARY:
-        mine = AssignmentCustomer.primary_rm == rm_id
-    elif role == BACKUP:
-        mine = AssignmentCustomer.backup_rm == rm_id
-    else:
-        mine = or_(AssignmentCustomer.primary_rm == rm_id, AssignmentCustomer.backup_rm == rm_id)
+
+
+async def worklist(session: AsyncSession, rm_id: str, *, role: str, sort: str, descending: bool,
+                   offset: int, limit: int, only: WorklistFilter = WorklistFilter()) -> tuple[list[dict], bool]:
+    """The RM's customers (as primary, backup or both) with name, tier, watch, months below,
+    AUM, last and next contact and open signals (how many, of which types), narrowed by
+    ``only``, sorted (empty values last, then by customer id) and paged."""
+    open_signals = _open_signals()
     column = WORKLIST_SORTS[sort] if sort != "open_signals" else open_signals
     order = [column.is_(None), column.desc() if descending else column.asc(), AssignmentCustomer.customer_id]
     rows = (await session.execute(
-        select(AssignmentCustomer, open_signals.label("open_signals")).where(mine)
+        select(AssignmentCustomer, open_signals.label("open_signals")).where(_book_of(rm_id, role), *only.where())
         .order_by(*order).offset(offset).limit(limit + 1)
     )).all()
+    page = rows[:limit]
+    types: dict[str, set[str]] = {}
+    if page:
+        for customer_id, signal_type in await session.execute(
+            select(AssignmentSignal.customer_id, AssignmentSignal.signal_type)
+            .where(AssignmentSignal.customer_id.in_([c.customer_id for c, _ in page]),
+                   AssignmentSignal.status == "open", AssignmentSignal.signal_type.is_not(None))
+        ):
+            types.setdefault(customer_id, set()).add(signal_type)
     items = [{
-        "customer_id": c.customer_id, "tier": c.tier, "aum": c.aum, "last_contact": c.last_contact,
+        "customer_id": c.customer_id, "name": c.name, "tier": c.tier, "watch": c.watch,
+        "months_below": c.months_below, "aum": c.aum, "last_contact": c.last_contact,
         "next_contact": c.next_contact, "open_signals": int(n or 0),
-        "role": PRIMARY if c.primary_rm == rm_id else BACKUP, "home_branch_id": c.home_branch_id,
-        "serving_branch": c.serving_branch,
-    } for c, n in rows[:limit]]
+        "open_signal_types": sorted(types.get(c.customer_id, ())),
+        "role": PRIMARY if c.primary_rm == rm_id else BACKUP, "branch_id": c.home_branch_id,
+        "home_branch_id": c.home_branch_id, "serving_branch": c.serving_branch,
+    } for c, n in page]
     return items, len(rows) > limit
+
+
+async def worklist_counts(session: AsyncSession, rm_id: str, *, role: str, today: date) -> dict[str, int]:
+    """How many customers the RM's book holds (in ``role``), how many are on watch, whose next
+    contact is due today or overdue (before ``today``), and their open signals: the whole book,
+    whatever filters a page applies."""
+    def counted(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = (await session.execute(
+        select(func.count(), counted(AssignmentCustomer.watch.is_(True)),
+               counted(AssignmentCustomer.next_contact == today), counted(AssignmentCustomer.next_contact < today),
+               func.coalesce(func.sum(_open_signals()), 0))
+        .where(_book_of(rm_id, role))
+    )).one()
+    return {"customers": int(row[0]), "watch": int(row[1]), "contacts_due_today": int(row[2]),
+            "contacts_overdue": int(row[3]), "open_signals": int(row[4])}
 
 
 async def rm_view(session: AsyncSession, settings: Settings, row: AssignmentRm) -> dict:

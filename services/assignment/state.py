@@ -8,7 +8,7 @@ Who writes which columns of a customer's row, so that writers never undo each ot
 - the placement (tier, branches, standing, RMs and since when) changes only while the writer
   holds the turn (:meth:`AssignmentState.take_turn`: one decision at a time reads and changes
   the books), so a transaction holding it has read the rows as they are;
-- the facts of tiering's stream (AUM) are written by the consumer alone, with or without the
+- the facts of tiering's stream (AUM, name, watch, months below) are written by the consumer alone, with or without the
   turn: a batch of postings that moves nobody takes no turn and writes only those;
 - the contacts are the follow-ups' (``service.record_follow_up``), never written here.
 """
@@ -44,7 +44,7 @@ record: enough for every release the batch makes, unless it takes more than half
 
 PLACEMENT = ("tier", "tier_rank", "home_branch_id", "branch_at", "serving_branch", "standing", "primary_rm",
              "backup_rm", "primary_since", "backup_since", "waiting_since")
-FACTS = ("aum", "aum_at")
+FACTS = ("aum", "aum_at", "name", "watch", "months_below")
 COLUMNS = ("customer_id",) + PLACEMENT + FACTS
 
 
@@ -66,6 +66,9 @@ class Customer:
     waiting_since: datetime | None
     aum: Decimal
     aum_at: datetime | None
+    name: str | None
+    watch: bool
+    months_below: int
 
     def assignment(self) -> Assignment:
         return Assignment(self.customer_id, self.tier, self.home_branch_id, self.primary_rm, self.backup_rm)
@@ -300,7 +303,7 @@ class AssignmentState:
             lowest = self.rules.tiers[0]
             customer = Customer(customer_id, lowest, 0, None, None, None,
                                 self.rules.standing(Assignment(customer_id, lowest)), None, None, None, None, None,
-                                ZERO, None)
+                                ZERO, None, None, False, 0)
             self.customers[customer_id] = customer
             self.changed(customer)
         return customer

@@ -254,50 +254,76 @@ async def _claimable(session: AsyncSession, principal: Principal, rm_id: str, cu
 
 class WorklistItem(BaseModel):
     customer_id: str
+    name: str | None = Field(description="the customer's name in core banking, null until known")
     tier: str
+    watch: bool = Field(description="on watch: below the tier's floor at a month-end, tier kept for now")
+    months_below: int = Field(description="consecutive closed months below the tier's floor")
     aum: Money
     last_contact: datetime | None
     next_contact: date | None
     open_signals: int
+    open_signal_types: list[str] = Field(description="the types of the customer's open signals")
     role: str
+    branch_id: str | None = Field(description="the customer's home branch")
     home_branch_id: str | None
     serving_branch: str | None
+
+
+class WorklistCounts(BaseModel):
+    customers: int
+    watch: int
+    contacts_due_today: int = Field(description="next contact planned for today (business clock)")
+    contacts_overdue: int = Field(description="next contact planned before today")
+    open_signals: int
 
 
 class WorklistPage(BaseModel):
     items: list[WorklistItem]
     next: str | None
+    counts: WorklistCounts = Field(description="the RM's whole book in the role asked, whatever the filters")
 
 
 SortKey = Literal["tier", "aum", "next_contact", "last_contact", "open_signals", "customer_id"]
+Prefix = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 @router.get("/v1/rms/{rm_id}/worklist", response_model=WorklistPage, responses=problems(404))
 async def get_worklist(rm_id: str, request: Request, sort: SortKey = "tier",
                        order: Literal["asc", "desc"] | None = None,
                        role: Literal["primary", "backup", "all"] = "all",
+                       tier: list[str] = Query(default=[], description="only these tiers (repeat the parameter)"),
+                       watch: bool | None = Query(default=None, description="only customers on watch, or off it"),
+                       q: Prefix | None = Query(default=None, description="a prefix of the customer id or name"),
                        limit: int | None = Query(default=None, ge=1), cursor: str | None = None,
                        principal: Principal = Depends(current_principal),
                        session: AsyncSession = Depends(db_session)):
-    """The RM's customers (名单制管理) with tier, AUM, last contact, next planned contact and
-    open signals. ``sort`` by tier (highest first by default), aum, next_contact (soonest first
-    by default), last_contact, open_signals; empty values last. An RM sees only their own."""
+    """The RM's customers (名单制管理) with name, tier, watch, AUM, last contact, next planned
+    contact and open signals, and the counts of the whole book. ``sort`` by tier (highest first
+    by default), aum, next_contact (soonest first by default), last_contact, open_signals; empty
+    values last. ``tier``, ``watch`` and ``q`` narrow the list (not the counts). An RM sees only
+    their own."""
     await _visible_rm(session, principal, rm_id)
     settings = request.app.state.settings
+    ladder = settings.tier_ladder
+    unknown = [t for t in tier if not ladder.knows(t)]
+    if unknown:
+        raise Problem(422, "Invalid request", f"Unknown tier {unknown[0]!r}: one of {', '.join(ladder.ids)}.")
     if order is None:
         order = "asc" if sort in ("next_contact", "last_contact", "customer_id") else "desc"
-    view = {"sort": sort, "order": order, "role": role}
+    only = service.WorklistFilter(tuple(sorted(set(tier))), watch, q)
+    view = {"sort": sort, "order": order, "role": role, "tier": list(only.tiers), "watch": watch, "q": q}
     position = decode_cursor(cursor)
     offset = 0
     if position is not None:
         if {k: position.get(k) for k in view} != view or not _valid(position.get("offset"), int) \
                 or position["offset"] < 0:
-            raise Problem(422, "Invalid cursor", "The cursor belongs to another sort, order or role.")
+            raise Problem(422, "Invalid cursor", "The cursor belongs to another sort, order, role or filter.")
         offset = position["offset"]
     size = _limit(settings, limit)
     items, more = await service.worklist(session, rm_id, role=role, sort=sort, descending=order == "desc",
-                                         offset=offset, limit=size)
-    return WorklistPage(items=[WorklistItem(**i) for i in items],
+                                         offset=offset, limit=size, only=only)
+    counts = await service.worklist_counts(session, rm_id, role=role, today=business_clock(request).today())
+    return WorklistPage(items=[WorklistItem(**i) for i in items], counts=WorklistCounts(**counts),
                         next=encode_cursor({**view, "offset": offset + size}) if more else None)
 
 
