@@ -21,6 +21,7 @@ from shared.contracts.types import BankDate, Identifier, Money, Timestamp
 from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.contracts.events import ContactLoggedV1
+from shared.dry_run import DryRun, PreviewItem, preview_limit_field
 from shared.problems import Problem
 from services.assignment import service
 from services.assignment.models import AssignmentCustomer, AssignmentRm
@@ -145,30 +146,49 @@ class HandoverRequest(Strict):
     to: list[Identifier] | None = Field(default=None, min_length=1,
                                         description="only these RMs take the book (balanced over them)")
     deactivate: bool = Field(default=False, description="deactivate the RM in the same step")
+    dry_run: bool = Field(default=False, description="answer where each customer would go and change nothing")
+    preview_limit: int = preview_limit_field()
 
 
 class HandoverResult(BaseModel):
     moved: int
     backups_replaced: int
     deactivated: bool
+    dry_run: bool = False
+    preview: list[PreviewItem] = Field(
+        default_factory=list,
+        description="with dry_run: where the customers would go, one item per role that changes "
+                    "(change: primary or backup; from: the leaving RM or the backup replaced; to: the RM "
+                    "taking it over), in customer order")
 
 
-@router.post("/v1/rms/{rm_id}/handover", response_model=HandoverResult, responses=problems(404, 409))
+@router.post("/v1/rms/{rm_id}/handover", response_model=HandoverResult, response_model_by_alias=True,
+             responses=problems(404, 409))
 async def post_handover(rm_id: str, body: HandoverRequest, request: Request,
                         principal: Principal = Depends(require_roles("admin", "branch_manager")),
                         session: AsyncSession = Depends(db_session)):
     """Move an RM's whole book to other RMs in one step, balanced by weighted book over the
     eligible RMs (or over ``to``), with a reason. Refused (409) as a whole if any customer has
-    no eligible RM with room."""
+    no eligible RM with room. With ``dry_run`` the handover is decided exactly as it would be,
+    then undone: the same counts (or the same 409) and where each customer would go, with
+    nothing written or emitted."""
     leaving = await _visible_rm(session, principal, rm_id)
     await session.close()
     await _check_targets(request, rm_id, body.to)
     runtime = request.app.state.runtime
     cause = f"handover:{rm_id}:{uuid.uuid4().hex}"
+    actor = _actor(principal, cause)
     try:
+        if body.dry_run:
+            async with DryRun.of(runtime) as dry:
+                async with dry.transaction("assignment", cause=cause) as tx:
+                    outcome = await service.hand_over(tx, leaving.rm_id, body.reason, body.to, body.deactivate, actor)
+            preview = [PreviewItem(customer_id=p.after.customer_id, change=c.role, from_=c.from_rm, to=c.to_rm,
+                                   reason=c.reason)
+                       for p in outcome.placements for c in p.changes][:body.preview_limit]
+            return HandoverResult(**outcome.as_dict(), dry_run=True, preview=preview)
         async with runtime.transaction("assignment", cause=cause) as tx:
-            outcome = await service.hand_over(tx, leaving.rm_id, body.reason, body.to, body.deactivate,
-                                              _actor(principal, cause))
+            outcome = await service.hand_over(tx, leaving.rm_id, body.reason, body.to, body.deactivate, actor)
     except service.HandoverRefused as exc:
         raise Problem(409, "Handover refused", str(exc), unplaced=exc.unplaced[:100]) from exc
     except service.UnknownRm as exc:

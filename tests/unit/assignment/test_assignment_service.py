@@ -244,7 +244,7 @@ async def test_deactivation_is_refused_until_the_book_is_handed_over(solo):
     assert refused.status_code == 409 and "hand the book over" in refused.json()["detail"]
     assert (await put_rm(solo, a, branch, "L2")).status_code == 409
     done = await solo.post(f"/v1/rms/{a}/handover", {"reason": "leaves the bank"})
-    assert done.json() == {"moved": 1, "backups_replaced": 0, "deactivated": False}
+    assert done.json() == {"moved": 1, "backups_replaced": 0, "deactivated": False, "dry_run": False, "preview": []}
     assert (await put_rm(solo, a, branch, active=False)).status_code == 200
     assert (await seat(solo, c)).primary_rm == b
 
