@@ -56,8 +56,9 @@ class Book:
         for i in range(n):
             c = f"C{i:06d}"
             self.branch[c] = f"BR-{i % BRANCHES + 1:02d}"
-            # the customer record as tiering passes it on before the tier decisions: in mass
-            self.records[c] = customer_record(c, self.branch[c], T0, name="客户")
+            late = i % 10 == 3  # its tier events come before its home branch
+            if not late:  # the customer record as tiering passes it on before the tier decisions: in mass
+                self.records[c] = customer_record(c, self.branch[c], T0, name="客户")
             roll = rng.random()
             tier = ("private" if roll < 0.05 else "diamond" if roll < 0.15 else "platinum" if roll < 0.40
                     else "gold" if roll < 0.95 else "returns_to_mass")
@@ -69,8 +70,9 @@ class Book:
             else:
                 events.append(tier_event(c, tier))
                 self.final[c] = tier
-            if i % 10 == 3:
-                self.branch_late.add(c)  # its tier event comes before its home branch
+            if late:  # the record tiering passes on after the tier decisions carries the tier they left
+                self.records[c] = customer_record(c, self.branch[c], T0, name="客户")
+                self.branch_late.add(c)
 
     def pool(self, c: str) -> tuple[str, str]:
         tier = self.final[c]
@@ -222,7 +224,8 @@ async def test_concurrent_claims_on_postgres_never_fill_more_than_the_room_and_h
         await strata.client.put("/v1/rms/RM-B", headers=strata.token("admin"), json={
             "name": "B", "branch_id": "BR-01", "level": "L1", "capacity": 20})
         moved = await strata.post("/v1/rms/RM-A/handover", {"reason": "retires", "deactivate": True})
-        assert moved.json() == {"moved": 15, "backups_replaced": 5, "deactivated": True}
+        assert moved.json() == {"moved": 15, "backups_replaced": 5, "deactivated": True, "dry_run": False,
+                            "preview": []}
         async with strata.runtime.db.sessions() as session:
             primaries = Counter((await session.execute(select(AssignmentCustomer.primary_rm))).scalars())
         assert primaries == {"RM-B": 20}
