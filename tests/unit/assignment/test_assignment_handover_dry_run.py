@@ -13,7 +13,8 @@ async def test_a_handover_dry_run_answers_where_each_customer_would_go_and_chang
     customers = sorted(unique("C") for _ in range(4))
     await book(solo, branch, *[(c, "客户", "gold") for c in customers])
     await put_rm(solo, t1, branch)
-    await put_rm(solo, t2, branch)
+    await put_rm(solo, t2, branch)  # the customers get their backups
+    await solo.settle()
     before = {c: len(emitted(solo, c)) for c in customers}
     trail = len((await solo.get(f"/v1/customers/{customers[0]}/assignments")).json()["items"])
 
@@ -30,6 +31,7 @@ async def test_a_handover_dry_run_answers_where_each_customer_would_go_and_chang
     assert await book_of(solo, leaving) == 4 and await book_of(solo, t1) == await book_of(solo, t2) == 0
     assert (await seat(solo, customers[0])).primary_rm == leaving
     assert (await solo.get(f"/v1/rms/{leaving}")).json()["active"] is True
+    await solo.settle()
     assert {c: len(emitted(solo, c)) for c in customers} == before, "nothing emitted"
     assert len((await solo.get(f"/v1/customers/{customers[0]}/assignments")).json()["items"]) == trail
 
