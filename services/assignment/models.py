@@ -58,6 +58,9 @@ class AssignmentCustomer(Base):
     waiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     aum: Mapped[Decimal] = mapped_column(MoneyType)
     aum_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    watch: Mapped[bool] = mapped_column(Boolean)
+    months_below: Mapped[int] = mapped_column(Integer)
     last_contact: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     next_contact: Mapped[date | None] = mapped_column(Date, nullable=True)
 
@@ -94,6 +97,7 @@ class AssignmentSignal(Base):
     signal_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
+    signal_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     raised_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_assignment_signals_customer_status", "customer_id", "status"),)

@@ -1,9 +1,11 @@
 """Assignment's handlers and the operations the API calls: keep every customer with the right
 RMs as tiers, home branches and the registry change, and record why.
 
-Every decision reads the books of all eligible RMs, so decisions take turns (see
-:func:`take_turn`) and are deterministic given the database: the same events over the same
-state assign the same RMs.
+Handlers and operations work on plain values (:mod:`services.assignment.state`): the consumer's
+batch loads them before its first record, an API call for what it names; nothing reaches the
+database before the transaction commits. Every decision reads the books of all eligible RMs, so
+decisions take turns (``AssignmentState.take_turn``) and are deterministic given the database
+and the order of the stream: the same records over the same state assign the same RMs.
 """
 
 from __future__ import annotations
@@ -11,17 +13,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.cloudevents import Event
-from shared.contracts.events import AssignmentChangedV1, AumV1, CustomerV1, SignalV1, TierChangedV1
-from shared.db import insert_for
-from shared.money import ZERO
+from shared.contracts.events import AssignmentChangedV1, SignalV1, TieringChangeV1
 from shared.runtime.errors import Rejected
-from shared.runtime.unit_of_work import UnitOfWork
+from shared.runtime.transaction import BatchTransaction
 from shared.settings import Settings
 from services.assignment import metrics
 from services.assignment.domain import (
@@ -31,13 +31,10 @@ from services.assignment.domain import (
     TIER_CHANGE,
     WAITING,
     NO_BACKUP,
-    Assignment,
     AssignmentRules,
     Capacity,
     ClaimVerdict,
     Placement,
-    Pool,
-    Rm,
     book_moves,
 )
 from services.assignment.models import (
@@ -48,21 +45,9 @@ from services.assignment.models import (
     AssignmentRm,
     AssignmentSignal,
 )
+from services.assignment.state import CUSTOMERS, AssignmentState, Customer, RegistryRm
 
-LOCK_KEY = 7_212_105
-PICK_UP_AFTER_RELEASE = 50
-"""How many waiting customers a release of capacity looks at; a registry change looks at all."""
-
-_RULES: dict[int, tuple[Settings, AssignmentRules]] = {}
-
-
-def rules_of(settings: Settings) -> AssignmentRules:
-    """The assignment rules of these settings, built once per settings object."""
-    cached = _RULES.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        cached = (settings, AssignmentRules.from_settings(settings))
-        _RULES[id(settings)] = cached
-    return cached[1]
+AUDIT = AssignmentChange.__table__
 
 
 @dataclass(frozen=True)
@@ -73,288 +58,142 @@ class Actor:
     cause: str
 
 
-def system(uow: UnitOfWork) -> Actor:
-    return Actor("system", f"event:{uow.cause}")
-
-
-async def take_turn(session: AsyncSession) -> None:
-    """Let one assignment decision at a time read and change the books, so two decisions never
-    fill the same room. On PostgreSQL a transaction-scoped advisory lock (held to commit, taken
-    once per transaction); SQLite's writers already take turns (BEGIN IMMEDIATE)."""
-    if session.info.get("assignment_turn"):
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-    session.info["assignment_turn"] = True
+def system(tx: BatchTransaction) -> Actor:
+    return Actor("system", f"event:{tx.cause}")
 
 
 # --- handlers -------------------------------------------------------------------------------
 
 
-async def prefetch(events: list[Event], uow: UnitOfWork) -> None:
-    """Load the batch's customers in a few queries; a batch that may move customers takes its
-    turn first, so the RMs' books it then reads stay its own until it commits."""
-    if any(isinstance(e.data, (TierChangedV1, CustomerV1)) for e in events):
-        await take_turn(uow.session)
-    ids = sorted({e.data.customer_id for e in events if isinstance(e.data, (TierChangedV1, CustomerV1, AumV1))})
-    customers = uow.batch.setdefault("customers", {})
-    for start in range(0, len(ids), 500):
-        rows = (await uow.session.execute(
-            select(AssignmentCustomer).where(AssignmentCustomer.customer_id.in_(ids[start:start + 500]))
-        )).scalars()
-        customers.update((r.customer_id, r) for r in rows)
-    uow.batch["unseen"] = set(ids) - set(customers)
-
-
-async def on_tier_changed(event: Event, uow: UnitOfWork) -> None:
-    """Move the customer to the RMs their new tier needs. An upgrade or downgrade that leaves the
-    primary RM's level right moves no one; a watch (the tier stays) moves no one either."""
-    data: TierChangedV1 = event.data
-    rules = rules_of(uow.settings)
-    if not rules.knows(data.to):
-        raise Rejected(f"tier {data.to!r} is not in the tier table")
-    row = await _customer(uow, data.customer_id)
-    if row.tier == data.to:
+async def on_tiering_change(event: Event, tx: BatchTransaction) -> None:
+    """One fact of a customer as tiering applied it, in the customer's order: core banking's
+    record (the home branch), the tier and AUM right after the fact. A customer whose tier or
+    serving branch changes moves to the RMs it needs; an upgrade or downgrade that leaves the
+    primary RM's level right moves no one, nor does a watch (the tier stays)."""
+    change: TieringChangeV1 = event.data
+    state: AssignmentState = tx.state
+    if not state.rules.knows(change.tier):
+        raise Rejected(f"tier {change.tier!r} is not in the tier table")
+    customer = state.customer(change.customer_id)
+    customer.aum, customer.watch, customer.months_below = change.aum, change.watch, change.months_below
+    if customer.aum_at is None or change.at > customer.aum_at:
+        customer.aum_at = change.at
+    state.changed(customer)
+    home = None
+    fact = change.customer
+    if fact is not None and (customer.branch_at is None or fact.updated_at >= customer.branch_at):
+        customer.branch_at = fact.updated_at  # an older record than the one applied changes nothing
+        if fact.name is not None:
+            customer.name = fact.name
+        if fact.home_branch_id is not None and fact.home_branch_id != customer.home_branch_id:
+            home = fact.home_branch_id
+    tier = change.tier if change.tier != customer.tier else None
+    if tier is None and home is None:
         return
-    await take_turn(uow.session)
-    await _replace(uow, row, TIER_CHANGE, system(uow), tier=data.to)
+    await place(tx, customer, TIER_CHANGE if tier else BRANCH_CHANGE, system(tx), tier=tier, home_branch_id=home)
 
 
-async def on_customer(event: Event, uow: UnitOfWork) -> None:
-    """Keep the home branch; a customer whose serving branch changes moves to its RMs."""
-    data: CustomerV1 = event.data
-    if data.source != "core" or data.home_branch_id is None:
-        return
-    row = await _customer(uow, data.customer_id)
-    if row.branch_at is not None and data.updated_at < row.branch_at:
-        return  # an older record than the one applied
-    row.branch_at = data.updated_at
-    if row.home_branch_id == data.home_branch_id:
-        return
-    rules = rules_of(uow.settings)
-    if not rules.needs_rm(row.tier):
-        row.home_branch_id = data.home_branch_id
-        row.serving_branch = rules.serving_branch(row.tier, data.home_branch_id)
-        return
-    await take_turn(uow.session)
-    await _replace(uow, row, BRANCH_CHANGE, system(uow), home_branch_id=data.home_branch_id)
-
-
-async def on_aum(event: Event, uow: UnitOfWork) -> None:
-    """Keep the customer's current AUM for the worklist (a snapshot older than the one kept is
-    ignored)."""
-    data: AumV1 = event.data
-    row = await _customer(uow, data.customer_id)
-    if row.aum_at is None or data.as_of >= row.aum_at:
-        row.aum, row.aum_at = data.aum, data.as_of
-
-
-async def on_signal(event: Event, uow: UnitOfWork) -> None:
+async def on_signal(event: Event, tx: BatchTransaction) -> None:
     """Keep each signal as last announced (status and time raised: a trigger that takes a
     signal over re-announces it), so the worklist counts the open ones."""
     data: SignalV1 = event.data
-    stmt = insert_for(uow.session)(AssignmentSignal).values(
-        signal_id=data.id, customer_id=data.customer_id, status=data.status, raised_at=data.raised_at,
-    )
-    stmt = stmt.on_conflict_do_update(index_elements=["signal_id"],
-                                      set_={"status": data.status, "raised_at": data.raised_at})
-    await uow.session.execute(stmt)
+    tx.state.signal({"signal_id": data.id, "customer_id": data.customer_id, "status": data.status,
+                     "signal_type": data.signal_type, "raised_at": data.raised_at})
 
 
 # --- the steps the handlers and the API share ----------------------------------------------
 
 
-def assignment_of(row: AssignmentCustomer) -> Assignment:
-    return Assignment(row.customer_id, row.tier, row.home_branch_id, row.primary_rm, row.backup_rm)
-
-
-async def _customer(uow: UnitOfWork, customer_id: str) -> AssignmentCustomer:
-    """The customer's row, created (in the lowest tier) on first sight. Rows are kept in the
-    batch's scratch space, since a row added but not yet flushed is not found by a lookup."""
-    customers = uow.batch.setdefault("customers", {})
-    row = customers.get(customer_id)
-    if row is None and customer_id not in uow.batch.get("unseen", ()):
-        row = await uow.session.get(AssignmentCustomer, customer_id)
-    if row is None:
-        rules = rules_of(uow.settings)
-        lowest = rules.tiers[0]
-        row = AssignmentCustomer(
-            customer_id=customer_id, tier=lowest, tier_rank=0, home_branch_id=None, branch_at=None,
-            serving_branch=None, standing=rules.standing(Assignment(customer_id, lowest)),
-            primary_rm=None, backup_rm=None, aum=ZERO,
-        )
-        uow.session.add(row)
-    customers[customer_id] = row
-    return row
-
-
-async def _replace(uow: UnitOfWork, row: AssignmentCustomer, cause: str, actor: Actor, *,
-                   tier: str | None = None, home_branch_id: str | None = None) -> None:
+async def place(tx: BatchTransaction, customer: Customer, cause: str, actor: Actor, *,
+                tier: str | None = None, home_branch_id: str | None = None) -> None:
     """Place a customer after their tier or home branch changed; capacity a move frees goes to
     customers waiting for it."""
-    rules = rules_of(uow.settings)
-    current = assignment_of(row)
-    branch = rules.serving_branch(tier or row.tier, home_branch_id or row.home_branch_id)
-    pool = await pool_for(uow, [branch], [current.primary, current.backup])
-    placement = rules.place(current, pool, cause, tier=tier, home_branch_id=home_branch_id)
-    pool.apply(placement, rules.weights)
-    await apply_placement(uow, row, placement, actor)
+    state: AssignmentState = tx.state
+    rules = state.rules
+    placement = rules.place(customer.assignment(), state.pool, cause, tier=tier, home_branch_id=home_branch_id)
+    state.pool.apply(placement, rules.weights)
+    apply_placement(tx, customer, placement, actor)
     freed = {m.from_rm for m in book_moves(placement)
              if m.role == PRIMARY and m.from_rm is not None and m.from_rm != m.to_rm}
     if freed:
-        await _pick_up_after_release(uow, freed, actor)
+        await _pick_up_after_release(tx, freed, actor)
 
 
-async def pool_for(uow: UnitOfWork, branches: Iterable[str | None], rm_ids: Iterable[str | None] = ()) -> Pool:
-    """The unit of work's pool of RMs, holding at least the RMs of ``branches`` and those named
-    in ``rm_ids``, with their books. Loaded once per transaction (which holds the turn) and kept
-    current as placements are applied to it."""
-    pool: Pool = uow.batch.setdefault("pool", Pool())
-    loaded: set[str] = uow.batch.setdefault("pool_branches", set())
-    branches = sorted({b for b in branches if b and b not in loaded})
-    rm_ids = sorted({r for r in rm_ids if r and pool.get(r) is None})
-    if not branches and not rm_ids:
-        return pool
-    rules = rules_of(uow.settings)
-    rows = (await uow.session.execute(
-        select(AssignmentRm.rm_id, AssignmentRm.branch_id, AssignmentRm.level, AssignmentRm.capacity,
-               AssignmentRm.active)
-        .where(or_(AssignmentRm.branch_id.in_(branches), AssignmentRm.rm_id.in_(rm_ids)))
-    )).all()
-    rows = [r for r in rows if pool.get(r.rm_id) is None]
-    ids = {r.rm_id for r in rows}
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    for (rm_id, role, tier), book in (await _book_rows(uow, sorted(ids))).items():
-        if rm_id in ids:
-            counts.setdefault((rm_id, role), {})[tier] = book.customers
-    for r in rows:
-        pool.add(Rm(r.rm_id, r.branch_id, r.level,
-                    Capacity.parse(r.capacity) or rules.default_capacity(r.level), r.active,
-                    rules.book(counts.get((r.rm_id, PRIMARY), {})),
-                    rules.book(counts.get((r.rm_id, BACKUP), {}))))
-    loaded.update(branches)
-    return pool
-
-
-async def _book_rows(uow: UnitOfWork, rm_ids: Sequence[str]) -> dict[tuple[str, str, str], AssignmentBook]:
-    """The book rows of these RMs, kept in the transaction's scratch space: placements change
-    them in memory and the commit writes them all at once (the turn makes that safe)."""
-    books: dict[tuple[str, str, str], AssignmentBook] = uow.batch.setdefault("books", {})
-    loaded: set[str] = uow.batch.setdefault("books_loaded", set())
-    wanted = sorted(set(rm_ids) - loaded)
-    for start in range(0, len(wanted), 500):
-        rows = (await uow.session.execute(
-            select(AssignmentBook).where(AssignmentBook.rm_id.in_(wanted[start:start + 500]))
-        )).scalars()
-        books.update(((b.rm_id, b.role, b.tier), b) for b in rows)
-    loaded.update(wanted)
-    return books
-
-
-async def _books(session: AsyncSession, rm_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
-    books: dict[tuple[str, str], dict[str, int]] = {}
-    for start in range(0, len(rm_ids), 500):
-        rows = await session.execute(
-            select(AssignmentBook.rm_id, AssignmentBook.role, AssignmentBook.tier, AssignmentBook.customers)
-            .where(AssignmentBook.rm_id.in_(rm_ids[start:start + 500]))
-        )
-        for rm_id, role, tier, customers in rows:
-            books.setdefault((rm_id, role), {})[tier] = customers
-    return books
-
-
-async def _count(uow: UnitOfWork, rm_id: str, role: str, tier: str, delta: int) -> None:
-    books = await _book_rows(uow, [rm_id])
-    row = books.get((rm_id, role, tier))
-    if row is None:
-        row = AssignmentBook(rm_id=rm_id, role=role, tier=tier, customers=0)
-        uow.session.add(row)
-        books[(rm_id, role, tier)] = row
-    row.customers += delta
-
-
-async def apply_placement(uow: UnitOfWork, row: AssignmentCustomer, placement: Placement,
-                          actor: Actor) -> None:
+def apply_placement(tx: BatchTransaction, customer: Customer, placement: Placement, actor: Actor) -> None:
     """Write a placement: the customer's row, the RMs' books, one audit row and one
     ``strata.assignment_changed.v1`` per changed role, all in the caller's transaction."""
-    rules = rules_of(uow.settings)
-    session = uow.session
+    state: AssignmentState = tx.state
+    rules = state.rules
     for move in book_moves(placement):
         if move.from_rm is not None:
-            await _count(uow, move.from_rm, move.role, move.from_tier, -1)
+            state.count(move.from_rm, move.role, move.from_tier, -1)
         if move.to_rm is not None:
-            await _count(uow, move.to_rm, move.role, move.to_tier, +1)
+            state.count(move.to_rm, move.role, move.to_tier, +1)
     after = placement.after
+    before_branch, before_standing = customer.serving_branch, customer.standing
     # the projection keeps the newest change per role: never let a change look older than the last
-    now = max([datetime.now(timezone.utc)] + [t for t in (row.primary_since, row.backup_since) if t])
+    now = max([datetime.now(timezone.utc)] + [t for t in (customer.primary_since, customer.backup_since) if t])
     branch = rules.serving_branch(after.tier, after.home_branch_id)
-    row.tier, row.tier_rank = after.tier, rules.rank(after.tier)
-    row.home_branch_id, row.serving_branch = after.home_branch_id, branch
-    if row.primary_rm != after.primary:
-        row.primary_rm, row.primary_since = after.primary, now
-    if row.backup_rm != after.backup:
-        row.backup_rm, row.backup_since = after.backup, now
+    customer.tier, customer.tier_rank = after.tier, rules.rank(after.tier)
+    customer.home_branch_id, customer.serving_branch = after.home_branch_id, branch
+    if customer.primary_rm != after.primary:
+        customer.primary_rm, customer.primary_since = after.primary, now
+    if customer.backup_rm != after.backup:
+        customer.backup_rm, customer.backup_since = after.backup, now
     standing = rules.standing(after)
-    row.waiting_since = (row.waiting_since or now) if standing == WAITING else None
-    row.standing = standing
+    customer.waiting_since = (customer.waiting_since or now) if standing == WAITING else None
+    customer.standing = standing
+    state.placed(customer, before_branch, before_standing)
     for change in placement.changes:
-        session.add(AssignmentChange(
-            customer_id=after.customer_id, role=change.role, from_rm=change.from_rm, to_rm=change.to_rm,
-            reason=change.code, detail=change.detail[:2000], actor=actor.who[:200], cause=actor.cause[:250],
-            tier=after.tier, branch_id=branch, changed_at=now,
-        ))
-        uow.emit(AssignmentChangedV1(
+        tx.append(AUDIT, {
+            "customer_id": after.customer_id, "role": change.role, "from_rm": change.from_rm,
+            "to_rm": change.to_rm, "reason": change.code, "detail": change.detail[:2000],
+            "actor": actor.who[:200], "cause": actor.cause[:250], "tier": after.tier, "branch_id": branch,
+            "changed_at": now,
+        })
+        tx.emit(AssignmentChangedV1.model_construct(
             customer_id=after.customer_id, role=change.role, from_=change.from_rm, to=change.to_rm,
             reason=change.reason, changed_at=now, tier=after.tier, branch_id=branch,
         ), key=f"{after.customer_id}:{change.role}:{change.from_rm}>{change.to_rm}")
-        metrics.ASSIGNMENT_CHANGES.labels(change.role, change.code).inc()
+        tx.after_commit(metrics.ASSIGNMENT_CHANGES.labels(change.role, change.code).inc)
 
 
-async def _pick_up_after_release(uow: UnitOfWork, freed: set[str], actor: Actor) -> None:
+async def _pick_up_after_release(tx: BatchTransaction, freed: set[str], actor: Actor) -> None:
     """A customer left these RMs' books: customers waiting at their branches for the tiers they
     serve may fit now (the first few, highest tier first; a registry change looks at all)."""
-    rules = rules_of(uow.settings)
-    pool = await pool_for(uow, [], freed)
+    state: AssignmentState = tx.state
     by_branch: dict[str, set[str]] = {}
     for rm_id in sorted(freed):
-        rm = pool.get(rm_id)
+        rm = state.pool.get(rm_id)
         if rm is not None:
-            by_branch.setdefault(rm.branch_id, set()).update(rules.tiers_served_by(rm.level))
-    await uow.session.flush()  # the query below reads who is waiting
+            by_branch.setdefault(rm.branch_id, set()).update(state.rules.tiers_served_by(rm.level))
     for branch in sorted(by_branch):
-        rows = (await uow.session.execute(
-            select(AssignmentCustomer)
-            .where(AssignmentCustomer.serving_branch == branch, AssignmentCustomer.standing == WAITING,
-                   AssignmentCustomer.tier.in_(sorted(by_branch[branch])))
-            .order_by(AssignmentCustomer.tier_rank.desc(), AssignmentCustomer.customer_id)
-            .limit(PICK_UP_AFTER_RELEASE)
-        )).scalars().all()
-        if rows:
-            await _pick_up(uow, branch, rows, actor)
+        waiting = await state.waiting_for_release(tx, branch, by_branch[branch])
+        if waiting:
+            _pick_up(tx, waiting, actor)
 
 
-async def _pick_up(uow: UnitOfWork, branch: str, rows: Sequence[AssignmentCustomer], actor: Actor) -> int:
-    rules = rules_of(uow.settings)
-    by_id = {r.customer_id: r for r in rows}
-    extra = [r.primary_rm for r in rows] + [r.backup_rm for r in rows]
-    pool = await pool_for(uow, [branch], extra)
-    placements = rules.pick_up([assignment_of(r) for r in rows], pool)
+def _pick_up(tx: BatchTransaction, customers: Sequence[Customer], actor: Actor) -> int:
+    """Give these waiting customers the RMs available now (the pool holds their branch);
+    returns how many got a primary RM."""
+    state: AssignmentState = tx.state
+    by_id = {c.customer_id: c for c in customers}
+    placements = state.rules.pick_up([c.assignment() for c in customers], state.pool)
     for placement in placements:
-        await apply_placement(uow, by_id[placement.after.customer_id], placement, actor)
+        apply_placement(tx, by_id[placement.after.customer_id], placement, actor)
     return sum(1 for p in placements if p.after.primary and p.before.primary != p.after.primary)
 
 
-async def pick_up_waiting(uow: UnitOfWork, branch: str, actor: Actor) -> int:
+async def pick_up_waiting(tx: BatchTransaction, branch: str, actor: Actor) -> int:
     """Give every customer waiting at ``branch`` (for a primary or a backup RM) the RMs that are
     available now; returns how many got a primary RM."""
-    await uow.session.flush()
-    rows = (await uow.session.execute(
-        select(AssignmentCustomer)
-        .where(AssignmentCustomer.serving_branch == branch,
-               AssignmentCustomer.standing.in_([WAITING, NO_BACKUP]))
-        .order_by(AssignmentCustomer.tier_rank.desc(), AssignmentCustomer.customer_id)
-    )).scalars().all()
-    return await _pick_up(uow, branch, rows, actor) if rows else 0
+    state: AssignmentState = tx.state
+    customers = await state.load_customers_where(tx, and_(CUSTOMERS.c.serving_branch == branch,
+                                                          CUSTOMERS.c.standing.in_([WAITING, NO_BACKUP])))
+    if not customers:
+        return 0
+    await state.load_pool(tx, [branch], [x for c in customers for x in (c.primary_rm, c.backup_rm)])
+    return _pick_up(tx, customers, actor)
 
 
 # --- the RM registry ------------------------------------------------------------------------
@@ -374,28 +213,16 @@ class UnknownRm(Exception):
     pass
 
 
-async def holdings(session: AsyncSession, rm_id: str) -> dict[str, int]:
-    """How many customers an RM holds as primary and as backup."""
-    rows = await session.execute(
-        select(AssignmentBook.role, func.sum(AssignmentBook.customers))
-        .where(AssignmentBook.rm_id == rm_id).group_by(AssignmentBook.role)
-    )
-    held = {PRIMARY: 0, BACKUP: 0}
-    for role, n in rows:
-        held[role] = int(n or 0)
-    return held
-
-
-async def put_rm(uow: UnitOfWork, rm_id: str, *, name: str, branch_id: str, level: str,
-                 capacity: int | dict[str, int] | None, active: bool, actor: Actor) -> tuple[AssignmentRm, int]:
+async def put_rm(tx: BatchTransaction, rm_id: str, *, name: str, branch_id: str, level: str,
+                 capacity: int | dict[str, int] | None, active: bool, actor: Actor) -> tuple[dict, int]:
     """Add or change an RM. Moving an RM to another level or branch, or deactivating them, is
     refused while they hold customers (hand the book over first). Any waiting customers of the
-    RM's branch are then given the RMs available now; returns the RM and how many were."""
-    await take_turn(uow.session)
-    row = await uow.session.get(AssignmentRm, rm_id)
-    now = datetime.now(timezone.utc)
+    RM's branch are then given the RMs available now; returns the RM's view and how many were."""
+    state = await AssignmentState.for_api(tx)
+    await state.load_pool(tx, [branch_id], [rm_id])
+    row = state.registry.get(rm_id)
     if row is not None:
-        held = await holdings(uow.session, rm_id)
+        held = state.held(rm_id)
         if held[PRIMARY] or held[BACKUP]:
             what = []
             if row.level != level:
@@ -409,67 +236,65 @@ async def put_rm(uow: UnitOfWork, rm_id: str, *, name: str, branch_id: str, leve
                     f"RM {rm_id} still holds {held[PRIMARY]} customer(s) as primary and {held[BACKUP]} "
                     f"as backup; hand the book over (POST /v1/rms/{rm_id}/handover) before "
                     f"{', '.join(what)}")
-    else:
-        row = AssignmentRm(rm_id=rm_id)
-        uow.session.add(row)
-    row.name, row.branch_id, row.level, row.active = name, branch_id, level, active
-    row.capacity = None if capacity is None else json.dumps(capacity, sort_keys=True)
-    row.updated_at, row.updated_by = now, actor.who[:200]
-    await uow.session.flush()
-    picked = await pick_up_waiting(uow, branch_id, actor) if active else 0
-    return row, picked
+    state.put_rm(RegistryRm(rm_id, name, branch_id, level,
+                            None if capacity is None else json.dumps(capacity, sort_keys=True), active,
+                            datetime.now(timezone.utc), actor.who[:200]))
+    picked = await pick_up_waiting(tx, branch_id, actor) if active else 0
+    return rm_item(state.rules, state.registry[rm_id], state.books.get(rm_id, {})), picked
 
 
-async def hand_over(uow: UnitOfWork, rm_id: str, reason: str, to: Sequence[str] | None,
-                    deactivate: bool, actor: Actor) -> dict:
+@dataclass(frozen=True)
+class HandoverOutcome:
+    moved: int
+    backups_replaced: int
+    deactivated: bool
+    placements: tuple[Placement, ...]
+
+    def as_dict(self) -> dict:
+        return {"moved": self.moved, "backups_replaced": self.backups_replaced, "deactivated": self.deactivated}
+
+
+async def hand_over(tx: BatchTransaction, rm_id: str, reason: str, to: Sequence[str] | None,
+                    deactivate: bool, actor: Actor) -> HandoverOutcome:
     """Move an RM's whole book in one step, balanced over the eligible RMs (or over ``to``);
     refused as a whole if any customer has nowhere to go."""
-    rules = rules_of(uow.settings)
-    session = uow.session
-    await take_turn(session)
-    rm = await session.get(AssignmentRm, rm_id)
-    if rm is None:
+    state = await AssignmentState.for_api(tx)
+    rules = state.rules
+    await state.load_pool(tx, [], [rm_id])
+    if rm_id not in state.registry:
         raise UnknownRm(rm_id)
-    rows = (await session.execute(
-        select(AssignmentCustomer)
-        .where(or_(AssignmentCustomer.primary_rm == rm_id, AssignmentCustomer.backup_rm == rm_id))
-        .order_by(AssignmentCustomer.customer_id)
-    )).scalars().all()
-    branches = {r.serving_branch for r in rows}
-    extra = list(to or []) + [r.primary_rm for r in rows] + [r.backup_rm for r in rows]
-    pool = await pool_for(uow, branches, extra)
-    plan = rules.hand_over(rm_id, [assignment_of(r) for r in rows], pool, to=to, why=reason)
+    customers = await state.load_customers_where(tx, or_(CUSTOMERS.c.primary_rm == rm_id,
+                                                         CUSTOMERS.c.backup_rm == rm_id))
+    await state.load_pool(tx, {c.serving_branch for c in customers},
+                          list(to or []) + [x for c in customers for x in (c.primary_rm, c.backup_rm)])
+    plan = rules.hand_over(rm_id, [c.assignment() for c in customers], state.pool, to=to, why=reason)
     if plan.unplaced:
         shown = ", ".join(plan.unplaced[:10]) + (" ..." if len(plan.unplaced) > 10 else "")
         raise HandoverRefused(
             f"{len(plan.unplaced)} of {rm_id}'s customers have no eligible RM with room"
             f"{' among ' + ', '.join(to) if to else ''}: {shown}", plan.unplaced)
-    by_id = {r.customer_id: r for r in rows}
+    by_id = {c.customer_id: c for c in customers}
     for placement in plan.placements:
-        await apply_placement(uow, by_id[placement.after.customer_id], placement, actor)
+        apply_placement(tx, by_id[placement.after.customer_id], placement, actor)
     if deactivate:
-        rm.active = False
-        rm.updated_at, rm.updated_by = datetime.now(timezone.utc), actor.who[:200]
-    await session.flush()
-    metrics.HANDOVERS.inc()
-    return {"moved": plan.moved, "backups_replaced": len(plan.placements) - plan.moved,
-            "deactivated": bool(deactivate)}
+        state.deactivate(rm_id, datetime.now(timezone.utc), actor.who[:200])
+    tx.after_commit(metrics.HANDOVERS.inc)
+    return HandoverOutcome(plan.moved, len(plan.placements) - plan.moved, bool(deactivate), plan.placements)
 
 
-async def claim(uow: UnitOfWork, rm_id: str, customer_id: str, why: str, actor: Actor) -> ClaimVerdict:
+async def claim(tx: BatchTransaction, rm_id: str, customer_id: str, why: str, actor: Actor) -> ClaimVerdict:
     """An RM claims a customer they know: accepted (and applied) or refused with the reason."""
-    rules = rules_of(uow.settings)
-    session = uow.session
-    await take_turn(session)
-    row = await session.get(AssignmentCustomer, customer_id)
-    customer = assignment_of(row) if row is not None else None
-    branch = rules.serving_branch(row.tier, row.home_branch_id) if row is not None else None
-    extra = [rm_id] + ([row.primary_rm, row.backup_rm] if row is not None else [])
-    pool = await pool_for(uow, [branch], extra)
-    verdict = rules.claim(customer, pool.get(rm_id), pool, why)
+    state = await AssignmentState.for_api(tx)
+    rules = state.rules
+    await state.load_customers(tx, [customer_id])
+    customer = state.customers.get(customer_id)
+    branch = rules.serving_branch(customer.tier, customer.home_branch_id) if customer is not None else None
+    await state.load_pool(tx, [branch], [rm_id] + ([customer.primary_rm, customer.backup_rm] if customer else []))
+    verdict = rules.claim(customer.assignment() if customer else None, state.pool.get(rm_id), state.pool, why)
     if verdict.accepted and verdict.placement is not None:
-        pool.apply(verdict.placement, rules.weights)
-        await apply_placement(uow, row, verdict.placement, actor)
+        state.pool.apply(verdict.placement, rules.weights)
+        apply_placement(tx, customer, verdict.placement, actor)
+    tx.after_commit(metrics.CLAIMS.labels("accepted" if verdict.accepted else "refused", verdict.code).inc)
     return verdict
 
 
@@ -479,7 +304,8 @@ async def claim(uow: UnitOfWork, rm_id: str, customer_id: str, why: str, actor: 
 async def record_follow_up(session: AsyncSession, row: AssignmentCustomer, *, rm_id: str | None,
                            author: str, channel: str, note: str, outcome: str, next_date: date | None,
                            contacted_at: datetime) -> AssignmentFollowUp:
-    """Log a contact; the customer's last contact and next planned contact follow the latest."""
+    """Log a contact; the customer's last contact and next planned contact follow the latest.
+    Only the contact columns of the customer's row change (the consumer keeps the others)."""
     follow_up = AssignmentFollowUp(
         customer_id=row.customer_id, rm_id=rm_id, author=author[:200], channel=channel, note=note,
         outcome=outcome, next_date=next_date, contacted_at=contacted_at,
@@ -496,11 +322,10 @@ async def record_follow_up(session: AsyncSession, row: AssignmentCustomer, *, rm
 # --- reads ----------------------------------------------------------------------------------
 
 
-async def rm_view(session: AsyncSession, settings: Settings, row: AssignmentRm) -> dict:
-    rules = rules_of(settings)
-    books = await _books(session, [row.rm_id])
-    primary = rules.book(books.get((row.rm_id, PRIMARY), {}))
-    backup = rules.book(books.get((row.rm_id, BACKUP), {}))
+def rm_item(rules: AssignmentRules, row: AssignmentRm | RegistryRm, book: dict[tuple[str, str], int]) -> dict:
+    """An RM of the registry with their book (``book``: (role, tier) -> customers)."""
+    primary = rules.book({t: n for (role, t), n in book.items() if role == PRIMARY})
+    backup = rules.book({t: n for (role, t), n in book.items() if role == BACKUP})
     capacity = Capacity.parse(row.capacity)
     return {
         "rm_id": row.rm_id, "name": row.name, "branch_id": row.branch_id, "level": row.level,
@@ -529,7 +354,9 @@ async def list_rms(session: AsyncSession, settings: Settings, *, branch_id: str 
     rows = (await session.execute(q)).scalars().all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return [await rm_view(session, settings, r) for r in rows], (rows[-1].rm_id if more else None)
+    rules = AssignmentRules.from_settings(settings)
+    books = await _books(session, [r.rm_id for r in rows])
+    return [rm_item(rules, r, books.get(r.rm_id, {})) for r in rows], (rows[-1].rm_id if more else None)
 
 
 WORKLIST_SORTS = {
@@ -541,35 +368,109 @@ WORKLIST_SORTS = {
 }
 
 
-async def worklist(session: AsyncSession, rm_id: str, *, role: str, sort: str, descending: bool,
-                   offset: int, limit: int) -> tuple[list[dict], bool]:
-    """The RM's customers (as primary, backup or both) with tier, AUM, last and next contact and
-    open signals, sorted (empty values last, then by customer id) and paged."""
-    open_signals = (
+@dataclass(frozen=True)
+class WorklistFilter:
+    """Which of an RM's customers a worklist page lists: ``tiers`` (any of them; empty: all),
+    on ``watch`` or not (None: both), ``q`` a prefix of the customer id or name (any case)."""
+
+    tiers: tuple[str, ...] = ()
+    watch: bool | None = None
+    q: str | None = None
+
+    def where(self) -> list:
+        conditions = []
+        if self.tiers:
+            conditions.append(AssignmentCustomer.tier.in_(self.tiers))
+        if self.watch is not None:
+            conditions.append(AssignmentCustomer.watch == self.watch)
+        if self.q:
+            needle = self.q.lower()
+            conditions.append(or_(func.lower(AssignmentCustomer.customer_id).startswith(needle, autoescape=True),
+                                  func.lower(AssignmentCustomer.name).startswith(needle, autoescape=True)))
+        return conditions
+
+
+def _book_of(rm_id: str, role: str):
+    if role == PRIMARY:
+        return AssignmentCustomer.primary_rm == rm_id
+    if role == BACKUP:
+        return AssignmentCustomer.backup_rm == rm_id
+    return or_(AssignmentCustomer.primary_rm == rm_id, AssignmentCustomer.backup_rm == rm_id)
+
+
+def _open_signals():
+    return (
         select(func.count()).select_from(AssignmentSignal)
         .where(AssignmentSignal.customer_id == AssignmentCustomer.customer_id,
                AssignmentSignal.status == "open")
         .correlate(AssignmentCustomer).scalar_subquery()
     )
-    if role == PRIMARY:
-        mine = AssignmentCustomer.primary_rm == rm_id
-    elif role == BACKUP:
-        mine = AssignmentCustomer.backup_rm == rm_id
-    else:
-        mine = or_(AssignmentCustomer.primary_rm == rm_id, AssignmentCustomer.backup_rm == rm_id)
+
+
+async def worklist(session: AsyncSession, rm_id: str, *, role: str, sort: str, descending: bool,
+                   offset: int, limit: int, only: WorklistFilter = WorklistFilter()) -> tuple[list[dict], bool]:
+    """The RM's customers (as primary, backup or both) with name, tier, watch, months below,
+    AUM, last and next contact and open signals (how many, of which types), narrowed by
+    ``only``, sorted (empty values last, then by customer id) and paged."""
+    open_signals = _open_signals()
     column = WORKLIST_SORTS[sort] if sort != "open_signals" else open_signals
     order = [column.is_(None), column.desc() if descending else column.asc(), AssignmentCustomer.customer_id]
     rows = (await session.execute(
-        select(AssignmentCustomer, open_signals.label("open_signals")).where(mine)
+        select(AssignmentCustomer, open_signals.label("open_signals")).where(_book_of(rm_id, role), *only.where())
         .order_by(*order).offset(offset).limit(limit + 1)
     )).all()
+    page = rows[:limit]
+    types: dict[str, set[str]] = {}
+    if page:
+        for customer_id, signal_type in await session.execute(
+            select(AssignmentSignal.customer_id, AssignmentSignal.signal_type)
+            .where(AssignmentSignal.customer_id.in_([c.customer_id for c, _ in page]),
+                   AssignmentSignal.status == "open", AssignmentSignal.signal_type.is_not(None))
+        ):
+            types.setdefault(customer_id, set()).add(signal_type)
     items = [{
-        "customer_id": c.customer_id, "tier": c.tier, "aum": c.aum, "last_contact": c.last_contact,
+        "customer_id": c.customer_id, "name": c.name, "tier": c.tier, "watch": c.watch,
+        "months_below": c.months_below, "aum": c.aum, "last_contact": c.last_contact,
         "next_contact": c.next_contact, "open_signals": int(n or 0),
-        "role": PRIMARY if c.primary_rm == rm_id else BACKUP, "home_branch_id": c.home_branch_id,
-        "serving_branch": c.serving_branch,
-    } for c, n in rows[:limit]]
+        "open_signal_types": sorted(types.get(c.customer_id, ())),
+        "role": PRIMARY if c.primary_rm == rm_id else BACKUP, "branch_id": c.home_branch_id,
+        "home_branch_id": c.home_branch_id, "serving_branch": c.serving_branch,
+    } for c, n in page]
     return items, len(rows) > limit
+
+
+async def worklist_counts(session: AsyncSession, rm_id: str, *, role: str, today: date) -> dict[str, int]:
+    """How many customers the RM's book holds (in ``role``), how many are on watch, whose next
+    contact is due today or overdue (before ``today``), and their open signals: the whole book,
+    whatever filters a page applies."""
+    def counted(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = (await session.execute(
+        select(func.count(), counted(AssignmentCustomer.watch.is_(True)),
+               counted(AssignmentCustomer.next_contact == today), counted(AssignmentCustomer.next_contact < today),
+               func.coalesce(func.sum(_open_signals()), 0))
+        .where(_book_of(rm_id, role))
+    )).one()
+    return {"customers": int(row[0]), "watch": int(row[1]), "contacts_due_today": int(row[2]),
+            "contacts_overdue": int(row[3]), "open_signals": int(row[4])}
+
+
+async def rm_view(session: AsyncSession, settings: Settings, row: AssignmentRm) -> dict:
+    books = await _books(session, [row.rm_id])
+    return rm_item(AssignmentRules.from_settings(settings), row, books.get(row.rm_id, {}))
+
+
+async def _books(session: AsyncSession, rm_ids: Sequence[str]) -> dict[str, dict[tuple[str, str], int]]:
+    books: dict[str, dict[tuple[str, str], int]] = {}
+    for start in range(0, len(rm_ids), 500):
+        rows = await session.execute(
+            select(AssignmentBook.rm_id, AssignmentBook.role, AssignmentBook.tier, AssignmentBook.customers)
+            .where(AssignmentBook.rm_id.in_(rm_ids[start:start + 500]))
+        )
+        for rm_id, role, tier, customers in rows:
+            books.setdefault(rm_id, {})[(role, tier)] = customers
+    return books
 
 
 def change_item(c: AssignmentChange) -> dict:
@@ -625,7 +526,7 @@ async def level_books(session: AsyncSession) -> list[tuple[str, str, str, int]]:
 
 async def refresh_gauges(session: AsyncSession, settings: Settings) -> None:
     """Book sizes by level, RMs by level, customers waiting for a primary or a backup RM."""
-    rules = rules_of(settings)
+    rules = AssignmentRules.from_settings(settings)
     customers: dict[tuple[str, str], int] = {}
     weight: dict[str, int] = {}
     for level, role, tier, n in await level_books(session):

@@ -21,8 +21,9 @@ from shared.contracts.types import BankDate, Identifier, Money, Timestamp
 from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.contracts.events import ContactLoggedV1
+from shared.dry_run import DryRun, PreviewItem, preview_limit_field
 from shared.problems import Problem
-from services.assignment import metrics, service
+from services.assignment import service
 from services.assignment.models import AssignmentCustomer, AssignmentRm
 
 router = APIRouter(tags=["assignment"])
@@ -86,11 +87,10 @@ async def put_rm(rm_id: Identifier, body: RmBody, request: Request,
     runtime = request.app.state.runtime
     cause = f"rm:{rm_id}:{uuid.uuid4().hex}"
     try:
-        async with runtime.unit_of_work("assignment", cause=cause) as uow:
-            row, picked = await service.put_rm(
-                uow, rm_id, name=body.name, branch_id=body.branch_id, level=body.level,
+        async with runtime.transaction("assignment", cause=cause) as tx:
+            view, picked = await service.put_rm(
+                tx, rm_id, name=body.name, branch_id=body.branch_id, level=body.level,
                 capacity=body.capacity, active=body.active, actor=_actor(principal, cause))
-            view = await service.rm_view(uow.session, settings, row)
     except service.RegistryConflict as exc:
         raise Problem(409, "RM still holds customers", str(exc)) from exc
     return RmView(**view, picked_up=picked)
@@ -146,35 +146,54 @@ class HandoverRequest(Strict):
     to: list[Identifier] | None = Field(default=None, min_length=1,
                                         description="only these RMs take the book (balanced over them)")
     deactivate: bool = Field(default=False, description="deactivate the RM in the same step")
+    dry_run: bool = Field(default=False, description="answer where each customer would go and change nothing")
+    preview_limit: int = preview_limit_field()
 
 
 class HandoverResult(BaseModel):
     moved: int
     backups_replaced: int
     deactivated: bool
+    dry_run: bool = False
+    preview: list[PreviewItem] = Field(
+        default_factory=list,
+        description="with dry_run: where the customers would go, one item per role that changes "
+                    "(change: primary or backup; from: the leaving RM or the backup replaced; to: the RM "
+                    "taking it over), in customer order")
 
 
-@router.post("/v1/rms/{rm_id}/handover", response_model=HandoverResult, responses=problems(404, 409))
+@router.post("/v1/rms/{rm_id}/handover", response_model=HandoverResult, response_model_by_alias=True,
+             responses=problems(404, 409))
 async def post_handover(rm_id: str, body: HandoverRequest, request: Request,
                         principal: Principal = Depends(require_roles("admin", "branch_manager")),
                         session: AsyncSession = Depends(db_session)):
     """Move an RM's whole book to other RMs in one step, balanced by weighted book over the
     eligible RMs (or over ``to``), with a reason. Refused (409) as a whole if any customer has
-    no eligible RM with room."""
+    no eligible RM with room. With ``dry_run`` the handover is decided exactly as it would be,
+    then undone: the same counts (or the same 409) and where each customer would go, with
+    nothing written or emitted."""
     leaving = await _visible_rm(session, principal, rm_id)
     await session.close()
     await _check_targets(request, rm_id, body.to)
     runtime = request.app.state.runtime
     cause = f"handover:{rm_id}:{uuid.uuid4().hex}"
+    actor = _actor(principal, cause)
     try:
-        async with runtime.unit_of_work("assignment", cause=cause) as uow:
-            result = await service.hand_over(uow, leaving.rm_id, body.reason, body.to, body.deactivate,
-                                             _actor(principal, cause))
+        if body.dry_run:
+            async with DryRun.of(runtime) as dry:
+                async with dry.transaction("assignment", cause=cause) as tx:
+                    outcome = await service.hand_over(tx, leaving.rm_id, body.reason, body.to, body.deactivate, actor)
+            preview = [PreviewItem(customer_id=p.after.customer_id, change=c.role, from_=c.from_rm, to=c.to_rm,
+                                   reason=c.reason)
+                       for p in outcome.placements for c in p.changes][:body.preview_limit]
+            return HandoverResult(**outcome.as_dict(), dry_run=True, preview=preview)
+        async with runtime.transaction("assignment", cause=cause) as tx:
+            outcome = await service.hand_over(tx, leaving.rm_id, body.reason, body.to, body.deactivate, actor)
     except service.HandoverRefused as exc:
         raise Problem(409, "Handover refused", str(exc), unplaced=exc.unplaced[:100]) from exc
     except service.UnknownRm as exc:
         raise Problem(404, "RM not found", f"No RM {rm_id} in the registry.") from exc
-    return HandoverResult(**result)
+    return HandoverResult(**outcome.as_dict())
 
 
 async def _check_targets(request: Request, rm_id: str, to: list[str] | None) -> None:
@@ -228,9 +247,8 @@ async def post_claim(body: ClaimRequest, request: Request,
     await session.close()
     runtime = request.app.state.runtime
     cause = f"claim:{body.customer_id}:{body.rm_id}:{uuid.uuid4().hex}"
-    async with runtime.unit_of_work("assignment", cause=cause) as uow:
-        verdict = await service.claim(uow, body.rm_id, body.customer_id, body.reason, _actor(principal, cause))
-    metrics.CLAIMS.labels("accepted" if verdict.accepted else "refused", verdict.code).inc()
+    async with runtime.transaction("assignment", cause=cause) as tx:
+        verdict = await service.claim(tx, body.rm_id, body.customer_id, body.reason, _actor(principal, cause))
     after = verdict.placement.after if verdict.placement else None
     return ClaimAnswer(accepted=verdict.accepted, reason=verdict.reason, code=verdict.code,
                        customer_id=body.customer_id, rm_id=body.rm_id,
@@ -256,50 +274,76 @@ async def _claimable(session: AsyncSession, principal: Principal, rm_id: str, cu
 
 class WorklistItem(BaseModel):
     customer_id: str
+    name: str | None = Field(description="the customer's name in core banking, null until known")
     tier: str
+    watch: bool = Field(description="on watch: below the tier's floor at a month-end, tier kept for now")
+    months_below: int = Field(description="consecutive closed months below the tier's floor")
     aum: Money
     last_contact: datetime | None
     next_contact: date | None
     open_signals: int
+    open_signal_types: list[str] = Field(description="the types of the customer's open signals")
     role: str
+    branch_id: str | None = Field(description="the customer's home branch")
     home_branch_id: str | None
     serving_branch: str | None
+
+
+class WorklistCounts(BaseModel):
+    customers: int
+    watch: int
+    contacts_due_today: int = Field(description="next contact planned for today (business clock)")
+    contacts_overdue: int = Field(description="next contact planned before today")
+    open_signals: int
 
 
 class WorklistPage(BaseModel):
     items: list[WorklistItem]
     next: str | None
+    counts: WorklistCounts = Field(description="the RM's whole book in the role asked, whatever the filters")
 
 
 SortKey = Literal["tier", "aum", "next_contact", "last_contact", "open_signals", "customer_id"]
+Prefix = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 @router.get("/v1/rms/{rm_id}/worklist", response_model=WorklistPage, responses=problems(404))
 async def get_worklist(rm_id: str, request: Request, sort: SortKey = "tier",
                        order: Literal["asc", "desc"] | None = None,
                        role: Literal["primary", "backup", "all"] = "all",
+                       tier: list[str] = Query(default=[], description="only these tiers (repeat the parameter)"),
+                       watch: bool | None = Query(default=None, description="only customers on watch, or off it"),
+                       q: Prefix | None = Query(default=None, description="a prefix of the customer id or name"),
                        limit: int | None = Query(default=None, ge=1), cursor: str | None = None,
                        principal: Principal = Depends(current_principal),
                        session: AsyncSession = Depends(db_session)):
-    """The RM's customers (名单制管理) with tier, AUM, last contact, next planned contact and
-    open signals. ``sort`` by tier (highest first by default), aum, next_contact (soonest first
-    by default), last_contact, open_signals; empty values last. An RM sees only their own."""
+    """The RM's customers (名单制管理) with name, tier, watch, AUM, last contact, next planned
+    contact and open signals, and the counts of the whole book. ``sort`` by tier (highest first
+    by default), aum, next_contact (soonest first by default), last_contact, open_signals; empty
+    values last. ``tier``, ``watch`` and ``q`` narrow the list (not the counts). An RM sees only
+    their own."""
     await _visible_rm(session, principal, rm_id)
     settings = request.app.state.settings
+    ladder = settings.tier_ladder
+    unknown = [t for t in tier if not ladder.knows(t)]
+    if unknown:
+        raise Problem(422, "Invalid request", f"Unknown tier {unknown[0]!r}: one of {', '.join(ladder.ids)}.")
     if order is None:
         order = "asc" if sort in ("next_contact", "last_contact", "customer_id") else "desc"
-    view = {"sort": sort, "order": order, "role": role}
+    only = service.WorklistFilter(tuple(sorted(set(tier))), watch, q)
+    view = {"sort": sort, "order": order, "role": role, "tier": list(only.tiers), "watch": watch, "q": q}
     position = decode_cursor(cursor)
     offset = 0
     if position is not None:
         if {k: position.get(k) for k in view} != view or not _valid(position.get("offset"), int) \
                 or position["offset"] < 0:
-            raise Problem(422, "Invalid cursor", "The cursor belongs to another sort, order or role.")
+            raise Problem(422, "Invalid cursor", "The cursor belongs to another sort, order, role or filter.")
         offset = position["offset"]
     size = _limit(settings, limit)
     items, more = await service.worklist(session, rm_id, role=role, sort=sort, descending=order == "desc",
-                                         offset=offset, limit=size)
-    return WorklistPage(items=[WorklistItem(**i) for i in items],
+                                         offset=offset, limit=size, only=only)
+    counts = await service.worklist_counts(session, rm_id, role=role, today=business_clock(request).today())
+    return WorklistPage(items=[WorklistItem(**i) for i in items], counts=WorklistCounts(**counts),
                         next=encode_cursor({**view, "offset": offset + size}) if more else None)
 
 
@@ -418,13 +462,13 @@ async def post_follow_up(customer_id: str, body: FollowUpRequest, request: Reque
     if body.next_date is not None and body.next_date < contacted_at.astimezone(settings.zone).date():
         raise Problem(422, "Invalid request", "next_date is before the contact.")
     runtime = request.app.state.runtime
-    async with runtime.unit_of_work("assignment", cause=f"follow-up:{uuid.uuid4()}") as uow:
-        row = await _visible_customer(uow.session, principal, customer_id)
+    async with runtime.transaction("assignment", cause=f"follow-up:{uuid.uuid4()}") as tx:
+        row = await _visible_customer(tx.session, principal, customer_id)
         follow_up = await service.record_follow_up(
-            uow.session, row, rm_id=principal.rm_id, author=f"{principal.role}:{principal.subject}",
+            tx.session, row, rm_id=principal.rm_id, author=f"{principal.role}:{principal.subject}",
             channel=body.channel, note=body.note, outcome=body.outcome, next_date=body.next_date,
             contacted_at=contacted_at)
-        uow.emit(ContactLoggedV1(
+        tx.emit(ContactLoggedV1(
             follow_up_id=str(follow_up.id), customer_id=customer_id, rm_id=principal.rm_id,
             channel=body.channel, outcome=body.outcome, contacted_at=contacted_at,
             next_contact=body.next_date), stable_id=f"follow-up:{follow_up.id}")

@@ -1,6 +1,7 @@
-"""Assignment end to end on the real Kafka broker and PostgreSQL: tier events for many customers,
-a restart in the middle, and every customer above mass assigned once, at the right level, within
-capacity and as evenly as worked out by hand."""
+"""Assignment end to end on the real Kafka broker and PostgreSQL: tiering's stream for many
+customers, a restart in the middle, and every customer above mass assigned once, at the right
+level, within capacity and as evenly as worked out by hand; the same stream assigns as the
+single-process mode does."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from shared.contracts.cloudevents import decode_record
-from shared.contracts.events import CustomerV1, TierChangedV1
+from shared.contracts.events import TieringChangeV1
 from shared.runtime.models import ProcessedEvent
 from services.assignment.models import AssignmentChange, AssignmentCustomer
 from tests.integration.conftest import KAFKA, distributed
+from tests.unit.assignment import test_assignment_order as order
+from tests.unit.assignment.stream import customer_record, tier_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("integration_env")]
 
@@ -35,10 +38,8 @@ BACKUP_LEVELS = {"gold": {"L1", "L2"}, "platinum": {"L1", "L2", "L3"}, "diamond"
                  "private": {"L3", "L4"}}
 
 
-def tier_event(customer_id: str, to: str, frm: str = "mass", change: str = "upgrade", minutes: int = 0):
-    return TierChangedV1(customer_id=customer_id, from_=frm, to=to, reason="floor reached",
-                         effective_at=T0 + timedelta(minutes=minutes), change=change, watch=False,
-                         aum="100.00", basis="100.00")
+def tier_event(customer_id: str, to: str, change: str = "upgrade", minutes: int = 0) -> TieringChangeV1:
+    return tier_record(customer_id, to, change, T0 + timedelta(minutes=minutes))
 
 
 class Book:
@@ -47,26 +48,31 @@ class Book:
     def __init__(self, n: int, seed: int = 5) -> None:
         rng = random.Random(seed)
         self.branch = {}
+        self.records: dict[str, TieringChangeV1] = {}
         self.final = {}
-        self.first_half: list[TierChangedV1] = []
-        self.second_half: list[TierChangedV1] = []
+        self.first_half: list[TieringChangeV1] = []
+        self.second_half: list[TieringChangeV1] = []
         self.branch_late = set()
         for i in range(n):
             c = f"C{i:06d}"
             self.branch[c] = f"BR-{i % BRANCHES + 1:02d}"
+            late = i % 10 == 3  # its tier events come before its home branch
+            if not late:  # the customer record as tiering passes it on before the tier decisions: in mass
+                self.records[c] = customer_record(c, self.branch[c], T0, name="客户")
             roll = rng.random()
             tier = ("private" if roll < 0.05 else "diamond" if roll < 0.15 else "platinum" if roll < 0.40
                     else "gold" if roll < 0.95 else "returns_to_mass")
             events = self.first_half if i < n // 2 else self.second_half
             if tier == "returns_to_mass":  # only in the first half: later upgrades fill the holes
                 events = self.first_half
-                events += [tier_event(c, "gold"), tier_event(c, "mass", "gold", "downgrade", 1)]
+                events += [tier_event(c, "gold"), tier_event(c, "mass", "downgrade", 1)]
                 self.final[c] = "mass"
             else:
                 events.append(tier_event(c, tier))
                 self.final[c] = tier
-            if i % 10 == 3:
-                self.branch_late.add(c)  # its tier event comes before its home branch
+            if late:  # the record tiering passes on after the tier decisions carries the tier they left
+                self.records[c] = customer_record(c, self.branch[c], T0, name="客户")
+                self.branch_late.add(c)
 
     def pool(self, c: str) -> tuple[str, str]:
         tier = self.final[c]
@@ -81,9 +87,8 @@ class Book:
         return {pool: [f"RM-{pool[0]}-{pool[1]}-{k}" for k in range(max(2, math.ceil(w / 300)))]
                 for pool, w in sorted(weight.items())}
 
-    def customers(self, late: bool) -> list[CustomerV1]:
-        return [CustomerV1(customer_id=c, name="客户", home_branch_id=b, updated_at=T0)
-                for c, b in self.branch.items() if (c in self.branch_late) == late]
+    def customers(self, late: bool) -> list[TieringChangeV1]:
+        return [r for c, r in self.records.items() if (c in self.branch_late) == late]
 
 
 async def register(strata, rms: dict[tuple[str, str], list[str]]) -> None:
@@ -124,7 +129,7 @@ async def read_all(topic: str, timeout: float = 30.0) -> list:
     return out
 
 
-async def test_tier_events_for_many_customers_end_assigned_once_balanced_and_the_same_after_a_restart():
+async def test_the_stream_of_many_customers_ends_assigned_once_balanced_and_the_same_after_a_restart():
     book = Book(CUSTOMERS)
     rms = book.rms()
     level_of = {rm: level for (_, level), ids in rms.items() for rm in ids}
@@ -199,8 +204,7 @@ async def test_concurrent_claims_on_postgres_never_fill_more_than_the_room_and_h
     async with distributed(["assignment"]) as strata:
         await register(strata, {("BR-01", "L1"): ["RM-A"]})
         customers = [f"K{i:03d}" for i in range(20)]
-        await strata.publish(*[CustomerV1(customer_id=c, name="客户", home_branch_id="BR-01", updated_at=T0)
-                               for c in customers])
+        await strata.publish(*[customer_record(c, "BR-01", T0, name="客户") for c in customers])
         await strata.settle()
         await strata.publish(*[tier_event(c, "gold") for c in customers])
         await strata.settle()
@@ -220,7 +224,29 @@ async def test_concurrent_claims_on_postgres_never_fill_more_than_the_room_and_h
         await strata.client.put("/v1/rms/RM-B", headers=strata.token("admin"), json={
             "name": "B", "branch_id": "BR-01", "level": "L1", "capacity": 20})
         moved = await strata.post("/v1/rms/RM-A/handover", {"reason": "retires", "deactivate": True})
-        assert moved.json() == {"moved": 15, "backups_replaced": 5, "deactivated": True}
+        assert moved.json() == {"moved": 15, "backups_replaced": 5, "deactivated": True, "dry_run": False,
+                            "preview": []}
         async with strata.runtime.db.sessions() as session:
             primaries = Counter((await session.execute(select(AssignmentCustomer.primary_rm))).scalars())
         assert primaries == {"RM-B": 20}
+
+
+async def test_the_same_stream_assigns_on_kafka_and_postgres_as_in_the_single_process_mode():
+    """Balanced distribution between equal RMs depends on the order customers are placed in: on
+    three Kafka partitions, read as they come, the stream ends as on the single-process bus's two."""
+    events = order.stream()
+    single, single_trail = await order.run(events, batch_size=2000)
+    async with distributed(["assignment"]) as strata:
+        for rm_id, level in order.RMS:
+            response = await strata.client.put(f"/v1/rms/{rm_id}", headers=strata.token("admin"), json={
+                "name": rm_id, "branch_id": order.BRANCH, "level": level})
+            assert response.status_code == 200, response.text
+        await strata.publish(*events)
+        await strata.settle(timeout=120)
+        async with strata.runtime.db.sessions() as session:
+            rows = (await session.execute(select(AssignmentCustomer))).scalars().all()
+            trail = (await session.execute(
+                select(AssignmentChange.customer_id, AssignmentChange.role, AssignmentChange.from_rm,
+                       AssignmentChange.to_rm, AssignmentChange.reason).order_by(AssignmentChange.id))).all()
+    assert {r.customer_id: (r.tier, r.primary_rm, r.backup_rm) for r in rows} == single
+    assert [tuple(t) for t in trail] == single_trail

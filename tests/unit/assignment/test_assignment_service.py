@@ -1,4 +1,5 @@
-"""Assignment through the single-process harness: tier events in, RMs assigned, the API on top.
+"""Assignment through the single-process harness: tiering's stream in (customer records, tier
+decisions, AUM), RMs assigned, the API on top.
 
 Every test works in its own branch (and its own customer ids), so the shared harness's other
 customers and RMs never take part in its decisions.
@@ -14,24 +15,22 @@ from prometheus_client import REGISTRY
 
 from shared.access import CustomerAccess
 from shared.contracts.cloudevents import decode_record
-from shared.contracts.events import AumV1, CustomerV1, SignalV1, TierChangedV1
+from shared.contracts.events import CustomerV1, PostingV1, SignalV1
 from services.assignment.models import AssignmentBook, AssignmentCustomer
 from services.assignment.service import refresh_gauges
-
-T0 = datetime(2026, 11, 10, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+from tests.unit.assignment.stream import T0, aum_record, customer_record, tier_record
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def tier_event(customer_id: str, to: str, frm: str = "mass", change: str = "upgrade", at: datetime = T0):
-    return TierChangedV1(customer_id=customer_id, from_=frm, to=to, reason="test", effective_at=at,
-                         change=change, watch=change == "watch", aum="100.00", basis="100.00")
+def tier_event(customer_id: str, to: str, change: str = "upgrade", at: datetime = T0):
+    return tier_record(customer_id, to, change, at)
 
 
 def customer_event(customer_id: str, branch: str, at: datetime = T0):
-    return CustomerV1(customer_id=customer_id, name="王芳", home_branch_id=branch, updated_at=at)
+    return customer_record(customer_id, branch, at)
 
 
 async def put_rm(strata, rm_id: str, branch: str, level: str = "L1", *, capacity=None, active=True,
@@ -100,21 +99,31 @@ async def test_gold_upgrade_gets_a_primary_and_a_backup_with_events_and_audit(so
 
 
 async def test_every_service_learns_the_assignment_from_the_bus(strata):
+    """Through the whole pipeline: core banking's customer and a posting reaching gold, tiering's
+    stream, assignment, and the assignment back at every service."""
     branch, c = unique("BR"), unique("C")
     a, b = unique("RM-A"), unique("RM-B")
     await put_rm(strata, a, branch)
     await put_rm(strata, b, branch)
-    await arrive(strata, branch, (c, "gold"))
+    await strata.publish(CustomerV1(customer_id=c, name="王芳", home_branch_id=branch, updated_at=T0))
+    await strata.settle()
+    await strata.publish(PostingV1(
+        posting_id=f"{c}-P1", customer_id=c, account_id=f"{c}-DD", account_seq=1, product_type="demand_deposit",
+        direction="credit", amount="60000.00", balance_after="60000.00", currency="CNY", tx_type="salary",
+        channel="batch", branch_id=branch, posted_at=T0 + timedelta(hours=1)))
+    await strata.settle()
     async with strata.runtime.db.sessions() as session:
         access = await session.get(CustomerAccess, ("tiering", c))
     assert (access.primary_rm, access.backup_rm) == (min(a, b), max(a, b)), \
         "strata.assignments reached the other services' access projection"
     assert (await strata.get(f"/v1/customers/{c}/tier", role="rm", rm_id=b)).status_code == 200
+
+
 async def test_the_same_upgrade_under_another_event_id_assigns_once(solo):
     branch, c, a = unique("BR"), unique("C"), unique("RM")
     await put_rm(solo, a, branch)
     await arrive(solo, branch, (c, "gold"))
-    await solo.publish(tier_event(c, "gold"), tier_event(c, "gold", "gold", "watch"))
+    await solo.publish(tier_event(c, "gold"), tier_event(c, "gold", "watch"))
     await solo.settle()
     assert await book_of(solo, a) == 1
     trail = (await solo.get(f"/v1/customers/{c}/assignments")).json()["items"]
@@ -140,7 +149,7 @@ async def test_upgrade_moves_to_the_new_level_and_keeps_the_old_rm_as_backup(sol
     await put_rm(solo, p1, branch, "L2")
     await arrive(solo, branch, (c, "gold"))
     assert (await seat(solo, c)).primary_rm == g1
-    await solo.publish(tier_event(c, "platinum", "gold"))
+    await solo.publish(tier_event(c, "platinum"))
     await solo.settle()
     row = await seat(solo, c)
     assert (row.tier, row.primary_rm, row.backup_rm) == ("platinum", p1, g1)
@@ -157,7 +166,7 @@ async def test_downgrade_to_mass_returns_to_the_pool_and_frees_room_for_a_waitin
     waiting = [c for c in (first, second) if (await seat(solo, c)).standing == "waiting"]
     assert len(waiting) == 1
     holder = first if waiting[0] == second else second
-    await solo.publish(tier_event(holder, "mass", "gold", "downgrade"))
+    await solo.publish(tier_event(holder, "mass", "downgrade"))
     await solo.settle()
     released, picked = await seat(solo, holder), await seat(solo, waiting[0])
     assert (released.primary_rm, released.standing) == (None, "pool")
@@ -184,7 +193,7 @@ async def test_unknown_tier_goes_to_the_dead_letter_topic(solo):
     c = unique("C")
     await solo.publish(tier_event(c, "emerald"))
     await solo.settle()
-    dead = [r for p in solo.runtime.bus.topics["strata.tiers.dlq"] for r in p.records if r.key == c.encode()]
+    dead = [r for p in solo.runtime.bus.topics["strata.tiering.changes.dlq"] for r in p.records if r.key == c.encode()]
     assert len(dead) == 1 and b"emerald" in dict(dead[0].headers)["strata_dlq_reason"]
     row = await seat(solo, c)
     assert row is None or row.tier == "mass"
@@ -235,7 +244,7 @@ async def test_deactivation_is_refused_until_the_book_is_handed_over(solo):
     assert refused.status_code == 409 and "hand the book over" in refused.json()["detail"]
     assert (await put_rm(solo, a, branch, "L2")).status_code == 409
     done = await solo.post(f"/v1/rms/{a}/handover", {"reason": "leaves the bank"})
-    assert done.json() == {"moved": 1, "backups_replaced": 0, "deactivated": False}
+    assert done.json() == {"moved": 1, "backups_replaced": 0, "deactivated": False, "dry_run": False, "preview": []}
     assert (await put_rm(solo, a, branch, active=False)).status_code == 200
     assert (await seat(solo, c)).primary_rm == b
 
@@ -360,10 +369,7 @@ async def test_worklist_lists_own_customers_sorted_and_paged_with_aum_contacts_a
     rich, middle, poor = unique("C"), unique("C"), unique("C")
     await arrive(solo, branch, (rich, "gold"), (middle, "gold"), (poor, "gold"))
     for customer, aum in ((rich, "190000.00"), (middle, "90000.00"), (poor, "60000.00")):
-        await solo.publish(AumV1(customer_id=customer, aum=aum, mtd_average_daily_aum=aum, by_product_type={},
-                                   business_date=T0.date(), as_of=T0))
-    await solo.publish(AumV1(customer_id=rich, aum="1.00", mtd_average_daily_aum="1.00", by_product_type={},
-                               business_date=T0.date(), as_of=T0 - timedelta(days=1)))  # older: ignored
+        await solo.publish(aum_record(customer, aum, T0 + timedelta(minutes=1)))
     signal = unique("S")
     await solo.publish(
         SignalV1(id=signal, signal_type="near_upgrade", customer_id=middle, rm_id=a, branch_id=branch,
@@ -447,7 +453,7 @@ async def test_follow_ups_are_listed_newest_first_and_validated(solo):
     assert (await solo.post(f"/v1/customers/{c}/follow-ups", {"channel": "x", "outcome": "y"},
                               role="analyst")).status_code == 403
     row = await seat(solo, c)
-    assert row.last_contact.date().isoformat() == "2026-11-03" and row.aum == Decimal("0.00")
+    assert row.last_contact.date().isoformat() == "2026-11-03" and row.aum == Decimal("100.00")
 
 
 async def test_a_claim_tells_an_rm_nothing_of_a_customer_outside_their_branch(solo):
