@@ -31,7 +31,8 @@ async def _open_backlog(session, settings) -> None:
 
 def spec() -> ServiceSpec:
     from services.alerts.messaging import EMITS, SUBSCRIPTIONS
-    from services.alerts.service import prefetch
+    from services.alerts.state import AlertsState
     from services.alerts.views import router
 
-    return ServiceSpec("alerts", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(_open_backlog),), prefetch=prefetch)
+    return ServiceSpec("alerts", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(_open_backlog),),
+                       state=AlertsState)

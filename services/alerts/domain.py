@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from shared.contracts.types import AUM_PRODUCT_TYPES
 from shared.money import format_money
+from shared.tiers import TierLadder
 
 NEAR_UPGRADE = "near_upgrade"
 VIP_OUTFLOW = "vip_outflow"
@@ -36,67 +37,6 @@ OPEN, ACKNOWLEDGED, DONE, EXPIRED = "open", "acknowledged", "done", "expired"
 STATUSES = (OPEN, ACKNOWLEDGED, DONE, EXPIRED)
 ACTIVE = (OPEN, ACKNOWLEDGED)
 """A signal someone still has to act on: it follows the customer's RM and may expire."""
-
-
-# --- the tier ladder ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    id: str
-    floor: Decimal
-    rank: int
-
-
-class TierLadder:
-    """The tiers from the lowest floor up, as the signal rules need them.
-
-    >>> ladder = TierLadder([("mass", Decimal(0)), ("gold", Decimal(50000))])
-    >>> ladder.next_above("mass").id
-    'gold'
-    """
-
-    def __init__(self, tiers: Sequence[tuple[str, Decimal]]) -> None:
-        ordered = sorted(tiers, key=lambda t: t[1])
-        self.steps = [Step(tid, floor, rank) for rank, (tid, floor) in enumerate(ordered)]
-        self.by_id = {s.id: s for s in self.steps}
-
-    @classmethod
-    def from_rules(cls, rules: Sequence[Any]) -> TierLadder:
-        return cls([(r.id, r.floor) for r in rules])
-
-    @property
-    def lowest(self) -> Step:
-        return self.steps[0]
-
-    def step(self, tier_id: str) -> Step:
-        """The tier of this id; an id the bank no longer has counts as the lowest tier."""
-        return self.by_id.get(tier_id, self.steps[0])
-
-    def tier_for(self, amount: Decimal) -> Step:
-        """The highest tier whose floor ``amount`` reaches."""
-        found = self.steps[0]
-        for step in self.steps:
-            if amount >= step.floor:
-                found = step
-        return found
-
-    def next_above(self, tier_id: str) -> Step | None:
-        rank = self.step(tier_id).rank
-        return self.steps[rank + 1] if rank + 1 < len(self.steps) else None
-
-    def at_least(self, tier_id: str, minimum: str) -> bool:
-        return self.step(tier_id).rank >= self.step(minimum).rank
-
-    def ids_at_least(self, minimum: str) -> list[str]:
-        return [s.id for s in self.steps if s.rank >= self.step(minimum).rank]
-
-    def effective(self, known_tier: str, aum: Decimal) -> str:
-        """The tier a customer is in right after AUM reached ``aum``: upgrades are immediate
-        (fast up), so never below what ``aum`` qualifies for, whichever of the AUM and tier
-        events arrived first."""
-        by_aum = self.tier_for(aum)
-        return by_aum.id if by_aum.rank > self.step(known_tier).rank else known_tier
 
 
 # --- findings -------------------------------------------------------------------------------

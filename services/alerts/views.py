@@ -160,7 +160,7 @@ async def signals_summary(
 async def get_signal(signal_id: str, principal: Principal = Depends(current_principal),
                      session: AsyncSession = Depends(db_session)):
     """One signal, if the caller may see it."""
-    signal = await session.get(AlertsSignal, signal_id)
+    signal = await service.get_signal(session, signal_id)
     if signal is None:
         raise Problem(404, "Signal not found", f"There is no signal {signal_id}.")
     if not service.may_see(principal, signal):
@@ -171,8 +171,8 @@ async def get_signal(signal_id: str, principal: Principal = Depends(current_prin
 async def _act(request: Request, principal: Principal, signal_id: str, action: str) -> SignalView:
     runtime = request.app.state.runtime
     try:
-        async with runtime.unit_of_work("alerts", cause=f"signal:{signal_id}:{action}") as uow:
-            signal = await service.act_on(uow, principal, signal_id, action)
+        async with runtime.transaction("alerts", cause=f"signal:{signal_id}:{action}") as tx:
+            signal = await service.act_on(tx, principal, signal_id, action)
             view = service.signal_view(signal)
     except service.SignalNotFound as exc:
         raise Problem(404, "Signal not found", f"There is no signal {signal_id}.") from exc

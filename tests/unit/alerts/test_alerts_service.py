@@ -7,6 +7,7 @@ import tempfile
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import event as sa_event
 
 from shared.contracts.cloudevents import decode_record
 from strata.registry import load
@@ -400,3 +401,39 @@ async def test_a_signal_raised_before_the_branch_is_known_joins_the_branch_queue
     assert (await signals(strata, c))[0]["branch_id"] is None
     await feed(strata, account(c, f"{c}-DD", "demand_deposit", branch="BR-ACC"))
     assert (await signals(strata, c))[0]["branch_id"] == "BR-ACC"
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+async def test_a_batch_of_many_customers_facts_is_a_few_statements_not_one_per_event(strata):
+    ids = [new_customer("BS") for _ in range(30)]
+    events = []
+    for c in ids:
+        book = Postings(c, balance="600000.00")
+        events += [customer(c), account(c, f"{c}-DD", "demand_deposit"), assignment(c, f"RM-{c}", at("2026-11-01")),
+                   aum(c, "600000.00", at("2026-11-02"), tier="platinum"),
+                   tiered(book.debit("150000.00", at("2026-11-05"), bank="OTHER"), "platinum", "450000.00"),
+                   aum(c, "450000.00", at("2026-11-05"), tier="platinum"),
+                   tier_change(c, "downgrade", "platinum", "gold", at("2026-12-01", "00:00:00"), aum_="450000.00"),
+                   assignment(c, f"RM-{c}-2", at("2026-12-02"))]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "alerts_" in statement and "GROUP BY" not in statement:  # not the backlog gauge
+            statements.append(statement)
+
+    loop = strata.runtime.loops["alerts"]
+    batches = loop.batches
+    engine = strata.runtime.db.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        await strata.publish(*[as_read(e) for e in events])
+        await strata.settle()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    batches = loop.batches - batches
+    assert [t for t, _, _ in kinds(await signals(strata, ids[-1]))] == ["vip_outflow", "tier_downgraded"]
+    assert batches <= 3, f"{len(events)} events in {batches} batches"
+    assert len(statements) <= 12 * batches, \
+        f"{len(statements)} statements on alerts' tables for {len(events)} events in {batches} batches"

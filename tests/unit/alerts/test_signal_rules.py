@@ -9,7 +9,6 @@ import pytest
 
 from services.alerts.domain import (
     AumHighs,
-    TierLadder,
     TransitionRefused,
     birthday,
     birthday_month_days,
@@ -32,7 +31,7 @@ from services.alerts.domain import (
 from shared.settings import Settings
 
 SETTINGS = Settings()
-LADDER = TierLadder.from_rules(SETTINGS.tiers)
+LADDER = SETTINGS.tier_ladder
 RULES = SETTINGS.signals
 DAY = date(2026, 11, 10)
 
@@ -79,11 +78,6 @@ def test_near_upgrade_looks_at_the_tier_above_the_current_one():
     assert near("platinum", "900000.00").evidence["next_tier"] == "diamond"
     assert near("gold", "900000.00") is None, "gold's next floor is platinum (200,000), already passed"
     assert near("private", "99000000.00") is None, "there is no tier above private"
-
-
-def test_the_effective_tier_never_lags_the_aum_that_reached_a_floor():
-    assert LADDER.effective("mass", D("250000.00")) == "platinum"
-    assert LADDER.effective("diamond", D("10.00")) == "diamond", "downgrades wait for month-end"
 
 
 # --- vip outflow: the fall from the 30-day high ---------------------------------------------
