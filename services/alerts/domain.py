@@ -231,14 +231,6 @@ def vip_large_outflow(ladder: TierLadder, tier: str, *, min_tier: str, large_out
 # --- tier changes ---------------------------------------------------------------------------
 
 _TIER_SIGNALS = {"upgrade": TIER_UPGRADED, "downgrade": TIER_DOWNGRADED, "watch": DOWNGRADE_WATCH}
-_CLOSED_BY = {
-    "upgrade": (NEAR_UPGRADE, DOWNGRADE_WATCH),
-    "downgrade": (NEAR_UPGRADE, DOWNGRADE_WATCH),
-    "watch": (DOWNGRADE_WATCH,),
-    "watch_cleared": (DOWNGRADE_WATCH,),
-}
-
-
 def tier_signal(change: str, *, customer_id: str, from_tier: str, to_tier: str,
                 effective_at: datetime, evidence: dict[str, Any]) -> Finding | None:
     """Every upgrade, downgrade and watch is a signal, each tier event its own; clearing a
@@ -250,10 +242,74 @@ def tier_signal(change: str, *, customer_id: str, from_tier: str, to_tier: str,
     return Finding(signal_type, key, evidence, customer_id, customer_id, None)
 
 
-def closed_by_tier_change(change: str) -> tuple[str, ...]:
-    """Open signals a tier change makes moot, which expire: reaching (or leaving) a tier ends a
-    near-upgrade, and any later tier decision replaces a downgrade watch."""
-    return _CLOSED_BY.get(change, ())
+def closed_by_tier_change(signal_type: str, evidence: dict[str, Any], raised_at: datetime, *, change: str,
+                          from_tier: str, to_tier: str, effective_at: datetime, day: date,
+                          ladder: TierLadder) -> str | None:
+    """Why a tier decision closes an active signal, or None if the signal stays true.
+
+    A near-upgrade closes once the customer reaches the tier it was near (or one above it), and
+    when a downgrade takes them further from it; a downgrade watch is replaced by any later
+    tier decision. Only what was raised before the decision: a replayed decision must not close
+    the signal it raised itself (a near-upgrade of the very instant the tier is reached closes).
+
+    >>> from shared.settings import Settings
+    >>> closed_by_tier_change("near_upgrade", {"next_tier": "gold"}, datetime(2026, 11, 2), change="upgrade",
+    ...     from_tier="mass", to_tier="gold", effective_at=datetime(2026, 11, 6), day=date(2026, 11, 6),
+    ...     ladder=Settings().tier_ladder)
+    'reached gold on 2026-11-06'
+    """
+    if signal_type == NEAR_UPGRADE:
+        target = evidence.get("next_tier")
+        if (change in ("upgrade", "initial_placement") and raised_at <= effective_at and target is not None
+                and ladder.knows(target) and ladder.at_least(to_tier, target)):
+            return f"reached {to_tier} on {day}" + ("" if to_tier == target else f", above {target}")
+        if change == "downgrade" and raised_at < effective_at:
+            return f"downgraded from {from_tier} to {to_tier} on {day}"
+        return None
+    if signal_type == DOWNGRADE_WATCH and raised_at < effective_at:
+        return {"upgrade": f"upgraded to {to_tier} on {day}", "downgrade": f"downgraded to {to_tier} on {day}",
+                "watch": f"replaced by the watch of {day}", "watch_cleared": f"the watch was cleared on {day}",
+                }.get(change)
+    return None
+
+
+def no_longer_near(evidence: dict[str, Any], aum: Decimal, ladder: TierLadder, ratio: Decimal) -> str | None:
+    """Why a near-upgrade closes when the AUM falls below ``ratio`` of the floor of the tier it
+    was near, or None while the customer is still near it.
+
+    >>> from shared.settings import Settings
+    >>> no_longer_near({"next_tier": "gold"}, Decimal("44000.00"), Settings().tier_ladder, Decimal("0.90"))
+    'AUM 44000.00 fell below 45000.00, 0.90 of the gold floor'
+    """
+    target = evidence.get("next_tier")
+    if target is None or not ladder.knows(target):
+        return None
+    threshold = ladder.step(target).floor * ratio
+    if aum >= threshold:
+        return None
+    return f"AUM {_money(aum)} fell below {_money(threshold)}, {ratio} of the {target} floor"
+
+
+def lapses_on(raised_on: date, days: int | None) -> date | None:
+    """The last day a signal that lapses unacknowledged is worth acting on: raised on
+    ``raised_on`` (its first day) and open ``days`` days (None: never lapses).
+
+    >>> lapses_on(date(2026, 11, 5), 7)
+    datetime.date(2026, 11, 11)
+    """
+    return None if days is None else raised_on + timedelta(days=days - 1)
+
+
+def expiry_reason(signal_type: str, expires_on: date, *, lapsing: bool) -> str:
+    """Why the daily scan expires a signal after ``expires_on``: nobody acknowledged it in
+    time (a type that lapses), or its day has passed.
+
+    >>> expiry_reason("vip_outflow", date(2026, 11, 11), lapsing=True)
+    'not acknowledged by 2026-11-11'
+    """
+    if lapsing:
+        return f"not acknowledged by {expires_on}"
+    return f"its last day, {expires_on}, has passed"
 
 
 # --- maturities -----------------------------------------------------------------------------

@@ -88,6 +88,9 @@ class AlertsSignal(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status_at: Mapped[datetime] = mapped_column(UtcDateTime)
     acted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    closed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Why Strata closed (expired) the signal itself, in words; null while active or when an RM
+    closed it."""
 
     __table_args__ = (
         Index("ix_alerts_signals_rm_status", "rm_id", "status", "raised_at"),

@@ -1,6 +1,6 @@
 """The daily scan: the date-based signals of one business date (``maturity_due``, ``birthday``,
-``card_expiry``), the expiry of signals whose day has passed, and forgetting the large outflows
-judged long enough ago.
+``card_expiry``), the expiry of signals whose day has passed or that nobody acknowledged in time,
+and forgetting the large outflows judged long enough ago.
 
 What the bank's scheduler calls each morning (``POST /v1/admin/daily-scan``). It must stay cheap
 for millions of customers, so each rule is one indexed query that returns only what is due and
@@ -35,17 +35,18 @@ from services.alerts.domain import (
     ACTIVE,
     BIRTHDAY,
     CARD_EXPIRY,
-    EXPIRED,
     MATURITY_DUE,
+    OPEN,
     Finding,
     birthday,
     birthday_month_days,
     card_expiry,
+    expiry_reason,
     maturity_bands,
     maturity_due,
 )
 from services.alerts.models import AlertsAccount, AlertsCustomer, AlertsDailyScan, AlertsOutflow, AlertsSignal
-from services.alerts.service import Routed, change_status, new_signal, raised
+from services.alerts.service import Routed, close, new_signal, raised
 from services.alerts.state import SIGNALS, AlertsState, signal_of, signal_row
 
 SCANNED_TYPES = (MATURITY_DUE, BIRTHDAY, CARD_EXPIRY)
@@ -219,18 +220,25 @@ async def _run_rule(runtime, rule: ScanRule, day: date, started: datetime) -> in
 
 
 async def _expire_passed(runtime, day: date, page_size: int) -> int:
-    """Active signals whose last useful day is before ``day`` become ``expired``."""
+    """Active signals whose last useful day is before ``day`` become ``expired``, saying why;
+    of the types that lapse unacknowledged, only those still open (an acknowledged one stays
+    until it is done)."""
+    rules = runtime.settings.signals
+    lapsing = sorted(t for t in rules.expires_after_days if rules.lapses_after(t) is not None)
     total = 0
     while True:
         async def page() -> int:
             async with runtime.transaction("alerts", cause=f"daily-scan:{day}:expire") as tx:
                 state = tx.state = AlertsState()
                 rows = (await tx.session.execute(
-                    select(SIGNALS).where(SIGNALS.c.status.in_(ACTIVE), SIGNALS.c.expires_on < day)
+                    select(SIGNALS).where(SIGNALS.c.status.in_(ACTIVE), SIGNALS.c.expires_on < day,
+                                          or_(SIGNALS.c.status == OPEN, SIGNALS.c.signal_type.not_in(lapsing)))
                     .order_by(SIGNALS.c.id).limit(page_size).with_for_update()
                 )).all()
                 for row in rows:
-                    change_status(tx, state.adopt(signal_of(row)), EXPIRED, acted_by="strata")
+                    signal = state.adopt(signal_of(row))
+                    close(tx, signal, expiry_reason(signal.signal_type, signal.expires_on,
+                                                    lapsing=signal.signal_type in lapsing))
                 return len(rows)
 
         count = await _retrying(runtime, page)

@@ -33,13 +33,17 @@ from shared.runtime.errors import Rejected
 from shared.runtime.transaction import BatchTransaction
 from services.alerts import metrics
 from services.alerts.domain import (
+    ACKNOWLEDGED,
     EXPIRED,
+    NEAR_UPGRADE,
     OPEN,
     VIP_OUTFLOW,
     AumHighs,
     Finding,
     closed_by_tier_change,
+    lapses_on,
     near_upgrade,
+    no_longer_near,
     suppressed,
     tier_signal,
     track_high,
@@ -118,6 +122,12 @@ def _on_aum(tx: BatchTransaction, a: TieringChangeV1, event: Event) -> None:
         customer.tier, customer.tier_at = a.tier, a.at
     tx.state.changed_customer(customer)
     ladder = settings.tier_ladder
+    if a.aum < a.aum_before:
+        for signal in tx.state.active_of(a.customer_id):
+            if signal.signal_type == NEAR_UPGRADE:
+                reason = no_longer_near(signal.evidence, a.aum, ladder, rules.near_upgrade.ratio)
+                if reason is not None:
+                    close(tx, signal, reason)
     near = near_upgrade(ladder, customer.tier, a.aum, rules.near_upgrade.ratio,
                         customer_id=a.customer_id, day=day,
                         suppress_days=rules.near_upgrade.suppress_days)
@@ -161,8 +171,8 @@ def _on_posting(tx: BatchTransaction, change: TieringChangeV1, event: Event) -> 
 
 
 def _on_tier(tx: BatchTransaction, change: TieringChangeV1, t: TierChange, event: Event) -> None:
-    """Every upgrade, downgrade and watch is a signal; a tier change also expires the open
-    signals it makes moot (a near-upgrade once the tier is reached, an earlier watch). The
+    """Every upgrade, downgrade and watch is a signal; a tier change also closes the active
+    signals it makes moot (a near-upgrade once its tier is reached, an earlier watch). The
     customer is in the tier tiering holds after the change, even one dated before what was read
     already (a month-end close decides after the next month's first events)."""
     state: AlertsState = tx.state
@@ -174,13 +184,13 @@ def _on_tier(tx: BatchTransaction, change: TieringChangeV1, t: TierChange, event
                 "aum": format_money(change.aum), "basis": format_money(t.basis)}
     finding = tier_signal(t.change, customer_id=change.customer_id, from_tier=t.from_, to_tier=t.to,
                           effective_at=t.effective_at, evidence=evidence)
-    closed = closed_by_tier_change(t.change)
-    # Only what was raised before this change: a redelivered or replayed tier event must not
-    # expire the signal it raised itself, nor a near-upgrade raised at the same moment for the
-    # tier above the one just reached.
+    day = business_day(t.effective_at, tx.settings.zone)
     for signal in state.active_of(change.customer_id):
-        if signal.signal_type in closed and signal.raised_at < t.effective_at:
-            change_status(tx, signal, EXPIRED, acted_by="strata")
+        reason = closed_by_tier_change(signal.signal_type, signal.evidence, signal.raised_at, change=t.change,
+                                       from_tier=t.from_, to_tier=t.to, effective_at=t.effective_at, day=day,
+                                       ladder=tx.settings.tier_ladder)
+        if reason is not None:
+            close(tx, signal, reason)
     if finding is not None:
         raise_signal(tx, customer, finding, at=t.effective_at, event=event)
 
@@ -207,7 +217,7 @@ def _on_account(tx: BatchTransaction, a: AccountFact) -> None:
     if a.status == "closed":
         for signal in state.active_of(a.customer_id):
             if signal.subject == a.account_id:
-                change_status(tx, signal, EXPIRED, acted_by="strata")
+                close(tx, signal, f"account {a.account_id} closed")
 
 
 def _on_customer(tx: BatchTransaction, c: CustomerFact) -> None:
@@ -262,6 +272,9 @@ def raise_signal(tx: BatchTransaction, customer: Customer, finding: Finding, *, 
     if state.is_stored(finding.id):
         _count(tx, metrics.SIGNALS_SUPPRESSED, signal_type)
         return None
+    lapses = tx.settings.signals.lapses_after(signal_type)
+    if lapses is not None:
+        finding = replace(finding, expires_on=lapses_on(business_day(at, tx.settings.zone), lapses))
     signal = new_signal(Routed(finding, customer.primary_rm, customer.branch_id), raised_at=at,
                         trigger_event_id=event.id if event else None)
     state.add_signal(signal)
@@ -307,7 +320,7 @@ def announce(tx: BatchTransaction, signal: Signal) -> None:
     tx.emit(SignalV1.model_construct(
         id=signal.id, signal_type=signal.signal_type, customer_id=signal.customer_id,
         rm_id=signal.rm_id, branch_id=signal.branch_id, status=signal.status,
-        raised_at=signal.raised_at, evidence=signal.evidence,
+        raised_at=signal.raised_at, evidence=signal.evidence, closed_reason=signal.closed_reason,
     ), stable_id=f"signal:{signal.id}:{signal.version}")
 
 
@@ -318,6 +331,13 @@ def change_status(tx: BatchTransaction, signal: Signal, status: str, acted_by: s
     tx.state.changed_signal(signal)
     announce(tx, signal)
     tx.after_commit(metrics.SIGNALS_STATUS_CHANGES.labels(signal.signal_type, status).inc)
+
+
+def close(tx: BatchTransaction, signal: Signal, reason: str) -> None:
+    """Strata closes (expires) an active signal itself, saying why: it is no longer worth
+    acting on. The reason is stored and announced with it."""
+    signal.closed_reason = reason
+    change_status(tx, signal, EXPIRED, acted_by="strata")
 
 
 def reroute(tx: BatchTransaction, customer: Customer) -> int:
@@ -416,6 +436,8 @@ async def act_on(tx: BatchTransaction, principal: Principal, signal_id: str, act
         raise NotYours(signal_id)
     after = transition(signal.status, action)
     if after != signal.status:
+        if after == ACKNOWLEDGED and tx.settings.signals.lapses_after(signal.signal_type) is not None:
+            signal.expires_on = None  # someone is on it: it stays until done
         change_status(tx, signal, after, acted_by=principal.rm_id or principal.subject)
     return signal
 
@@ -434,5 +456,5 @@ def signal_view(signal: Signal) -> dict[str, Any]:
         "rm_id": signal.rm_id, "branch_id": signal.branch_id, "status": signal.status,
         "raised_at": signal.raised_at, "evidence": signal.evidence,
         "expires_on": signal.expires_on, "status_at": signal.status_at, "acted_by": signal.acted_by,
-        "version": signal.version,
+        "version": signal.version, "closed_reason": signal.closed_reason,
     }

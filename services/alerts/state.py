@@ -99,12 +99,14 @@ class Signal:
     created_at: datetime
     status_at: datetime
     acted_by: str | None
+    closed_reason: str | None = None
+    """Why Strata closed it itself."""
 
 
 def signal_of(r) -> Signal:
     return Signal(r.id, r.signal_type, r.customer_id, r.rm_id, r.branch_id, r.status, r.raised_at,
                   json.loads(r.evidence), r.subject, r.occurs_on, r.threshold, r.expires_on, r.version,
-                  r.trigger_event_id, r.created_at, r.status_at, r.acted_by)
+                  r.trigger_event_id, r.created_at, r.status_at, r.acted_by, r.closed_reason)
 
 
 def signal_row(s: Signal) -> dict:
@@ -113,7 +115,7 @@ def signal_row(s: Signal) -> dict:
             "evidence": json.dumps(s.evidence, sort_keys=True, ensure_ascii=False), "subject": s.subject,
             "occurs_on": s.occurs_on, "threshold": s.threshold, "expires_on": s.expires_on,
             "version": s.version, "trigger_event_id": s.trigger_event_id, "created_at": s.created_at,
-            "status_at": s.status_at, "acted_by": s.acted_by}
+            "status_at": s.status_at, "acted_by": s.acted_by, "closed_reason": s.closed_reason}
 
 
 @dataclass(slots=True)
@@ -192,6 +194,8 @@ class Needs:
         if change.aum != change.aum_before:
             self.customers.add(c)
             self.windows.add(c)
+            if change.aum < change.aum_before:  # a near-upgrade may have fallen away
+                self.active.add(c)
 
 
 @dataclass

@@ -43,6 +43,7 @@ class SignalView(BaseModel):
     status_at: datetime
     acted_by: str | None
     version: int
+    closed_reason: str | None = Field(default=None, description="why Strata closed (expired) it itself")
 
 
 class DailyScanRequest(BaseModel):

@@ -179,6 +179,8 @@ class SignalV1(ContractModel):
     status: Literal["open", "acknowledged", "done", "expired"]
     raised_at: Timestamp
     evidence: dict[str, Any]
+    closed_reason: str | None = None
+    """Why Strata closed (expired) it itself, in words; absent while it is active."""
 
 
 class FeeAssessedV1(ContractModel):

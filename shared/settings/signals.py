@@ -13,6 +13,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.types import NonNegativeMoney
 
+LAPSING_TYPES = ("vip_outflow", "tier_upgraded", "tier_downgraded", "downgrade_watch")
+"""The signal types that lapse when nobody acknowledges them (``expires_after_days``)."""
+
+
 def _ratio(value: Decimal) -> Decimal:
     if not (Decimal("0") < value <= Decimal("1")):
         raise ValueError("a ratio is above 0 and at most 1")
@@ -74,10 +78,32 @@ class CardExpiry(BaseModel):
 
 
 class SignalSettings(BaseModel):
+    """The signal rules (docs/RULES.md, Signals)."""
+
     near_upgrade: NearUpgrade = NearUpgrade()
     vip_outflow: VipOutflow = VipOutflow()
     maturity_due: MaturityDue = MaturityDue()
     birthday: Birthday = Birthday()
     card_expiry: CardExpiry = CardExpiry()
+    expires_after_days: dict[str, int | None] = Field(
+        default_factory=lambda: {t: 7 if t == "vip_outflow" else 30 for t in LAPSING_TYPES})
+    """Days an unacknowledged signal of these types stays open (the day raised is the first):
+    the daily scan expires it after them. An acknowledged one stays until it is done. A type
+    left out (or null) stays open until done."""
     scan_page_size: int = Field(default=2000, ge=1)
     """Daily scan: candidates handled per transaction (each page is one indexed query)."""
+
+    @field_validator("expires_after_days")
+    @classmethod
+    def _lapsing(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        unknown = sorted(set(value) - set(LAPSING_TYPES))
+        if unknown:
+            raise ValueError(f"expires_after_days names {unknown}; the types that lapse unacknowledged are "
+                             f"{list(LAPSING_TYPES)}")
+        if any(days is not None and days < 1 for days in value.values()):
+            raise ValueError("expires_after_days are at least 1 (the day raised)")
+        return value
+
+    def lapses_after(self, signal_type: str) -> int | None:
+        """The days an unacknowledged signal of this type stays open (None: until done)."""
+        return self.expires_after_days.get(signal_type)

@@ -182,11 +182,39 @@ async def test_tier_events_are_signals_and_close_the_signals_they_make_moot(stra
     ]
 
 
+async def test_a_near_upgrade_closes_itself_with_the_reason_once_its_tier_is_reached(strata):
+    c = new_customer()
+    await feed(strata, aum(c, "46000.00", at("2026-11-02")),
+               tier_change(c, "upgrade", "mass", "gold", at("2026-11-03"), aum_="52000.00"))
+    near = (await signals(strata, c, signal_type="near_upgrade"))[0]
+    assert (near["status"], near["acted_by"], near["closed_reason"]) == \
+        ("expired", "strata", "reached gold on 2026-11-03")
+    assert (await strata.get(f"/v1/signals/{near['id']}")).json()["closed_reason"] == "reached gold on 2026-11-03"
+    announced = [(e.data.status, e.data.closed_reason) for e in published_signals(strata, c) if e.data.id == near["id"]]
+    assert announced == [("open", None), ("expired", "reached gold on 2026-11-03")]
+
+
+async def test_a_near_upgrade_closes_itself_when_the_aum_falls_away_from_its_tier(strata):
+    c = new_customer()
+    await feed(strata, assignment(c, "RM-FA", at("2026-11-01")), aum(c, "48000.00", at("2026-11-02")),
+               aum(c, "45000.00", at("2026-11-03")))
+    [near] = await signals(strata, c)
+    assert (near["status"], near["closed_reason"]) == ("open", None), "still 90 % of the gold floor"
+    assert (await strata.post(f"/v1/signals/{near['id']}/ack", role="rm", rm_id="RM-FA")).status_code == 200
+    await feed(strata, aum(c, "44999.99", at("2026-11-04")))
+    [near] = await signals(strata, c)
+    assert (near["status"], near["closed_reason"]) == \
+        ("expired", "AUM 44999.99 fell below 45000.00, 0.90 of the gold floor")
+    open_list = await strata.get("/v1/signals", role="rm", rm_id="RM-FA", params={"status": ["open", "acknowledged"]})
+    assert open_list.json()["items"] == [], "the RM's list holds only what is still worth acting on"
+
+
 async def test_clearing_a_watch_raises_nothing_and_expires_the_watch(strata):
     c = new_customer()
     await feed(strata, tier_change(c, "watch", "gold", "gold", at("2026-12-01", "00:00:00")),
                tier_change(c, "watch_cleared", "gold", "gold", at("2027-01-01", "00:00:00")))
     assert [(t, s) for t, _, s in kinds(await signals(strata, c))] == [("downgrade_watch", "expired")]
+    assert (await signals(strata, c))[0]["closed_reason"] == "the watch was cleared on 2027-01-01"
 
 
 async def test_the_same_tier_event_under_another_event_id_is_one_signal(strata):
@@ -381,7 +409,7 @@ async def test_a_near_upgrade_raised_with_the_upgrade_it_follows_stays_open(stra
                                                                               ("tier_upgraded", "open")]
 
 
-async def test_the_balances_of_one_instant_and_the_upgrade_they_lead_to_in_tierings_order(strata):
+async def test_a_near_upgrade_of_the_instant_its_tier_is_reached_closes_saying_so(strata):
     # two accounts' balances as of one instant: AUM 48,000 after the first (near gold), 73,000
     # after the second (gold), and the upgrade it leads to, dated that instant too, which
     # tiering emits before the AUM event that carries the new tier
@@ -390,9 +418,10 @@ async def test_the_balances_of_one_instant_and_the_upgrade_they_lead_to_in_tieri
     await feed(strata, aum(c, "48000.00", when, tier="mass"),
                tier_change(c, "upgrade", "mass", "gold", when, aum_="73000.00"),
                aum(c, "73000.00", when, tier="gold"))
-    found = sorted((i["signal_type"], i["status"], i["evidence"].get("next_tier")) for i in await signals(strata, c))
-    assert found == [("near_upgrade", "open", "gold"), ("tier_upgraded", "open", None)], \
-        "the near-upgrade of the same instant is not made moot by the upgrade"
+    found = sorted((i["signal_type"], i["status"], i["evidence"].get("next_tier"), i["closed_reason"])
+                   for i in await signals(strata, c))
+    assert found == [("near_upgrade", "expired", "gold", "reached gold on 2026-11-06"),
+                     ("tier_upgraded", "open", None, None)]
 
 
 async def test_a_signal_raised_before_the_branch_is_known_joins_the_branch_queue_later(strata):

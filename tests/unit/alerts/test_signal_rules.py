@@ -15,12 +15,15 @@ from services.alerts.domain import (
     card_expiry,
     celebration,
     closed_by_tier_change,
+    expiry_reason,
     is_large_interbank_outflow,
+    lapses_on,
     maturity_bands,
     maturity_due,
     maturity_threshold,
     month_day,
     near_upgrade,
+    no_longer_near,
     suppressed,
     tier_signal,
     track_high,
@@ -203,9 +206,61 @@ def test_two_watches_a_month_apart_are_two_signals_and_one_watch_twice_is_one():
     assert tier("watch").id != tier("watch", datetime(2027, 1, 1, tzinfo=timezone.utc)).id
 
 
-def test_reaching_a_tier_ends_a_near_upgrade_and_any_tier_decision_ends_a_watch():
-    assert set(closed_by_tier_change("upgrade")) == {"near_upgrade", "downgrade_watch"}
-    assert closed_by_tier_change("watch_cleared") == ("downgrade_watch",)
+BEFORE, AT = datetime(2026, 11, 2, tzinfo=timezone.utc), datetime(2026, 11, 6, tzinfo=timezone.utc)
+
+
+def closing(signal_type: str, change: str, to: str, *, near: str = "gold", raised_at: datetime = BEFORE,
+            from_: str = "mass"):
+    return closed_by_tier_change(signal_type, {"next_tier": near}, raised_at, change=change, from_tier=from_,
+                                 to_tier=to, effective_at=AT, day=AT.date(), ladder=LADDER)
+
+
+def test_reaching_the_tier_a_near_upgrade_was_near_closes_it_saying_so():
+    assert closing("near_upgrade", "upgrade", "gold") == "reached gold on 2026-11-06"
+    assert closing("near_upgrade", "upgrade", "platinum") == "reached platinum on 2026-11-06, above gold"
+    assert closing("near_upgrade", "upgrade", "gold", raised_at=AT) == "reached gold on 2026-11-06", \
+        "raised at the very instant the tier is reached"
+
+
+def test_reaching_a_tier_below_the_one_a_near_upgrade_is_near_leaves_it_open():
+    assert closing("near_upgrade", "upgrade", "gold", near="platinum") is None
+    assert closing("near_upgrade", "upgrade", "gold", raised_at=AT + timedelta(days=1)) is None, \
+        "an older decision, replayed, closes nothing raised after it"
+
+
+def test_a_downgrade_closes_a_near_upgrade_and_any_later_decision_replaces_a_watch():
+    assert closing("near_upgrade", "downgrade", "mass", near="platinum", from_="gold") == \
+        "downgraded from gold to mass on 2026-11-06"
+    assert closing("downgrade_watch", "watch", "gold") == "replaced by the watch of 2026-11-06"
+    assert closing("downgrade_watch", "watch_cleared", "gold") == "the watch was cleared on 2026-11-06"
+    assert closing("downgrade_watch", "watch", "gold", raised_at=AT) is None, "the watch it raised itself"
+    assert closing("tier_upgraded", "downgrade", "mass") is None
+
+
+def test_a_near_upgrade_falls_away_below_ninety_percent_of_the_floor_it_was_near():
+    ratio = RULES.near_upgrade.ratio
+    assert no_longer_near({"next_tier": "gold"}, D("45000.00"), LADDER, ratio) is None
+    assert no_longer_near({"next_tier": "gold"}, D("44999.99"), LADDER, ratio) == \
+        "AUM 44999.99 fell below 45000.00, 0.90 of the gold floor"
+    assert no_longer_near({"next_tier": "platinum"}, D("150000.00"), LADDER, ratio) is not None
+    assert no_longer_near({"next_tier": "no-such-tier"}, D("1.00"), LADDER, ratio) is None
+
+
+def test_a_signal_that_lapses_is_worth_acting_on_for_its_days_the_day_raised_first():
+    assert lapses_on(DAY, 7) == DAY + timedelta(days=6)
+    assert lapses_on(DAY, 1) == DAY
+    assert lapses_on(DAY, None) is None
+    assert expiry_reason("tier_upgraded", DAY, lapsing=True) == "not acknowledged by 2026-11-10"
+    assert expiry_reason("maturity_due", DAY, lapsing=False) == "its last day, 2026-11-10, has passed"
+
+
+def test_lapsing_days_name_only_the_types_that_lapse():
+    assert RULES.lapses_after("vip_outflow") == 7 and RULES.lapses_after("tier_downgraded") == 30
+    assert RULES.lapses_after("maturity_due") is None
+    with pytest.raises(ValueError, match="expires_after_days names"):
+        Settings(signals={"expires_after_days": {"birthday": 3}})
+    with pytest.raises(ValueError, match="at least 1"):
+        Settings(signals={"expires_after_days": {"vip_outflow": 0}})
 
 
 # --- maturities -----------------------------------------------------------------------------
