@@ -5,6 +5,7 @@ Asia/Shanghai by default). One definition for every service, so a posting at 17:
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -66,7 +67,12 @@ def next_month(month: date) -> date:
 
 
 def days_in_month(month: date) -> int:
-    return calendar.monthrange(month.year, month.month)[1]
+    return _days_in_month(month.year, month.month)
+
+
+@functools.lru_cache(maxsize=1024)
+def _days_in_month(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]
 
 
 def last_day_of_month(month: date) -> date:

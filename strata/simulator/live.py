@@ -185,7 +185,7 @@ class LiveFeed:
         self.status.phase = "history" if history else "live"
         if pos.published == 0:
             await self._start_of_day(day)
-        events = await asyncio.to_thread(_sorted_day, feed, day)
+        events = await asyncio.to_thread(feed.published_day, day)
         done = pos.published
         if history:
             while done < len(events):
@@ -295,9 +295,3 @@ class LiveFeed:
         if self.position is not None:
             self.position.save(self.path)
             self._saved_at = time.monotonic()
-
-
-def _sorted_day(feed: Feed, day: date) -> list[Event]:
-    """The day's events in business-time order (each customer's already are, and the sort is
-    stable, so per-account order is kept)."""
-    return sorted(feed.day_events(day), key=lambda e: e.time)
