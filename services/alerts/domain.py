@@ -58,6 +58,9 @@ class Finding:
     suppress_until: date | None = None
     """For the rolling windows (``near_upgrade``, ``vip_outflow``): the first day the type may
     be raised again for the customer."""
+    window: str = ""
+    """Which of the type's windows suppresses it: ``near_upgrade`` has one per target tier
+    (near gold, then near platinum, is two signals); ``vip_outflow`` one for the customer ("")."""
 
     @property
     def id(self) -> str:
@@ -95,12 +98,14 @@ def window_end(day: date, days: int) -> date:
 
 
 def _rolling(signal_type: str, customer_id: str, day: date, suppress_days: int,
-             evidence: dict[str, Any]) -> Finding:
-    """A signal suppressed per customer for ``suppress_days``: once raised on ``day`` it is not
-    raised again before the window ends, and it is moot (expires) when a new one may come."""
+             evidence: dict[str, Any], window: str = "") -> Finding:
+    """A signal suppressed per customer (and ``window``) for ``suppress_days``: once raised on
+    ``day`` it is not raised again before the window ends, and it is moot (expires) when a new
+    one may come."""
     until = window_end(day, suppress_days)
-    return Finding(signal_type, (signal_type, customer_id, day.isoformat()), evidence, customer_id,
-                   customer_id, day, 0, until - timedelta(days=1), until)
+    key = (signal_type, customer_id, day.isoformat()) + ((window,) if window else ())
+    return Finding(signal_type, key, evidence, customer_id, customer_id, day, 0, until - timedelta(days=1),
+                   until, window)
 
 
 # --- near upgrade ---------------------------------------------------------------------------
@@ -120,7 +125,7 @@ def near_upgrade(ladder: TierLadder, tier: str, aum: Decimal, ratio: Decimal, *,
         "aum": _money(aum), "tier": tier, "next_tier": upper.id, "next_floor": _money(upper.floor),
         "ratio": str(ratio), "threshold": _money(threshold), "gap": _money(upper.floor - aum),
     }
-    return _rolling(NEAR_UPGRADE, customer_id, day, suppress_days, evidence)
+    return _rolling(NEAR_UPGRADE, customer_id, day, suppress_days, evidence, window=upper.id)
 
 
 # --- the 30-day AUM high --------------------------------------------------------------------

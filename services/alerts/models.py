@@ -105,12 +105,14 @@ class AlertsSignal(Base):
 
 class AlertsSuppression(Base):
     """A rolling suppression window (near_upgrade, vip_outflow): the type is not raised again
-    for the customer before ``until``."""
+    for the customer (and, for near_upgrade, the target tier) before ``until``."""
 
     __tablename__ = "alerts_suppressions"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     signal_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    target_tier: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
+    """near_upgrade: the tier it was near; "" for vip_outflow (one window per customer)."""
     raised_on: Mapped[date] = mapped_column(Date)
     until: Mapped[date] = mapped_column(Date)
     signal_id: Mapped[str] = mapped_column(String(64))

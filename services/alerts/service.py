@@ -265,7 +265,7 @@ def raise_signal(tx: BatchTransaction, customer: Customer, finding: Finding, *, 
     state: AlertsState = tx.state
     signal_type = finding.signal_type
     if finding.suppress_until is not None:
-        window = state.window(customer.customer_id, signal_type)
+        window = state.window(customer.customer_id, signal_type, finding.window)
         if window is not None and suppressed(window.until, finding.occurs_on):
             _count(tx, metrics.SIGNALS_SUPPRESSED, signal_type)
             return None
@@ -280,8 +280,8 @@ def raise_signal(tx: BatchTransaction, customer: Customer, finding: Finding, *, 
     state.add_signal(signal)
     raised(tx, signal, trigger_time=event.time if event else None)
     if finding.suppress_until is not None:
-        state.set_window(Window(customer.customer_id, signal_type, finding.occurs_on, finding.suppress_until,
-                                signal.id))
+        state.set_window(Window(customer.customer_id, signal_type, finding.window, finding.occurs_on,
+                                finding.suppress_until, signal.id))
     return signal
 
 

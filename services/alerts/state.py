@@ -125,14 +125,16 @@ class Window:
 
     customer_id: str
     signal_type: str
+    target_tier: str
+    """``near_upgrade``: the tier it was near (one window per target tier); "" otherwise."""
     raised_on: date
     until: date
     signal_id: str
 
 
 def window_row(w: Window) -> dict:
-    return {"customer_id": w.customer_id, "signal_type": w.signal_type, "raised_on": w.raised_on,
-            "until": w.until, "signal_id": w.signal_id}
+    return {"customer_id": w.customer_id, "signal_type": w.signal_type, "target_tier": w.target_tier,
+            "raised_on": w.raised_on, "until": w.until, "signal_id": w.signal_id}
 
 
 def large_outflow(change: TieringChangeV1, settings) -> bool:
@@ -205,7 +207,7 @@ class AlertsState:
 
     customers: dict[str, Customer | None] = field(default_factory=dict)
     accounts: dict[str, Account | None] = field(default_factory=dict)
-    windows: dict[tuple[str, str], Window] = field(default_factory=dict)
+    windows: dict[tuple[str, str, str], Window] = field(default_factory=dict)
     windows_of: set[str] = field(default_factory=set)
     """Customers whose windows are loaded (those absent from ``windows`` have none)."""
     outflows: set[str] = field(default_factory=set)
@@ -219,7 +221,7 @@ class AlertsState:
     new_outflows: list[dict] = field(default_factory=list)
     dirty_customers: set[str] = field(default_factory=set)
     dirty_accounts: set[str] = field(default_factory=set)
-    dirty_windows: set[tuple[str, str]] = field(default_factory=set)
+    dirty_windows: set[tuple[str, str, str]] = field(default_factory=set)
     new_signals: set[str] = field(default_factory=set)
     changed_signals: set[str] = field(default_factory=set)
 
@@ -242,8 +244,8 @@ class AlertsState:
         for account_id in needs.accounts:
             self.accounts.setdefault(account_id, None)
         for r in await read_rows(session, WINDOWS, "customer_id", needs.windows):
-            self.windows[(r.customer_id, r.signal_type)] = Window(r.customer_id, r.signal_type, r.raised_on,
-                                                                  r.until, r.signal_id)
+            self.windows[(r.customer_id, r.signal_type, r.target_tier)] = Window(
+                r.customer_id, r.signal_type, r.target_tier, r.raised_on, r.until, r.signal_id)
         self.windows_of |= needs.windows
         self.outflows |= {r.posting_id for r in await read_rows(
             session, OUTFLOWS, "posting_id", needs.outflows, columns=(OUTFLOWS.c.posting_id,))}
@@ -281,13 +283,13 @@ class AlertsState:
             raise LookupError(f"the active signals of {customer_id} were not loaded for this batch")
         return sorted((s for s in loaded if s.status in ACTIVE), key=lambda s: s.id)
 
-    def window(self, customer_id: str, signal_type: str) -> Window | None:
+    def window(self, customer_id: str, signal_type: str, target_tier: str = "") -> Window | None:
         if customer_id not in self.windows_of:
             raise LookupError(f"the suppression windows of {customer_id} were not loaded for this batch")
-        return self.windows.get((customer_id, signal_type))
+        return self.windows.get((customer_id, signal_type, target_tier))
 
     def set_window(self, window: Window) -> None:
-        key = (window.customer_id, window.signal_type)
+        key = (window.customer_id, window.signal_type, window.target_tier)
         self.windows[key] = window
         self.dirty_windows.add(key)
 
@@ -324,7 +326,7 @@ class AlertsState:
         await write_rows(session, ACCOUNTS, [account_row(self.accounts[a]) for a in sorted(self.dirty_accounts)],
                          key=("account_id",))
         await write_rows(session, WINDOWS, [window_row(self.windows[k]) for k in sorted(self.dirty_windows)],
-                         key=("customer_id", "signal_type"))
+                         key=("customer_id", "signal_type", "target_tier"))
         await write_rows(session, OUTFLOWS, self.new_outflows, key=("posting_id",), update=())
         # a signal is inserted once: an id stored already (the same fact) keeps its row
         await write_rows(session, SIGNALS, [signal_row(self.signals[s]) for s in sorted(self.new_signals)],

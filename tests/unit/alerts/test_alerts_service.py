@@ -75,6 +75,27 @@ async def test_near_upgrade_reaches_the_primary_rm_once_within_30_days_and_again
     assert [i["evidence"]["aum"] for i in await signals(strata, c)] == ["45000.00", "48000.00"]
 
 
+async def test_near_gold_then_near_platinum_inside_the_window_are_two_signals(strata):
+    c = new_customer()
+    await feed(strata, aum(c, "46000.00", at("2026-11-01"), tier="mass"),
+               tier_change(c, "upgrade", "mass", "gold", at("2026-11-03"), aum_="52000.00"),
+               aum(c, "52000.00", at("2026-11-03"), tier="gold"),
+               aum(c, "185000.00", at("2026-11-10"), tier="gold"),
+               aum(c, "186000.00", at("2026-11-12"), tier="gold"))
+    near = [(i["evidence"]["next_tier"], i["status"], i["evidence"]["aum"])
+            for i in await signals(strata, c, signal_type="near_upgrade")]
+    assert near == [("gold", "expired", "46000.00"), ("platinum", "open", "185000.00")], \
+        "each target tier has its own 30 days"
+
+
+async def test_near_two_tiers_on_one_day_is_two_signals(strata):
+    c = new_customer()
+    await feed(strata, aum(c, "46000.00", at("2026-11-01", "09:00:00"), tier="mass"),
+               aum(c, "185000.00", at("2026-11-01", "11:00:00"), tier="gold"))
+    assert sorted(i["evidence"]["next_tier"] for i in await signals(strata, c, signal_type="near_upgrade")) == \
+        ["gold", "platinum"]
+
+
 async def test_aum_below_ninety_percent_raises_nothing(strata):
     c = new_customer()
     await feed(strata, aum(c, "44999.99", at("2026-11-01")))

@@ -186,6 +186,13 @@ def test_the_same_rolling_signal_on_the_same_day_has_the_same_id():
     assert later.id != near("mass", "46000.00").id
 
 
+def test_a_near_upgrade_is_suppressed_per_target_tier():
+    gold, platinum = near("mass", "46000.00"), near("gold", "185000.00")
+    assert (gold.window, platinum.window) == ("gold", "platinum")
+    assert gold.id != platinum.id, "near two tiers on one day is two signals"
+    assert drop("platinum", "1.00", highs((DAY, "500000.00"))).window == "", "vip_outflow: one window"
+
+
 # --- tier changes ---------------------------------------------------------------------------
 
 
