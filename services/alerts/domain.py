@@ -12,8 +12,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
+from shared.banks import is_other_bank
 from shared.contracts.types import AUM_PRODUCT_TYPES
 from shared.money import format_money
 from shared.tiers import TierLadder
@@ -212,14 +213,16 @@ def vip_drop(ladder: TierLadder, tier: str, aum: Decimal, highs: AumHighs, *, mi
 
 
 def is_large_interbank_outflow(direction: str, counterparty_bank: str | None, amount: Decimal,
-                               product_type: str, large_outflow: Decimal) -> bool:
-    """One debit from an asset account to another bank (``counterparty_bank`` set) of at least
-    ``large_outflow``; a transfer within the bank moves no AUM out of it.
+                               product_type: str, large_outflow: Decimal,
+                               own_bank_codes: Collection[str] = ()) -> bool:
+    """One debit from an asset account to another bank (``shared.banks.is_other_bank``: a
+    counterparty bank that is not one of ``own_bank_codes``) of at least ``large_outflow``; a
+    transfer within the bank moves no AUM out of it.
 
     >>> is_large_interbank_outflow("debit", "OTHER", Decimal("100000.00"), "demand_deposit", Decimal("100000.00"))
     True
     """
-    return (direction == "debit" and counterparty_bank is not None
+    return (direction == "debit" and is_other_bank(counterparty_bank, own_bank_codes)
             and product_type in AUM_PRODUCT_TYPES and amount >= large_outflow)
 
 

@@ -142,7 +142,8 @@ def large_outflow(change: TieringChangeV1, settings) -> bool:
     second trigger judges)."""
     p = change.posting
     return p is not None and is_large_interbank_outflow(
-        p.direction, p.counterparty_bank, p.amount, p.product_type, settings.signals.vip_outflow.large_outflow)
+        p.direction, p.counterparty_bank, p.amount, p.product_type, settings.signals.vip_outflow.large_outflow,
+        settings.pricing.own_bank_codes)
 
 
 @dataclass

@@ -165,6 +165,17 @@ async def test_one_large_outflow_to_another_bank_is_a_vip_outflow(strata, amount
             "the tier and AUM tiering passed on with the posting"
 
 
+async def test_a_large_outflow_to_a_code_of_the_bank_itself_is_no_vip_outflow():
+    async with private_strata(["alerts"], pricing={"own_bank_codes": ["ICBC-NC"]}) as strata:
+        own, other = new_customer(), new_customer()
+        for c, bank in ((own, "ICBC-NC"), (other, "CCB")):
+            book = Postings(c, balance="900000.00")
+            await feed(strata, tiered(book.debit("300000.00", at("2026-11-03"), bank=bank), "diamond",
+                                      str(book.balance)))
+        assert await signals(strata, own, signal_type="vip_outflow") == [], "pricing.own_bank_codes: this bank"
+        assert len(await signals(strata, other, signal_type="vip_outflow")) == 1
+
+
 async def test_a_large_outflow_posted_below_the_vip_tiers_raises_nothing(strata):
     c = new_customer()
     book = Postings(c, balance="190000.00")

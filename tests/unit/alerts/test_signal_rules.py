@@ -147,6 +147,23 @@ def test_a_large_outflow_is_a_debit_of_at_least_100000_to_another_bank(amount, b
                                       RULES.vip_outflow.large_outflow) is expected
 
 
+def test_a_large_outflow_to_one_of_the_banks_own_codes_stays_in_the_bank():
+    threshold = RULES.vip_outflow.large_outflow
+    assert not is_large_interbank_outflow("debit", "ICBC-NC", D("500000.00"), "demand_deposit", threshold,
+                                          ["ICBC-NC"])
+    assert is_large_interbank_outflow("debit", "CCB", D("500000.00"), "demand_deposit", threshold, ["ICBC-NC"])
+
+
+def test_a_large_outflow_asks_the_one_another_bank_rule(monkeypatch):
+    from services.alerts import domain
+
+    asked = []
+    monkeypatch.setattr(domain, "is_other_bank", lambda bank, own: asked.append((bank, own)) or False)
+    assert not is_large_interbank_outflow("debit", "CCB", D("500000.00"), "demand_deposit",
+                                          RULES.vip_outflow.large_outflow, ["ICBC-NC"])
+    assert asked == [("CCB", ["ICBC-NC"])]
+
+
 def test_money_coming_in_or_leaving_a_loan_is_not_an_aum_outflow():
     threshold = RULES.vip_outflow.large_outflow
     assert not is_large_interbank_outflow("credit", "OTHER", D("500000.00"), "demand_deposit", threshold)
