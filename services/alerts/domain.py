@@ -17,6 +17,7 @@ from typing import Any, Collection, Sequence
 from shared.banks import is_other_bank
 from shared.contracts.types import AUM_PRODUCT_TYPES
 from shared.money import format_money
+from shared.settings.signals import SIGNAL_TYPES  # named once, with the settings that configure them
 from shared.tiers import TierLadder
 
 NEAR_UPGRADE = "near_upgrade"
@@ -27,8 +28,6 @@ DOWNGRADE_WATCH = "downgrade_watch"
 MATURITY_DUE = "maturity_due"
 BIRTHDAY = "birthday"
 CARD_EXPIRY = "card_expiry"
-SIGNAL_TYPES = (NEAR_UPGRADE, VIP_OUTFLOW, TIER_UPGRADED, TIER_DOWNGRADED, DOWNGRADE_WATCH,
-                MATURITY_DUE, BIRTHDAY, CARD_EXPIRY)
 
 ROLLING_TYPES = (NEAR_UPGRADE, VIP_OUTFLOW)
 """Suppressed per customer for a number of days after each one raised (the others are keyed by

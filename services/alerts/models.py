@@ -32,6 +32,7 @@ class AlertsCustomer(Base):
     master_data_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     birth_md: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The birthday as ``MMDD`` (``domain.month_day``), so a date window is a range scan."""
 
     __table_args__ = (
@@ -89,6 +90,11 @@ class AlertsSignal(Base):
     status_at: Mapped[datetime] = mapped_column(UtcDateTime)
     acted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     closed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=3)
+    """1 (most urgent) to 5, from the type and the customer's tier when raised."""
+    customer_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    snoozed_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """Acknowledged and hidden from the awake list until this business date."""
     """Why Strata closed (expired) the signal itself, in words; null while active or when an RM
     closed it."""
 

@@ -121,7 +121,7 @@ A, C, S = AlertsAccount, AlertsCustomer, AlertsSignal
 
 
 def _account_query(columns: Sequence[Any], where: Sequence[Any], after: tuple | None, limit: int) -> Select:
-    stmt = (select(*columns, C.primary_rm, C.branch_id.label("home_branch"))
+    stmt = (select(*columns, C.primary_rm, C.branch_id.label("home_branch"), C.tier, C.name)
             .join(C, C.customer_id == A.customer_id)
             .where(*where))
     if after is not None:
@@ -180,7 +180,7 @@ def _birthday_rule(settings: Settings, day: date) -> ScanRule:
 
     def query(after: tuple | None, limit: int) -> Select:
         stmt = (select(C.customer_id, C.birth_date, C.tier, C.primary_rm,
-                       C.branch_id.label("home_branch"))
+                       C.branch_id.label("home_branch"), C.name)
                 .where(or_(*[C.birth_md.between(lo, hi) for lo, hi in ranges]),
                        C.tier.in_(ladder.ids_at_least(rules.min_tier)), ~raised))
         if after is not None:
@@ -207,7 +207,9 @@ async def _run_rule(runtime, rule: ScanRule, day: date, started: datetime) -> in
         async def page(after=after) -> tuple[int, tuple | None, int]:
             async with runtime.transaction("alerts", cause=f"daily-scan:{day}") as tx:
                 rows = (await tx.session.execute(rule.query(after, page_size))).all()
-                routed = [Routed(finding, row.primary_rm, row.home_branch or getattr(row, "account_branch", None))
+                priority = runtime.settings.signals.priority
+                routed = [Routed(finding, row.primary_rm, row.home_branch or getattr(row, "account_branch", None),
+                                 priority.of(finding.signal_type, row.tier), row.name)
                           for row in rows if (finding := rule.finding(row)) is not None]
                 stored = await store_signals(tx, routed, raised_at=raised_at, trigger_time=started)
                 return len(rows), (rule.position(rows[-1]) if rows else None), len(stored)

@@ -11,7 +11,7 @@ functions, on a state holding that one signal.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -230,6 +230,12 @@ def _on_customer(tx: BatchTransaction, c: CustomerFact) -> None:
     customer.master_data_at = c.updated_at
     customer.birth_date = c.birth_date
     state.changed_customer(customer)
+    if c.name != customer.name:
+        customer.name = c.name
+        for signal in state.active_of(c.customer_id):  # the RM's list shows the name as it is now
+            signal.customer_name, signal.status_at, signal.version = c.name, _now(), signal.version + 1
+            state.changed_signal(signal)
+            announce(tx, signal)
     if c.home_branch_id is not None and c.home_branch_id != customer.branch_id:
         customer.branch_id = c.home_branch_id
         reroute(tx, customer)
@@ -243,7 +249,7 @@ def _customer(tx: BatchTransaction, customer_id: str) -> Customer:
     customer = state.customers[customer_id]
     if customer is None:
         customer = Customer(customer_id, tx.settings.tier_ladder.lowest.id, None, ZERO, None, AumHighs(),
-                            None, None, None, None, None)
+                            None, None, None, None, None, None)
         state.customers[customer_id] = customer
         state.changed_customer(customer)
     return customer
@@ -275,8 +281,9 @@ def raise_signal(tx: BatchTransaction, customer: Customer, finding: Finding, *, 
     lapses = tx.settings.signals.lapses_after(signal_type)
     if lapses is not None:
         finding = replace(finding, expires_on=lapses_on(business_day(at, tx.settings.zone), lapses))
-    signal = new_signal(Routed(finding, customer.primary_rm, customer.branch_id), raised_at=at,
-                        trigger_event_id=event.id if event else None)
+    priority = tx.settings.signals.priority.of(signal_type, customer.tier)
+    signal = new_signal(Routed(finding, customer.primary_rm, customer.branch_id, priority, customer.name),
+                        raised_at=at, trigger_event_id=event.id if event else None)
     state.add_signal(signal)
     raised(tx, signal, trigger_time=event.time if event else None)
     if finding.suppress_until is not None:
@@ -288,11 +295,13 @@ def raise_signal(tx: BatchTransaction, customer: Customer, finding: Finding, *, 
 @dataclass(frozen=True)
 class Routed:
     """A finding and who it goes to: the customer's primary RM, and their branch (whose queue
-    it waits in when there is no RM)."""
+    it waits in when there is no RM), with its priority and the customer's name."""
 
     finding: Finding
     rm_id: str | None
     branch_id: str | None
+    priority: int
+    customer_name: str | None
 
 
 def new_signal(routed: Routed, *, raised_at: datetime, trigger_event_id: str | None = None) -> Signal:
@@ -301,7 +310,7 @@ def new_signal(routed: Routed, *, raised_at: datetime, trigger_event_id: str | N
     now = _now()
     return Signal(f.id, f.signal_type, f.customer_id, routed.rm_id, routed.branch_id, OPEN, raised_at,
                   f.evidence, f.subject, f.occurs_on, f.threshold, f.expires_on, 1, trigger_event_id,
-                  now, now, None)
+                  now, now, None, None, routed.priority, routed.customer_name)
 
 
 def raised(tx: BatchTransaction, signal: Signal, *, trigger_time: datetime | None) -> None:
@@ -321,6 +330,7 @@ def announce(tx: BatchTransaction, signal: Signal) -> None:
         id=signal.id, signal_type=signal.signal_type, customer_id=signal.customer_id,
         rm_id=signal.rm_id, branch_id=signal.branch_id, status=signal.status,
         raised_at=signal.raised_at, evidence=signal.evidence, closed_reason=signal.closed_reason,
+        priority=signal.priority, customer_name=signal.customer_name, snoozed_until=signal.snoozed_until,
     ), stable_id=f"signal:{signal.id}:{signal.version}")
 
 
@@ -373,6 +383,8 @@ class SignalQuery:
     customer_id: str | None = None
     raised_from: datetime | None = None
     raised_before: datetime | None = None
+    awake_on: date | None = None
+    """Leave out the signals snoozed beyond this business date."""
 
 
 def may_see(principal: Principal, signal: Signal) -> bool:
@@ -414,6 +426,8 @@ async def list_signals(session: AsyncSession, query: SignalQuery, limit: int,
         stmt = stmt.where(S.raised_at >= query.raised_from)
     if query.raised_before is not None:
         stmt = stmt.where(S.raised_at < query.raised_before)
+    if query.awake_on is not None:
+        stmt = stmt.where(or_(S.snoozed_until.is_(None), S.snoozed_until <= query.awake_on))
     if after is not None:
         at, last_id = after
         stmt = stmt.where(or_(S.raised_at < at, and_(S.raised_at == at, S.id < last_id)))
@@ -442,6 +456,30 @@ async def act_on(tx: BatchTransaction, principal: Principal, signal_id: str, act
     return signal
 
 
+async def snooze(tx: BatchTransaction, principal: Principal, signal_id: str, until: date, today: date) -> Signal:
+    """The RM puts an active signal aside until ``until`` (a business date after today): it is
+    acknowledged, and the awake list leaves it out until that day. Snoozing again moves the date."""
+    if until <= today:
+        raise SnoozeRefused(f"snooze until a day after today ({today.isoformat()}), not {until.isoformat()}")
+    state = tx.state = AlertsState()
+    signal = await state.load_signal(tx, signal_id)
+    if signal is None:
+        raise SignalNotFound(signal_id)
+    if not may_act(principal, signal):
+        raise NotYours(signal_id)
+    after = transition(signal.status, "ack")
+    if (after, until) != (signal.status, signal.snoozed_until):
+        if after == ACKNOWLEDGED and tx.settings.signals.lapses_after(signal.signal_type) is not None:
+            signal.expires_on = None  # someone is on it: it stays until done
+        signal.snoozed_until = until
+        change_status(tx, signal, after, acted_by=principal.rm_id or principal.subject)
+    return signal
+
+
+class SnoozeRefused(Exception):
+    pass
+
+
 class SignalNotFound(Exception):
     pass
 
@@ -456,5 +494,6 @@ def signal_view(signal: Signal) -> dict[str, Any]:
         "rm_id": signal.rm_id, "branch_id": signal.branch_id, "status": signal.status,
         "raised_at": signal.raised_at, "evidence": signal.evidence,
         "expires_on": signal.expires_on, "status_at": signal.status_at, "acted_by": signal.acted_by,
-        "version": signal.version, "closed_reason": signal.closed_reason,
+        "version": signal.version, "closed_reason": signal.closed_reason, "priority": signal.priority,
+        "customer_name": signal.customer_name, "snoozed_until": signal.snoozed_until,
     }

@@ -48,18 +48,20 @@ class Customer:
     branch_id: str | None
     master_data_at: datetime | None
     birth_date: date | None
+    name: str | None = None
 
 
 def customer_of(r) -> Customer:
     return Customer(r.customer_id, r.tier, r.tier_at, r.aum, r.aum_at, AumHighs.decode(r.aum_highs),
-                    r.primary_rm, r.primary_at, r.branch_id, r.master_data_at, r.birth_date)
+                    r.primary_rm, r.primary_at, r.branch_id, r.master_data_at, r.birth_date, r.name)
 
 
 def customer_row(c: Customer) -> dict:
     return {"customer_id": c.customer_id, "tier": c.tier, "tier_at": c.tier_at, "aum": c.aum,
             "aum_at": c.aum_at, "aum_highs": c.highs.encode(), "primary_rm": c.primary_rm,
             "primary_at": c.primary_at, "branch_id": c.branch_id, "master_data_at": c.master_data_at,
-            "birth_date": c.birth_date, "birth_md": month_day(c.birth_date) if c.birth_date else None}
+            "birth_date": c.birth_date, "birth_md": month_day(c.birth_date) if c.birth_date else None,
+            "name": c.name}
 
 
 @dataclass(slots=True)
@@ -101,12 +103,17 @@ class Signal:
     acted_by: str | None
     closed_reason: str | None = None
     """Why Strata closed it itself."""
+    priority: int = 3
+    """1 (most urgent) to 5."""
+    customer_name: str | None = None
+    snoozed_until: date | None = None
 
 
 def signal_of(r) -> Signal:
     return Signal(r.id, r.signal_type, r.customer_id, r.rm_id, r.branch_id, r.status, r.raised_at,
                   json.loads(r.evidence), r.subject, r.occurs_on, r.threshold, r.expires_on, r.version,
-                  r.trigger_event_id, r.created_at, r.status_at, r.acted_by, r.closed_reason)
+                  r.trigger_event_id, r.created_at, r.status_at, r.acted_by, r.closed_reason, r.priority,
+                  r.customer_name, r.snoozed_until)
 
 
 def signal_row(s: Signal) -> dict:
@@ -115,7 +122,8 @@ def signal_row(s: Signal) -> dict:
             "evidence": json.dumps(s.evidence, sort_keys=True, ensure_ascii=False), "subject": s.subject,
             "occurs_on": s.occurs_on, "threshold": s.threshold, "expires_on": s.expires_on,
             "version": s.version, "trigger_event_id": s.trigger_event_id, "created_at": s.created_at,
-            "status_at": s.status_at, "acted_by": s.acted_by, "closed_reason": s.closed_reason}
+            "status_at": s.status_at, "acted_by": s.acted_by, "closed_reason": s.closed_reason,
+            "priority": s.priority, "customer_name": s.customer_name, "snoozed_until": s.snoozed_until}
 
 
 @dataclass(slots=True)

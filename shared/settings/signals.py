@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.types import NonNegativeMoney
 
+SIGNAL_TYPES = ("near_upgrade", "vip_outflow", "tier_upgraded", "tier_downgraded", "downgrade_watch",
+                "maturity_due", "birthday", "card_expiry")
 LAPSING_TYPES = ("vip_outflow", "tier_upgraded", "tier_downgraded", "downgrade_watch")
 """The signal types that lapse when nobody acknowledges them (``expires_after_days``)."""
 
@@ -77,6 +79,35 @@ class CardExpiry(BaseModel):
     product_types: list[str] = ["demand_deposit"]
 
 
+class Priority(BaseModel):
+    """How urgent a signal is, 1 (most urgent) to 5: the type's priority, moved by the
+    customer's tier when it was raised (a negative step is more urgent), kept within 1..5."""
+
+    by_type: dict[str, int] = Field(default_factory=lambda: {
+        "vip_outflow": 1, "downgrade_watch": 2, "tier_downgraded": 2, "near_upgrade": 2,
+        "maturity_due": 3, "tier_upgraded": 3, "card_expiry": 4, "birthday": 4})
+    by_tier: dict[str, int] = Field(default_factory=lambda: {"diamond": -1, "private": -1})
+    default: int = Field(default=3, ge=1, le=5)
+    """A type ``by_type`` leaves out."""
+
+    @field_validator("by_type")
+    @classmethod
+    def _known_types(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(SIGNAL_TYPES))
+        if unknown:
+            raise ValueError(f"priority.by_type names {unknown}; the signal types are {list(SIGNAL_TYPES)}")
+        if any(not 1 <= p <= 5 for p in value.values()):
+            raise ValueError("priorities are 1 (most urgent) to 5")
+        return value
+
+    def of(self, signal_type: str, tier: str | None) -> int:
+        """>>> Priority().of("vip_outflow", "private"), Priority().of("birthday", "gold")
+        (1, 4)
+        """
+        step = self.by_tier.get(tier, 0) if tier is not None else 0
+        return min(5, max(1, self.by_type.get(signal_type, self.default) + step))
+
+
 class SignalSettings(BaseModel):
     """The signal rules (docs/RULES.md, Signals)."""
 
@@ -90,6 +121,7 @@ class SignalSettings(BaseModel):
     """Days an unacknowledged signal of these types stays open (the day raised is the first):
     the daily scan expires it after them. An acknowledged one stays until it is done. A type
     left out (or null) stays open until done."""
+    priority: Priority = Priority()
     scan_page_size: int = Field(default=2000, ge=1)
     """Daily scan: candidates handled per transaction (each page is one indexed query)."""
 

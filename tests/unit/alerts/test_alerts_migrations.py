@@ -51,3 +51,20 @@ async def test_a_near_upgrade_window_keeps_the_target_tier_of_the_signal_that_op
                     " VALUES ('MIG-C1', 'near_upgrade', 'platinum', '2026-11-05', '2026-12-05', 'S-NEAR-2')"))
         finally:
             await db.dispose()
+
+
+async def test_signals_stored_before_priorities_take_their_types_priority_and_wake():
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite+aiosqlite:///{tmp}/m.db")
+        try:
+            await _upgrade(db, "runtime@head", "alerts_0005")
+            async with db.transaction() as session:
+                for sid, kind in (("S-VIP", "vip_outflow"), ("S-BDAY", "birthday")):
+                    await session.execute(text(SIGNAL), {"id": sid, "type": kind, "evidence": "{}"})
+            await _upgrade(db, "alerts@head")
+            async with db.transaction() as session:
+                rows = (await session.execute(text(
+                    "SELECT id, priority, customer_name, snoozed_until FROM alerts_signals ORDER BY id"))).all()
+                assert [tuple(r) for r in rows] == [("S-BDAY", 4, None, None), ("S-VIP", 1, None, None)]
+        finally:
+            await db.dispose()

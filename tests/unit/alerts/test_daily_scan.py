@@ -267,3 +267,14 @@ async def test_a_scan_larger_than_a_page_raises_every_due_signal_once():
         assert again["raised"]["maturity_due"] == 0
         listed = await small_pages.get("/v1/signals", params={"limit": 500})
         assert len(listed.json()["items"]) == 34
+
+
+async def test_a_scanned_signal_carries_the_priority_of_its_type_and_tier_and_the_customers_name(strata):
+    gold, diamond = new_customer(), new_customer()
+    await feed(strata, customer(gold, birth="1970-04-10", name="赵一"), customer(diamond, birth="1970-04-10", name="钱二"),
+               aum(gold, "60000.00", at("2026-11-01"), tier="gold"),
+               aum(diamond, "1200000.00", at("2026-11-01"), tier="diamond"))
+    await scan(strata, "2143-04-05")
+    found = [(i["priority"], i["customer_name"]) for c in (gold, diamond)
+             for i in await signals(strata, c, signal_type="birthday")]
+    assert found == [(4, "赵一"), (3, "钱二")], "a diamond customer's birthday is one step more urgent"
