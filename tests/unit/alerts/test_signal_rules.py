@@ -416,3 +416,28 @@ def test_a_signal_tier_that_is_not_a_tier_is_refused():
     # refused when the settings load, before any event could reach a rule
     with pytest.raises(ValueError, match="vip_outflow.min_tier names unknown tier"):
         Settings(signals={"vip_outflow": {"min_tier": "platinium"}})
+
+
+# --- the rules as docs/RULES.md explains them -----------------------------------------------
+
+
+def test_the_rules_page_says_what_each_signal_means_when_it_closes_and_its_priority():
+    from pathlib import Path
+
+    from shared.settings.signals import SIGNAL_TYPES
+
+    rules = (Path(__file__).resolve().parents[3] / "docs" / "RULES.md").read_text()
+    section = rules[rules.index("## Signals"):rules.index("## Fees and tier benefits")]
+    meaning = section[section.index("### What each type means"):section.index("### When Strata closes")]
+    closing = section[section.index("### When Strata closes"):section.index("### Priority")]
+    priority = section[section.index("### Priority"):section.index("### What an RM does")]
+    for signal_type in SIGNAL_TYPES:
+        assert f"`{signal_type}`" in meaning, f"{signal_type}: what it means and when it opens"
+        assert f"`{signal_type}`" in closing, f"{signal_type}: when Strata closes it"
+        assert f"`{signal_type}`" in priority, f"{signal_type}: its priority"
+    for reason in ("reached gold on", "fell below", "not acknowledged by", "has passed", "closed"):
+        assert reason in closing, reason
+    lapses = ", ".join(str(RULES.expires_after_days[t]) for t in
+                       ("vip_outflow", "tier_upgraded", "tier_downgraded", "downgrade_watch"))
+    assert f"`expires_after_days` ({lapses};" in closing, "the expiry defaults"
+    assert "`snooze`" in section and "awake=true" in section
