@@ -243,7 +243,18 @@ class LiveFeed:
         for event in events:
             key, value, headers = encode_binary(event)
             messages.append(Message(event.topic, key, value, headers))
-        await self.runtime.bus.publish(messages)
+        handing_over = asyncio.ensure_future(self.runtime.bus.publish(messages))
+        try:
+            await asyncio.shield(handing_over)
+        except asyncio.CancelledError:
+            # stopped while the bus takes the batch: let it finish and count it, so the position
+            # saved on the way out skips it and a resume never publishes it twice
+            await handing_over
+            self._count(events)
+            raise
+        self._count(events)
+
+    def _count(self, events: list[Event]) -> None:
         self._advance(max(e.time for e in events))
         self.position.published += len(events)
         self.status.published += len(events)

@@ -181,7 +181,7 @@ def test_an_event_built_without_validation_serializes_as_the_model_would():
     assert fast.model_dump_json() == slow.model_dump_json()
     aum = dict(customer_id="C1", aum=Decimal("1.00"), mtd_average_daily_aum=Decimal("1.00"), by_product_type={},
                liabilities={}, business_date=date(2026, 11, 28), as_of=posting.posted_at, tier="mass",
-               placement=True, balances={"A1": Decimal("1.00")})
+               placement=True, balances={"A1": Decimal("1.00")}, changed_at=posting.posted_at)
     assert built(AumV1, **aum).model_dump_json() == AumV1(**aum).model_dump_json()
     with pytest.raises(KeyError):
         built(AumV1, customer_id="C1")  # every field must be given
