@@ -2,8 +2,8 @@
 tiering's changes, the account, customer and assignment streams and a daily date-based scan.
 
 Kafka orders a customer's events within one topic, never across topics. So alerts reads
-everything tiering tells it (tiered postings, tier changes, AUM) from one internal topic,
-``strata.tiering.changes``, where tiering puts them in the order it made them: the rules judge
+everything tiering tells it (postings with the tier and AUM after them, tier decisions, AUM)
+from one internal topic, ``strata.tiering.changes``, in the order tiering made them: the rules judge
 each customer's events in that one order, and the same events raise the same signals however
 they were batched, redelivered or read after a restart.
 """
@@ -31,7 +31,8 @@ async def _open_backlog(session, settings) -> None:
 
 def spec() -> ServiceSpec:
     from services.alerts.messaging import EMITS, SUBSCRIPTIONS
-    from services.alerts.service import prefetch
+    from services.alerts.state import AlertsState
     from services.alerts.views import router
 
-    return ServiceSpec("alerts", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(_open_backlog),), prefetch=prefetch)
+    return ServiceSpec("alerts", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(_open_backlog),),
+                       state=AlertsState)

@@ -12,10 +12,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
+from shared.banks import is_other_bank
 from shared.contracts.types import AUM_PRODUCT_TYPES
 from shared.money import format_money
+from shared.settings.signals import SIGNAL_TYPES  # named once, with the settings that configure them
+from shared.tiers import TierLadder
 
 NEAR_UPGRADE = "near_upgrade"
 VIP_OUTFLOW = "vip_outflow"
@@ -25,8 +28,6 @@ DOWNGRADE_WATCH = "downgrade_watch"
 MATURITY_DUE = "maturity_due"
 BIRTHDAY = "birthday"
 CARD_EXPIRY = "card_expiry"
-SIGNAL_TYPES = (NEAR_UPGRADE, VIP_OUTFLOW, TIER_UPGRADED, TIER_DOWNGRADED, DOWNGRADE_WATCH,
-                MATURITY_DUE, BIRTHDAY, CARD_EXPIRY)
 
 ROLLING_TYPES = (NEAR_UPGRADE, VIP_OUTFLOW)
 """Suppressed per customer for a number of days after each one raised (the others are keyed by
@@ -36,67 +37,6 @@ OPEN, ACKNOWLEDGED, DONE, EXPIRED = "open", "acknowledged", "done", "expired"
 STATUSES = (OPEN, ACKNOWLEDGED, DONE, EXPIRED)
 ACTIVE = (OPEN, ACKNOWLEDGED)
 """A signal someone still has to act on: it follows the customer's RM and may expire."""
-
-
-# --- the tier ladder ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    id: str
-    floor: Decimal
-    rank: int
-
-
-class TierLadder:
-    """The tiers from the lowest floor up, as the signal rules need them.
-
-    >>> ladder = TierLadder([("mass", Decimal(0)), ("gold", Decimal(50000))])
-    >>> ladder.next_above("mass").id
-    'gold'
-    """
-
-    def __init__(self, tiers: Sequence[tuple[str, Decimal]]) -> None:
-        ordered = sorted(tiers, key=lambda t: t[1])
-        self.steps = [Step(tid, floor, rank) for rank, (tid, floor) in enumerate(ordered)]
-        self.by_id = {s.id: s for s in self.steps}
-
-    @classmethod
-    def from_rules(cls, rules: Sequence[Any]) -> TierLadder:
-        return cls([(r.id, r.floor) for r in rules])
-
-    @property
-    def lowest(self) -> Step:
-        return self.steps[0]
-
-    def step(self, tier_id: str) -> Step:
-        """The tier of this id; an id the bank no longer has counts as the lowest tier."""
-        return self.by_id.get(tier_id, self.steps[0])
-
-    def tier_for(self, amount: Decimal) -> Step:
-        """The highest tier whose floor ``amount`` reaches."""
-        found = self.steps[0]
-        for step in self.steps:
-            if amount >= step.floor:
-                found = step
-        return found
-
-    def next_above(self, tier_id: str) -> Step | None:
-        rank = self.step(tier_id).rank
-        return self.steps[rank + 1] if rank + 1 < len(self.steps) else None
-
-    def at_least(self, tier_id: str, minimum: str) -> bool:
-        return self.step(tier_id).rank >= self.step(minimum).rank
-
-    def ids_at_least(self, minimum: str) -> list[str]:
-        return [s.id for s in self.steps if s.rank >= self.step(minimum).rank]
-
-    def effective(self, known_tier: str, aum: Decimal) -> str:
-        """The tier a customer is in right after AUM reached ``aum``: upgrades are immediate
-        (fast up), so never below what ``aum`` qualifies for, whichever of the AUM and tier
-        events arrived first."""
-        by_aum = self.tier_for(aum)
-        return by_aum.id if by_aum.rank > self.step(known_tier).rank else known_tier
 
 
 # --- findings -------------------------------------------------------------------------------
@@ -118,6 +58,9 @@ class Finding:
     suppress_until: date | None = None
     """For the rolling windows (``near_upgrade``, ``vip_outflow``): the first day the type may
     be raised again for the customer."""
+    window: str = ""
+    """Which of the type's windows suppresses it: ``near_upgrade`` has one per target tier
+    (near gold, then near platinum, is two signals); ``vip_outflow`` one for the customer ("")."""
 
     @property
     def id(self) -> str:
@@ -155,12 +98,14 @@ def window_end(day: date, days: int) -> date:
 
 
 def _rolling(signal_type: str, customer_id: str, day: date, suppress_days: int,
-             evidence: dict[str, Any]) -> Finding:
-    """A signal suppressed per customer for ``suppress_days``: once raised on ``day`` it is not
-    raised again before the window ends, and it is moot (expires) when a new one may come."""
+             evidence: dict[str, Any], window: str = "") -> Finding:
+    """A signal suppressed per customer (and ``window``) for ``suppress_days``: once raised on
+    ``day`` it is not raised again before the window ends, and it is moot (expires) when a new
+    one may come."""
     until = window_end(day, suppress_days)
-    return Finding(signal_type, (signal_type, customer_id, day.isoformat()), evidence, customer_id,
-                   customer_id, day, 0, until - timedelta(days=1), until)
+    key = (signal_type, customer_id, day.isoformat()) + ((window,) if window else ())
+    return Finding(signal_type, key, evidence, customer_id, customer_id, day, 0, until - timedelta(days=1),
+                   until, window)
 
 
 # --- near upgrade ---------------------------------------------------------------------------
@@ -180,7 +125,7 @@ def near_upgrade(ladder: TierLadder, tier: str, aum: Decimal, ratio: Decimal, *,
         "aum": _money(aum), "tier": tier, "next_tier": upper.id, "next_floor": _money(upper.floor),
         "ratio": str(ratio), "threshold": _money(threshold), "gap": _money(upper.floor - aum),
     }
-    return _rolling(NEAR_UPGRADE, customer_id, day, suppress_days, evidence)
+    return _rolling(NEAR_UPGRADE, customer_id, day, suppress_days, evidence, window=upper.id)
 
 
 # --- the 30-day AUM high --------------------------------------------------------------------
@@ -267,14 +212,16 @@ def vip_drop(ladder: TierLadder, tier: str, aum: Decimal, highs: AumHighs, *, mi
 
 
 def is_large_interbank_outflow(direction: str, counterparty_bank: str | None, amount: Decimal,
-                               product_type: str, large_outflow: Decimal) -> bool:
-    """One debit from an asset account to another bank (``counterparty_bank`` set) of at least
-    ``large_outflow``; a transfer within the bank moves no AUM out of it.
+                               product_type: str, large_outflow: Decimal,
+                               own_bank_codes: Collection[str] = ()) -> bool:
+    """One debit from an asset account to another bank (``shared.banks.is_other_bank``: a
+    counterparty bank that is not one of ``own_bank_codes``) of at least ``large_outflow``; a
+    transfer within the bank moves no AUM out of it.
 
     >>> is_large_interbank_outflow("debit", "OTHER", Decimal("100000.00"), "demand_deposit", Decimal("100000.00"))
     True
     """
-    return (direction == "debit" and counterparty_bank is not None
+    return (direction == "debit" and is_other_bank(counterparty_bank, own_bank_codes)
             and product_type in AUM_PRODUCT_TYPES and amount >= large_outflow)
 
 
@@ -291,14 +238,6 @@ def vip_large_outflow(ladder: TierLadder, tier: str, *, min_tier: str, large_out
 # --- tier changes ---------------------------------------------------------------------------
 
 _TIER_SIGNALS = {"upgrade": TIER_UPGRADED, "downgrade": TIER_DOWNGRADED, "watch": DOWNGRADE_WATCH}
-_CLOSED_BY = {
-    "upgrade": (NEAR_UPGRADE, DOWNGRADE_WATCH),
-    "downgrade": (NEAR_UPGRADE, DOWNGRADE_WATCH),
-    "watch": (DOWNGRADE_WATCH,),
-    "watch_cleared": (DOWNGRADE_WATCH,),
-}
-
-
 def tier_signal(change: str, *, customer_id: str, from_tier: str, to_tier: str,
                 effective_at: datetime, evidence: dict[str, Any]) -> Finding | None:
     """Every upgrade, downgrade and watch is a signal, each tier event its own; clearing a
@@ -310,10 +249,74 @@ def tier_signal(change: str, *, customer_id: str, from_tier: str, to_tier: str,
     return Finding(signal_type, key, evidence, customer_id, customer_id, None)
 
 
-def closed_by_tier_change(change: str) -> tuple[str, ...]:
-    """Open signals a tier change makes moot, which expire: reaching (or leaving) a tier ends a
-    near-upgrade, and any later tier decision replaces a downgrade watch."""
-    return _CLOSED_BY.get(change, ())
+def closed_by_tier_change(signal_type: str, evidence: dict[str, Any], raised_at: datetime, *, change: str,
+                          from_tier: str, to_tier: str, effective_at: datetime, day: date,
+                          ladder: TierLadder) -> str | None:
+    """Why a tier decision closes an active signal, or None if the signal stays true.
+
+    A near-upgrade closes once the customer reaches the tier it was near (or one above it), and
+    when a downgrade takes them further from it; a downgrade watch is replaced by any later
+    tier decision. Only what was raised before the decision: a replayed decision must not close
+    the signal it raised itself (a near-upgrade of the very instant the tier is reached closes).
+
+    >>> from shared.settings import Settings
+    >>> closed_by_tier_change("near_upgrade", {"next_tier": "gold"}, datetime(2026, 11, 2), change="upgrade",
+    ...     from_tier="mass", to_tier="gold", effective_at=datetime(2026, 11, 6), day=date(2026, 11, 6),
+    ...     ladder=Settings().tier_ladder)
+    'reached gold on 2026-11-06'
+    """
+    if signal_type == NEAR_UPGRADE:
+        target = evidence.get("next_tier")
+        if (change in ("upgrade", "initial_placement") and raised_at <= effective_at and target is not None
+                and ladder.knows(target) and ladder.at_least(to_tier, target)):
+            return f"reached {to_tier} on {day}" + ("" if to_tier == target else f", above {target}")
+        if change == "downgrade" and raised_at < effective_at:
+            return f"downgraded from {from_tier} to {to_tier} on {day}"
+        return None
+    if signal_type == DOWNGRADE_WATCH and raised_at < effective_at:
+        return {"upgrade": f"upgraded to {to_tier} on {day}", "downgrade": f"downgraded to {to_tier} on {day}",
+                "watch": f"replaced by the watch of {day}", "watch_cleared": f"the watch was cleared on {day}",
+                }.get(change)
+    return None
+
+
+def no_longer_near(evidence: dict[str, Any], aum: Decimal, ladder: TierLadder, ratio: Decimal) -> str | None:
+    """Why a near-upgrade closes when the AUM falls below ``ratio`` of the floor of the tier it
+    was near, or None while the customer is still near it.
+
+    >>> from shared.settings import Settings
+    >>> no_longer_near({"next_tier": "gold"}, Decimal("44000.00"), Settings().tier_ladder, Decimal("0.90"))
+    'AUM 44000.00 fell below 45000.00, 0.90 of the gold floor'
+    """
+    target = evidence.get("next_tier")
+    if target is None or not ladder.knows(target):
+        return None
+    threshold = ladder.step(target).floor * ratio
+    if aum >= threshold:
+        return None
+    return f"AUM {_money(aum)} fell below {_money(threshold)}, {ratio} of the {target} floor"
+
+
+def lapses_on(raised_on: date, days: int | None) -> date | None:
+    """The last day a signal that lapses unacknowledged is worth acting on: raised on
+    ``raised_on`` (its first day) and open ``days`` days (None: never lapses).
+
+    >>> lapses_on(date(2026, 11, 5), 7)
+    datetime.date(2026, 11, 11)
+    """
+    return None if days is None else raised_on + timedelta(days=days - 1)
+
+
+def expiry_reason(signal_type: str, expires_on: date, *, lapsing: bool) -> str:
+    """Why the daily scan expires a signal after ``expires_on``: nobody acknowledged it in
+    time (a type that lapses), or its day has passed.
+
+    >>> expiry_reason("vip_outflow", date(2026, 11, 11), lapsing=True)
+    'not acknowledged by 2026-11-11'
+    """
+    if lapsing:
+        return f"not acknowledged by {expires_on}"
+    return f"its last day, {expires_on}, has passed"
 
 
 # --- maturities -----------------------------------------------------------------------------

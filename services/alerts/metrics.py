@@ -1,14 +1,12 @@
 """Alerts' business metrics (labels are signal types, never customers or RMs).
 
-Counters move only once the transaction that raised or suppressed the signal has committed: a
-batch rolled back and re-run must not count twice.
+Counters move only once the transaction that raised or suppressed the signal has committed
+(``tx.after_commit``): a batch rolled back and re-run must not count twice.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
-
-from shared.metrics import after_commit  # noqa: F401  (the alerts handlers count through it)
 
 SIGNALS_RAISED = Counter("strata_signals_raised_total", "Signals raised.", ["signal_type"])
 SIGNALS_SUPPRESSED = Counter(

@@ -32,6 +32,7 @@ class AlertsCustomer(Base):
     master_data_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     birth_md: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The birthday as ``MMDD`` (``domain.month_day``), so a date window is a range scan."""
 
     __table_args__ = (
@@ -88,6 +89,14 @@ class AlertsSignal(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status_at: Mapped[datetime] = mapped_column(UtcDateTime)
     acted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    closed_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=3)
+    """1 (most urgent) to 5, from the type and the customer's tier when raised."""
+    customer_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    snoozed_until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """Acknowledged and hidden from the awake list until this business date."""
+    """Why Strata closed (expired) the signal itself, in words; null while active or when an RM
+    closed it."""
 
     __table_args__ = (
         Index("ix_alerts_signals_rm_status", "rm_id", "status", "raised_at"),
@@ -102,12 +111,14 @@ class AlertsSignal(Base):
 
 class AlertsSuppression(Base):
     """A rolling suppression window (near_upgrade, vip_outflow): the type is not raised again
-    for the customer before ``until``."""
+    for the customer (and, for near_upgrade, the target tier) before ``until``."""
 
     __tablename__ = "alerts_suppressions"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     signal_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    target_tier: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
+    """near_upgrade: the tier it was near; "" for vip_outflow (one window per customer)."""
     raised_on: Mapped[date] = mapped_column(Date)
     until: Mapped[date] = mapped_column(Date)
     signal_id: Mapped[str] = mapped_column(String(64))

@@ -1,6 +1,6 @@
 """The daily scan: the date-based signals of one business date (``maturity_due``, ``birthday``,
-``card_expiry``), the expiry of signals whose day has passed, and forgetting the large outflows
-judged long enough ago.
+``card_expiry``), the expiry of signals whose day has passed or that nobody acknowledged in time,
+and forgetting the large outflows judged long enough ago.
 
 What the bank's scheduler calls each morning (``POST /v1/admin/daily-scan``). It must stay cheap
 for millions of customers, so each rule is one indexed query that returns only what is due and
@@ -28,23 +28,26 @@ from sqlalchemy import Select, delete, exists, or_, select, tuple_
 from shared.db import insert_for
 from shared.runtime.consumer import Backoff
 from shared.runtime.errors import is_retryable
+from shared.runtime.transaction import BatchTransaction
 from shared.settings import Settings
 from services.alerts import metrics
 from services.alerts.domain import (
     ACTIVE,
     BIRTHDAY,
     CARD_EXPIRY,
-    EXPIRED,
     MATURITY_DUE,
+    OPEN,
     Finding,
     birthday,
     birthday_month_days,
     card_expiry,
+    expiry_reason,
     maturity_bands,
     maturity_due,
 )
 from services.alerts.models import AlertsAccount, AlertsCustomer, AlertsDailyScan, AlertsOutflow, AlertsSignal
-from services.alerts.service import Routed, change_status, ladder_of, store_signals
+from services.alerts.service import Routed, close, new_signal, raised
+from services.alerts.state import SIGNALS, AlertsState, signal_of, signal_row
 
 SCANNED_TYPES = (MATURITY_DUE, BIRTHDAY, CARD_EXPIRY)
 _ATTEMPTS = 5
@@ -118,7 +121,7 @@ A, C, S = AlertsAccount, AlertsCustomer, AlertsSignal
 
 
 def _account_query(columns: Sequence[Any], where: Sequence[Any], after: tuple | None, limit: int) -> Select:
-    stmt = (select(*columns, C.primary_rm, C.branch_id.label("home_branch"))
+    stmt = (select(*columns, C.primary_rm, C.branch_id.label("home_branch"), C.tier, C.name)
             .join(C, C.customer_id == A.customer_id)
             .where(*where))
     if after is not None:
@@ -170,14 +173,14 @@ def _card_rule(settings: Settings, day: date) -> ScanRule:
 
 def _birthday_rule(settings: Settings, day: date) -> ScanRule:
     rules = settings.signals.birthday
-    ladder = ladder_of(settings)
+    ladder = settings.tier_ladder
     ranges = birthday_month_days(day, rules.days_ahead, rules.leap_day_in_common_years)
     # A birthday signal for a celebration today or later is this year's: once a year.
     raised = exists().where(S.signal_type == BIRTHDAY, S.subject == C.customer_id, S.occurs_on >= day)
 
     def query(after: tuple | None, limit: int) -> Select:
         stmt = (select(C.customer_id, C.birth_date, C.tier, C.primary_rm,
-                       C.branch_id.label("home_branch"))
+                       C.branch_id.label("home_branch"), C.name)
                 .where(or_(*[C.birth_md.between(lo, hi) for lo, hi in ranges]),
                        C.tier.in_(ladder.ids_at_least(rules.min_tier)), ~raised))
         if after is not None:
@@ -202,11 +205,13 @@ async def _run_rule(runtime, rule: ScanRule, day: date, started: datetime) -> in
     total = 0
     while True:
         async def page(after=after) -> tuple[int, tuple | None, int]:
-            async with runtime.unit_of_work("alerts", cause=f"daily-scan:{day}") as uow:
-                rows = (await uow.session.execute(rule.query(after, page_size))).all()
-                routed = [Routed(finding, row.primary_rm, row.home_branch or getattr(row, "account_branch", None))
+            async with runtime.transaction("alerts", cause=f"daily-scan:{day}") as tx:
+                rows = (await tx.session.execute(rule.query(after, page_size))).all()
+                priority = runtime.settings.signals.priority
+                routed = [Routed(finding, row.primary_rm, row.home_branch or getattr(row, "account_branch", None),
+                                 priority.of(finding.signal_type, row.tier), row.name)
                           for row in rows if (finding := rule.finding(row)) is not None]
-                stored = await store_signals(uow, routed, raised_at=raised_at, trigger_time=started)
+                stored = await store_signals(tx, routed, raised_at=raised_at, trigger_time=started)
                 return len(rows), (rule.position(rows[-1]) if rows else None), len(stored)
 
         count, last, raised = await _retrying(runtime, page)
@@ -217,17 +222,25 @@ async def _run_rule(runtime, rule: ScanRule, day: date, started: datetime) -> in
 
 
 async def _expire_passed(runtime, day: date, page_size: int) -> int:
-    """Active signals whose last useful day is before ``day`` become ``expired``."""
+    """Active signals whose last useful day is before ``day`` become ``expired``, saying why;
+    of the types that lapse unacknowledged, only those still open (an acknowledged one stays
+    until it is done)."""
+    rules = runtime.settings.signals
+    lapsing = sorted(t for t in rules.expires_after_days if rules.lapses_after(t) is not None)
     total = 0
     while True:
         async def page() -> int:
-            async with runtime.unit_of_work("alerts", cause=f"daily-scan:{day}:expire") as uow:
-                rows = (await uow.session.execute(
-                    select(S).where(S.status.in_(ACTIVE), S.expires_on < day)
-                    .order_by(S.id).limit(page_size).with_for_update()
-                )).scalars().all()
-                for signal in rows:
-                    change_status(uow, signal, EXPIRED, acted_by="strata")
+            async with runtime.transaction("alerts", cause=f"daily-scan:{day}:expire") as tx:
+                state = tx.state = AlertsState()
+                rows = (await tx.session.execute(
+                    select(SIGNALS).where(SIGNALS.c.status.in_(ACTIVE), SIGNALS.c.expires_on < day,
+                                          or_(SIGNALS.c.status == OPEN, SIGNALS.c.signal_type.not_in(lapsing)))
+                    .order_by(SIGNALS.c.id).limit(page_size).with_for_update()
+                )).all()
+                for row in rows:
+                    signal = state.adopt(signal_of(row))
+                    close(tx, signal, expiry_reason(signal.signal_type, signal.expires_on,
+                                                    lapsing=signal.signal_type in lapsing))
                 return len(rows)
 
         count = await _retrying(runtime, page)
@@ -245,14 +258,15 @@ async def _forget_outflows(runtime, day: date) -> int:
     settings = runtime.settings
     kept = settings.signals.vip_outflow.suppress_days + OUTFLOWS_MARGIN_DAYS
     before = datetime.combine(day - timedelta(days=kept), time(0), settings.zone)
-    async with runtime.db.transaction() as session:
-        result = await session.execute(delete(AlertsOutflow).where(AlertsOutflow.posted_at < before))
+    async with runtime.transaction("alerts", cause=f"daily-scan:{day}:outflows") as tx:
+        result = await tx.session.execute(delete(AlertsOutflow).where(AlertsOutflow.posted_at < before))
         return result.rowcount
 
 
 async def _record(runtime, summary: ScanSummary) -> int:
     now = datetime.now(timezone.utc)
-    async with runtime.db.transaction() as session:
+    async with runtime.transaction("alerts", cause=f"daily-scan:{summary.date}:record") as tx:
+        session = tx.session
         insert = insert_for(session)(AlertsDailyScan).values(
             business_date=summary.date, first_run_at=now, last_run_at=now, runs=1,
             summary=_stored(summary))
@@ -261,13 +275,38 @@ async def _record(runtime, summary: ScanSummary) -> int:
             set_={"last_run_at": now, "runs": AlertsDailyScan.runs + 1,
                   "summary": _stored(summary)},
         ))
-        metrics.after_commit(session, metrics.DAILY_SCANS.inc)
+        tx.after_commit(metrics.DAILY_SCANS.inc)
         return await session.scalar(select(AlertsDailyScan.runs)
                                     .where(AlertsDailyScan.business_date == summary.date))
 
 
 def _stored(summary: ScanSummary) -> str:
     return json.dumps({"raised": summary.raised, "expired": summary.expired})
+
+
+_INSERT_ROWS = 1000
+
+
+async def store_signals(tx: BatchTransaction, routed: list[Routed], *, raised_at: datetime,
+                        trigger_time: datetime | None = None) -> list:
+    """Insert the page's signals once (an id that exists is left alone: the same fact, raised
+    by an earlier run), in bulk, and announce the new ones."""
+    session = tx.session
+    signals = [new_signal(r, raised_at=raised_at) for r in routed]
+    stored = []
+    for start in range(0, len(signals), _INSERT_ROWS):
+        chunk = signals[start:start + _INSERT_ROWS]
+        inserted = set((await session.execute(
+            insert_for(session)(AlertsSignal).on_conflict_do_nothing().returning(AlertsSignal.id),
+            [signal_row(s) for s in chunk])).scalars())
+        for signal in chunk:
+            if signal.id in inserted:
+                stored.append(signal)
+            else:
+                tx.after_commit(metrics.SIGNALS_SUPPRESSED.labels(signal.signal_type).inc)
+    for signal in stored:
+        raised(tx, signal, trigger_time=trigger_time)
+    return stored
 
 
 async def _retrying(runtime, work: Callable[[], Awaitable[Any]]) -> Any:

@@ -43,6 +43,14 @@ class SignalView(BaseModel):
     status_at: datetime
     acted_by: str | None
     version: int
+    closed_reason: str | None = Field(default=None, description="why Strata closed (expired) it itself")
+    priority: int = Field(description="1 (most urgent) to 5, from the type and the customer's tier")
+    customer_name: str | None = None
+    snoozed_until: date | None = Field(default=None, description="acknowledged and put aside until this date")
+
+
+class SnoozeRequest(BaseModel):
+    until: BankDate = Field(examples=["2026-12-05"], description="a business date after today")
 
 
 class DailyScanRequest(BaseModel):
@@ -92,6 +100,7 @@ async def list_signals(
     customer_id: str | None = Query(None),
     raised_from: BusinessDate | None = Query(None, alias="from", description="Raised on or after this business date."),
     raised_to: BusinessDate | None = Query(None, alias="to", description="Raised on or before this business date."),
+    awake: bool = Query(False, description="Leave out the signals snoozed beyond today (business clock)."),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None),
     principal: Principal = Depends(current_principal),
@@ -115,6 +124,7 @@ async def list_signals(
         signal_types=tuple(signal_type or ()) + tuple(type_ or ()), statuses=tuple(status or ()), customer_id=customer_id,
         raised_from=_day_start(raised_from, request) if raised_from else None,
         raised_before=_day_start(raised_to + timedelta(days=1), request) if raised_to else None,
+        awake_on=business_clock(request).today() if awake else None,
     )
     rows = await service.list_signals(session, query, limit + 1, after)
     more = len(rows) > limit
@@ -160,7 +170,7 @@ async def signals_summary(
 async def get_signal(signal_id: str, principal: Principal = Depends(current_principal),
                      session: AsyncSession = Depends(db_session)):
     """One signal, if the caller may see it."""
-    signal = await session.get(AlertsSignal, signal_id)
+    signal = await service.get_signal(session, signal_id)
     if signal is None:
         raise Problem(404, "Signal not found", f"There is no signal {signal_id}.")
     if not service.may_see(principal, signal):
@@ -171,8 +181,8 @@ async def get_signal(signal_id: str, principal: Principal = Depends(current_prin
 async def _act(request: Request, principal: Principal, signal_id: str, action: str) -> SignalView:
     runtime = request.app.state.runtime
     try:
-        async with runtime.unit_of_work("alerts", cause=f"signal:{signal_id}:{action}") as uow:
-            signal = await service.act_on(uow, principal, signal_id, action)
+        async with runtime.transaction("alerts", cause=f"signal:{signal_id}:{action}") as tx:
+            signal = await service.act_on(tx, principal, signal_id, action)
             view = service.signal_view(signal)
     except service.SignalNotFound as exc:
         raise Problem(404, "Signal not found", f"There is no signal {signal_id}.") from exc
@@ -195,6 +205,27 @@ async def close_signal(signal_id: str, request: Request,
                        principal: Principal = Depends(current_principal)):
     """The RM has acted on the signal (open or acknowledged -> done; again: no change)."""
     return await _act(request, principal, signal_id, "done")
+
+
+@router.post("/v1/signals/{signal_id}/snooze", response_model=SignalView, responses=problems(404, 409, 422))
+async def snooze_signal(signal_id: str, body: SnoozeRequest, request: Request,
+                        principal: Principal = Depends(current_principal)):
+    """The RM is on it, later: the signal is acknowledged and left out of
+    ``GET /v1/signals?awake=true`` until ``until`` (a business date after today)."""
+    today = business_clock(request).today()
+    runtime = request.app.state.runtime
+    try:
+        async with runtime.transaction("alerts", cause=f"signal:{signal_id}:snooze") as tx:
+            view = service.signal_view(await service.snooze(tx, principal, signal_id, body.until, today))
+    except service.SnoozeRefused as exc:
+        raise Problem(422, "Snooze date not after today", str(exc)) from exc
+    except service.SignalNotFound as exc:
+        raise Problem(404, "Signal not found", f"There is no signal {signal_id}.") from exc
+    except service.NotYours as exc:
+        raise Problem(403, "Forbidden", f"Signal {signal_id} is not routed to you.") from exc
+    except TransitionRefused as exc:
+        raise Problem(409, "Signal cannot change so", str(exc)) from exc
+    return SignalView(**view)
 
 
 @router.post("/v1/admin/daily-scan", response_model=DailyScanResult, response_model_by_alias=True,

@@ -197,6 +197,13 @@ class SignalV1(ContractModel):
     status: Literal["open", "acknowledged", "done", "expired"]
     raised_at: Timestamp
     evidence: dict[str, Any]
+    closed_reason: str | None = None
+    """Why Strata closed (expired) it itself, in words; absent while it is active."""
+    priority: int | None = Field(default=None, ge=1, le=5)
+    """1 (most urgent) to 5, from the type and the customer's tier (``signals.priority``)."""
+    customer_name: str | None = None
+    snoozed_until: date | None = None
+    """The RM acknowledged it and put it aside until this business date."""
 
 
 class FeeAssessedV1(ContractModel):

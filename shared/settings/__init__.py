@@ -141,6 +141,7 @@ class Settings(BaseSettings):
         named = {
             "signals.vip_outflow.min_tier": {self.signals.vip_outflow.min_tier},
             "signals.birthday.min_tier": {self.signals.birthday.min_tier},
+            "signals.priority.by_tier": set(self.signals.priority.by_tier),
             "pricing": self.pricing.tier_ids_named(),
             "assignment.primary_levels": set(self.assignment.primary_levels),
             "assignment.weights": set(self.assignment.weights),

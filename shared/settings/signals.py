@@ -13,6 +13,12 @@ from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts.types import NonNegativeMoney
 
+SIGNAL_TYPES = ("near_upgrade", "vip_outflow", "tier_upgraded", "tier_downgraded", "downgrade_watch",
+                "maturity_due", "birthday", "card_expiry")
+LAPSING_TYPES = ("vip_outflow", "tier_upgraded", "tier_downgraded", "downgrade_watch")
+"""The signal types that lapse when nobody acknowledges them (``expires_after_days``)."""
+
+
 def _ratio(value: Decimal) -> Decimal:
     if not (Decimal("0") < value <= Decimal("1")):
         raise ValueError("a ratio is above 0 and at most 1")
@@ -73,11 +79,63 @@ class CardExpiry(BaseModel):
     product_types: list[str] = ["demand_deposit"]
 
 
+class Priority(BaseModel):
+    """How urgent a signal is, 1 (most urgent) to 5: the type's priority, moved by the
+    customer's tier when it was raised (a negative step is more urgent), kept within 1..5."""
+
+    by_type: dict[str, int] = Field(default_factory=lambda: {
+        "vip_outflow": 1, "downgrade_watch": 2, "tier_downgraded": 2, "near_upgrade": 2,
+        "maturity_due": 3, "tier_upgraded": 3, "card_expiry": 4, "birthday": 4})
+    by_tier: dict[str, int] = Field(default_factory=lambda: {"diamond": -1, "private": -1})
+    default: int = Field(default=3, ge=1, le=5)
+    """A type ``by_type`` leaves out."""
+
+    @field_validator("by_type")
+    @classmethod
+    def _known_types(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(SIGNAL_TYPES))
+        if unknown:
+            raise ValueError(f"priority.by_type names {unknown}; the signal types are {list(SIGNAL_TYPES)}")
+        if any(not 1 <= p <= 5 for p in value.values()):
+            raise ValueError("priorities are 1 (most urgent) to 5")
+        return value
+
+    def of(self, signal_type: str, tier: str | None) -> int:
+        """>>> Priority().of("vip_outflow", "private"), Priority().of("birthday", "gold")
+        (1, 4)
+        """
+        step = self.by_tier.get(tier, 0) if tier is not None else 0
+        return min(5, max(1, self.by_type.get(signal_type, self.default) + step))
+
+
 class SignalSettings(BaseModel):
+    """The signal rules (docs/RULES.md, Signals)."""
+
     near_upgrade: NearUpgrade = NearUpgrade()
     vip_outflow: VipOutflow = VipOutflow()
     maturity_due: MaturityDue = MaturityDue()
     birthday: Birthday = Birthday()
     card_expiry: CardExpiry = CardExpiry()
+    expires_after_days: dict[str, int | None] = Field(
+        default_factory=lambda: {t: 7 if t == "vip_outflow" else 30 for t in LAPSING_TYPES})
+    """Days an unacknowledged signal of these types stays open (the day raised is the first):
+    the daily scan expires it after them. An acknowledged one stays until it is done. A type
+    left out (or null) stays open until done."""
+    priority: Priority = Priority()
     scan_page_size: int = Field(default=2000, ge=1)
     """Daily scan: candidates handled per transaction (each page is one indexed query)."""
+
+    @field_validator("expires_after_days")
+    @classmethod
+    def _lapsing(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        unknown = sorted(set(value) - set(LAPSING_TYPES))
+        if unknown:
+            raise ValueError(f"expires_after_days names {unknown}; the types that lapse unacknowledged are "
+                             f"{list(LAPSING_TYPES)}")
+        if any(days is not None and days < 1 for days in value.values()):
+            raise ValueError("expires_after_days are at least 1 (the day raised)")
+        return value
+
+    def lapses_after(self, signal_type: str) -> int | None:
+        """The days an unacknowledged signal of this type stays open (None: until done)."""
+        return self.expires_after_days.get(signal_type)

@@ -129,8 +129,8 @@ def assignment(customer: str, to: str | None, when: str, *, from_: str | None = 
 
 
 def customer(customer_id: str, *, branch: str = "BR-1", birth: str | None = "1980-06-15",
-             updated: str = "2026-11-01T09:00:00+08:00") -> CustomerV1:
-    return CustomerV1(customer_id=customer_id, name="测试客户", birth_date=birth, home_branch_id=branch,
+             updated: str = "2026-11-01T09:00:00+08:00", name: str = "测试客户") -> CustomerV1:
+    return CustomerV1(customer_id=customer_id, name=name, birth_date=birth, home_branch_id=branch,
                       updated_at=updated)
 
 

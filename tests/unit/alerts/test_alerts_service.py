@@ -7,6 +7,7 @@ import tempfile
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import event as sa_event
 
 from shared.contracts.cloudevents import decode_record
 from strata.registry import load
@@ -72,6 +73,27 @@ async def test_near_upgrade_reaches_the_primary_rm_once_within_30_days_and_again
     assert items[0]["branch_id"] == "BR-1" and items[0]["evidence"]["aum"] == "45000.00"
     await feed(strata, aum(c, "48000.00", at("2026-12-01")))
     assert [i["evidence"]["aum"] for i in await signals(strata, c)] == ["45000.00", "48000.00"]
+
+
+async def test_near_gold_then_near_platinum_inside_the_window_are_two_signals(strata):
+    c = new_customer()
+    await feed(strata, aum(c, "46000.00", at("2026-11-01"), tier="mass"),
+               tier_change(c, "upgrade", "mass", "gold", at("2026-11-03"), aum_="52000.00"),
+               aum(c, "52000.00", at("2026-11-03"), tier="gold"),
+               aum(c, "185000.00", at("2026-11-10"), tier="gold"),
+               aum(c, "186000.00", at("2026-11-12"), tier="gold"))
+    near = [(i["evidence"]["next_tier"], i["status"], i["evidence"]["aum"])
+            for i in await signals(strata, c, signal_type="near_upgrade")]
+    assert near == [("gold", "expired", "46000.00"), ("platinum", "open", "185000.00")], \
+        "each target tier has its own 30 days"
+
+
+async def test_near_two_tiers_on_one_day_is_two_signals(strata):
+    c = new_customer()
+    await feed(strata, aum(c, "46000.00", at("2026-11-01", "09:00:00"), tier="mass"),
+               aum(c, "185000.00", at("2026-11-01", "11:00:00"), tier="gold"))
+    assert sorted(i["evidence"]["next_tier"] for i in await signals(strata, c, signal_type="near_upgrade")) == \
+        ["gold", "platinum"]
 
 
 async def test_aum_below_ninety_percent_raises_nothing(strata):
@@ -143,6 +165,17 @@ async def test_one_large_outflow_to_another_bank_is_a_vip_outflow(strata, amount
             "the tier and AUM tiering passed on with the posting"
 
 
+async def test_a_large_outflow_to_a_code_of_the_bank_itself_is_no_vip_outflow():
+    async with private_strata(["alerts"], pricing={"own_bank_codes": ["ICBC-NC"]}) as strata:
+        own, other = new_customer(), new_customer()
+        for c, bank in ((own, "ICBC-NC"), (other, "CCB")):
+            book = Postings(c, balance="900000.00")
+            await feed(strata, tiered(book.debit("300000.00", at("2026-11-03"), bank=bank), "diamond",
+                                      str(book.balance)))
+        assert await signals(strata, own, signal_type="vip_outflow") == [], "pricing.own_bank_codes: this bank"
+        assert len(await signals(strata, other, signal_type="vip_outflow")) == 1
+
+
 async def test_a_large_outflow_posted_below_the_vip_tiers_raises_nothing(strata):
     c = new_customer()
     book = Postings(c, balance="190000.00")
@@ -181,11 +214,39 @@ async def test_tier_events_are_signals_and_close_the_signals_they_make_moot(stra
     ]
 
 
+async def test_a_near_upgrade_closes_itself_with_the_reason_once_its_tier_is_reached(strata):
+    c = new_customer()
+    await feed(strata, aum(c, "46000.00", at("2026-11-02")),
+               tier_change(c, "upgrade", "mass", "gold", at("2026-11-03"), aum_="52000.00"))
+    near = (await signals(strata, c, signal_type="near_upgrade"))[0]
+    assert (near["status"], near["acted_by"], near["closed_reason"]) == \
+        ("expired", "strata", "reached gold on 2026-11-03")
+    assert (await strata.get(f"/v1/signals/{near['id']}")).json()["closed_reason"] == "reached gold on 2026-11-03"
+    announced = [(e.data.status, e.data.closed_reason) for e in published_signals(strata, c) if e.data.id == near["id"]]
+    assert announced == [("open", None), ("expired", "reached gold on 2026-11-03")]
+
+
+async def test_a_near_upgrade_closes_itself_when_the_aum_falls_away_from_its_tier(strata):
+    c = new_customer()
+    await feed(strata, assignment(c, "RM-FA", at("2026-11-01")), aum(c, "48000.00", at("2026-11-02")),
+               aum(c, "45000.00", at("2026-11-03")))
+    [near] = await signals(strata, c)
+    assert (near["status"], near["closed_reason"]) == ("open", None), "still 90 % of the gold floor"
+    assert (await strata.post(f"/v1/signals/{near['id']}/ack", role="rm", rm_id="RM-FA")).status_code == 200
+    await feed(strata, aum(c, "44999.99", at("2026-11-04")))
+    [near] = await signals(strata, c)
+    assert (near["status"], near["closed_reason"]) == \
+        ("expired", "AUM 44999.99 fell below 45000.00, 0.90 of the gold floor")
+    open_list = await strata.get("/v1/signals", role="rm", rm_id="RM-FA", params={"status": ["open", "acknowledged"]})
+    assert open_list.json()["items"] == [], "the RM's list holds only what is still worth acting on"
+
+
 async def test_clearing_a_watch_raises_nothing_and_expires_the_watch(strata):
     c = new_customer()
     await feed(strata, tier_change(c, "watch", "gold", "gold", at("2026-12-01", "00:00:00")),
                tier_change(c, "watch_cleared", "gold", "gold", at("2027-01-01", "00:00:00")))
     assert [(t, s) for t, _, s in kinds(await signals(strata, c))] == [("downgrade_watch", "expired")]
+    assert (await signals(strata, c))[0]["closed_reason"] == "the watch was cleared on 2027-01-01"
 
 
 async def test_the_same_tier_event_under_another_event_id_is_one_signal(strata):
@@ -380,7 +441,7 @@ async def test_a_near_upgrade_raised_with_the_upgrade_it_follows_stays_open(stra
                                                                               ("tier_upgraded", "open")]
 
 
-async def test_the_balances_of_one_instant_and_the_upgrade_they_lead_to_in_tierings_order(strata):
+async def test_a_near_upgrade_of_the_instant_its_tier_is_reached_closes_saying_so(strata):
     # two accounts' balances as of one instant: AUM 48,000 after the first (near gold), 73,000
     # after the second (gold), and the upgrade it leads to, dated that instant too, which
     # tiering emits before the AUM event that carries the new tier
@@ -389,9 +450,10 @@ async def test_the_balances_of_one_instant_and_the_upgrade_they_lead_to_in_tieri
     await feed(strata, aum(c, "48000.00", when, tier="mass"),
                tier_change(c, "upgrade", "mass", "gold", when, aum_="73000.00"),
                aum(c, "73000.00", when, tier="gold"))
-    found = sorted((i["signal_type"], i["status"], i["evidence"].get("next_tier")) for i in await signals(strata, c))
-    assert found == [("near_upgrade", "open", "gold"), ("tier_upgraded", "open", None)], \
-        "the near-upgrade of the same instant is not made moot by the upgrade"
+    found = sorted((i["signal_type"], i["status"], i["evidence"].get("next_tier"), i["closed_reason"])
+                   for i in await signals(strata, c))
+    assert found == [("near_upgrade", "expired", "gold", "reached gold on 2026-11-06"),
+                     ("tier_upgraded", "open", None, None)]
 
 
 async def test_a_signal_raised_before_the_branch_is_known_joins_the_branch_queue_later(strata):
@@ -400,3 +462,39 @@ async def test_a_signal_raised_before_the_branch_is_known_joins_the_branch_queue
     assert (await signals(strata, c))[0]["branch_id"] is None
     await feed(strata, account(c, f"{c}-DD", "demand_deposit", branch="BR-ACC"))
     assert (await signals(strata, c))[0]["branch_id"] == "BR-ACC"
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+async def test_a_batch_of_many_customers_facts_is_a_few_statements_not_one_per_event(strata):
+    ids = [new_customer("BS") for _ in range(30)]
+    events = []
+    for c in ids:
+        book = Postings(c, balance="600000.00")
+        events += [customer(c), account(c, f"{c}-DD", "demand_deposit"), assignment(c, f"RM-{c}", at("2026-11-01")),
+                   aum(c, "600000.00", at("2026-11-02"), tier="platinum"),
+                   tiered(book.debit("150000.00", at("2026-11-05"), bank="OTHER"), "platinum", "450000.00"),
+                   aum(c, "450000.00", at("2026-11-05"), tier="platinum"),
+                   tier_change(c, "downgrade", "platinum", "gold", at("2026-12-01", "00:00:00"), aum_="450000.00"),
+                   assignment(c, f"RM-{c}-2", at("2026-12-02"))]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "alerts_" in statement and "GROUP BY" not in statement:  # not the backlog gauge
+            statements.append(statement)
+
+    loop = strata.runtime.loops["alerts"]
+    batches = loop.batches
+    engine = strata.runtime.db.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        await strata.publish(*[as_read(e) for e in events])
+        await strata.settle()
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    batches = loop.batches - batches
+    assert [t for t, _, _ in kinds(await signals(strata, ids[-1]))] == ["vip_outflow", "tier_downgraded"]
+    assert batches <= 3, f"{len(events)} events in {batches} batches"
+    assert len(statements) <= 12 * batches, \
+        f"{len(statements)} statements on alerts' tables for {len(events)} events in {batches} batches"

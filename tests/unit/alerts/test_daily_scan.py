@@ -184,6 +184,48 @@ async def test_near_upgrade_expires_when_its_window_ends(strata):
     assert [i["status"] for i in await signals(strata, c)] == ["expired"]
 
 
+async def test_a_vip_outflow_nobody_acknowledges_lapses_after_seven_days_and_an_acknowledged_one_stays(strata):
+    ignored, seen = new_customer(), new_customer()
+    for c in (ignored, seen):
+        book = Postings(c, balance="900000.00")
+        await feed(strata, assignment(c, "RM-L", at("2043-03-01")),
+                   tiered(book.debit("150000.00", at("2043-03-10"), bank="OTHER"), "diamond", "750000.00"))
+    [taken] = await signals(strata, seen)
+    assert taken["expires_on"] == "2043-03-16", "open seven days, the day raised the first"
+    acked = await strata.post(f"/v1/signals/{taken['id']}/ack", role="rm", rm_id="RM-L")
+    assert acked.json()["expires_on"] is None
+    await scan(strata, "2043-03-16")
+    assert [i["status"] for i in await signals(strata, ignored)] == ["open"]
+    await scan(strata, "2043-03-17")
+    [lapsed] = await signals(strata, ignored)
+    assert (lapsed["status"], lapsed["acted_by"], lapsed["closed_reason"]) == \
+        ("expired", "strata", "not acknowledged by 2043-03-16")
+    await scan(strata, "2043-06-01")
+    assert [i["status"] for i in await signals(strata, seen)] == ["acknowledged"], "until the RM is done"
+
+
+async def test_a_tier_notice_nobody_acknowledges_lapses_after_thirty_days(strata):
+    c = new_customer()
+    await feed(strata, tier_change(c, "upgrade", "mass", "gold", at("2044-04-01")),
+               tier_change(c, "downgrade", "gold", "mass", at("2044-08-01", "00:00:00")))
+    upgraded, downgraded = await signals(strata, c)
+    assert (upgraded["expires_on"], downgraded["expires_on"]) == ("2044-04-30", "2044-08-30")
+    await scan(strata, "2044-05-01")
+    upgraded, downgraded = await signals(strata, c)
+    assert (upgraded["status"], upgraded["closed_reason"]) == ("expired", "not acknowledged by 2044-04-30")
+    assert downgraded["status"] == "open"
+
+
+async def test_a_lapse_is_configured_per_type():
+    async with private_strata(["alerts"], signals={"expires_after_days": {"tier_upgraded": None}}) as strata:
+        strata.runtime.clock = SimulatedClock(strata.settings.zone, date(2199, 12, 31))
+        c = new_customer()
+        await feed(strata, tier_change(c, "upgrade", "mass", "gold", at("2045-04-01")))
+        await scan(strata, "2046-04-01")
+        [item] = await signals(strata, c)
+        assert (item["status"], item["expires_on"]) == ("open", None), "a type set to null stays until done"
+
+
 async def judged_outflows(strata, customer_id: str) -> list[str]:
     async with strata.runtime.db.sessions() as session:
         return list((await session.execute(
@@ -225,3 +267,14 @@ async def test_a_scan_larger_than_a_page_raises_every_due_signal_once():
         assert again["raised"]["maturity_due"] == 0
         listed = await small_pages.get("/v1/signals", params={"limit": 500})
         assert len(listed.json()["items"]) == 34
+
+
+async def test_a_scanned_signal_carries_the_priority_of_its_type_and_tier_and_the_customers_name(strata):
+    gold, diamond = new_customer(), new_customer()
+    await feed(strata, customer(gold, birth="1970-04-10", name="赵一"), customer(diamond, birth="1970-04-10", name="钱二"),
+               aum(gold, "60000.00", at("2026-11-01"), tier="gold"),
+               aum(diamond, "1200000.00", at("2026-11-01"), tier="diamond"))
+    await scan(strata, "2143-04-05")
+    found = [(i["priority"], i["customer_name"]) for c in (gold, diamond)
+             for i in await signals(strata, c, signal_type="birthday")]
+    assert found == [(4, "赵一"), (3, "钱二")], "a diamond customer's birthday is one step more urgent"

@@ -9,19 +9,21 @@ import pytest
 
 from services.alerts.domain import (
     AumHighs,
-    TierLadder,
     TransitionRefused,
     birthday,
     birthday_month_days,
     card_expiry,
     celebration,
     closed_by_tier_change,
+    expiry_reason,
     is_large_interbank_outflow,
+    lapses_on,
     maturity_bands,
     maturity_due,
     maturity_threshold,
     month_day,
     near_upgrade,
+    no_longer_near,
     suppressed,
     tier_signal,
     track_high,
@@ -32,7 +34,7 @@ from services.alerts.domain import (
 from shared.settings import Settings
 
 SETTINGS = Settings()
-LADDER = TierLadder.from_rules(SETTINGS.tiers)
+LADDER = SETTINGS.tier_ladder
 RULES = SETTINGS.signals
 DAY = date(2026, 11, 10)
 
@@ -79,11 +81,6 @@ def test_near_upgrade_looks_at_the_tier_above_the_current_one():
     assert near("platinum", "900000.00").evidence["next_tier"] == "diamond"
     assert near("gold", "900000.00") is None, "gold's next floor is platinum (200,000), already passed"
     assert near("private", "99000000.00") is None, "there is no tier above private"
-
-
-def test_the_effective_tier_never_lags_the_aum_that_reached_a_floor():
-    assert LADDER.effective("mass", D("250000.00")) == "platinum"
-    assert LADDER.effective("diamond", D("10.00")) == "diamond", "downgrades wait for month-end"
 
 
 # --- vip outflow: the fall from the 30-day high ---------------------------------------------
@@ -150,6 +147,23 @@ def test_a_large_outflow_is_a_debit_of_at_least_100000_to_another_bank(amount, b
                                       RULES.vip_outflow.large_outflow) is expected
 
 
+def test_a_large_outflow_to_one_of_the_banks_own_codes_stays_in_the_bank():
+    threshold = RULES.vip_outflow.large_outflow
+    assert not is_large_interbank_outflow("debit", "ICBC-NC", D("500000.00"), "demand_deposit", threshold,
+                                          ["ICBC-NC"])
+    assert is_large_interbank_outflow("debit", "CCB", D("500000.00"), "demand_deposit", threshold, ["ICBC-NC"])
+
+
+def test_a_large_outflow_asks_the_one_another_bank_rule(monkeypatch):
+    from services.alerts import domain
+
+    asked = []
+    monkeypatch.setattr(domain, "is_other_bank", lambda bank, own: asked.append((bank, own)) or False)
+    assert not is_large_interbank_outflow("debit", "CCB", D("500000.00"), "demand_deposit",
+                                          RULES.vip_outflow.large_outflow, ["ICBC-NC"])
+    assert asked == [("CCB", ["ICBC-NC"])]
+
+
 def test_money_coming_in_or_leaving_a_loan_is_not_an_aum_outflow():
     threshold = RULES.vip_outflow.large_outflow
     assert not is_large_interbank_outflow("credit", "OTHER", D("500000.00"), "demand_deposit", threshold)
@@ -189,6 +203,13 @@ def test_the_same_rolling_signal_on_the_same_day_has_the_same_id():
     assert later.id != near("mass", "46000.00").id
 
 
+def test_a_near_upgrade_is_suppressed_per_target_tier():
+    gold, platinum = near("mass", "46000.00"), near("gold", "185000.00")
+    assert (gold.window, platinum.window) == ("gold", "platinum")
+    assert gold.id != platinum.id, "near two tiers on one day is two signals"
+    assert drop("platinum", "1.00", highs((DAY, "500000.00"))).window == "", "vip_outflow: one window"
+
+
 # --- tier changes ---------------------------------------------------------------------------
 
 
@@ -209,9 +230,61 @@ def test_two_watches_a_month_apart_are_two_signals_and_one_watch_twice_is_one():
     assert tier("watch").id != tier("watch", datetime(2027, 1, 1, tzinfo=timezone.utc)).id
 
 
-def test_reaching_a_tier_ends_a_near_upgrade_and_any_tier_decision_ends_a_watch():
-    assert set(closed_by_tier_change("upgrade")) == {"near_upgrade", "downgrade_watch"}
-    assert closed_by_tier_change("watch_cleared") == ("downgrade_watch",)
+BEFORE, AT = datetime(2026, 11, 2, tzinfo=timezone.utc), datetime(2026, 11, 6, tzinfo=timezone.utc)
+
+
+def closing(signal_type: str, change: str, to: str, *, near: str = "gold", raised_at: datetime = BEFORE,
+            from_: str = "mass"):
+    return closed_by_tier_change(signal_type, {"next_tier": near}, raised_at, change=change, from_tier=from_,
+                                 to_tier=to, effective_at=AT, day=AT.date(), ladder=LADDER)
+
+
+def test_reaching_the_tier_a_near_upgrade_was_near_closes_it_saying_so():
+    assert closing("near_upgrade", "upgrade", "gold") == "reached gold on 2026-11-06"
+    assert closing("near_upgrade", "upgrade", "platinum") == "reached platinum on 2026-11-06, above gold"
+    assert closing("near_upgrade", "upgrade", "gold", raised_at=AT) == "reached gold on 2026-11-06", \
+        "raised at the very instant the tier is reached"
+
+
+def test_reaching_a_tier_below_the_one_a_near_upgrade_is_near_leaves_it_open():
+    assert closing("near_upgrade", "upgrade", "gold", near="platinum") is None
+    assert closing("near_upgrade", "upgrade", "gold", raised_at=AT + timedelta(days=1)) is None, \
+        "an older decision, replayed, closes nothing raised after it"
+
+
+def test_a_downgrade_closes_a_near_upgrade_and_any_later_decision_replaces_a_watch():
+    assert closing("near_upgrade", "downgrade", "mass", near="platinum", from_="gold") == \
+        "downgraded from gold to mass on 2026-11-06"
+    assert closing("downgrade_watch", "watch", "gold") == "replaced by the watch of 2026-11-06"
+    assert closing("downgrade_watch", "watch_cleared", "gold") == "the watch was cleared on 2026-11-06"
+    assert closing("downgrade_watch", "watch", "gold", raised_at=AT) is None, "the watch it raised itself"
+    assert closing("tier_upgraded", "downgrade", "mass") is None
+
+
+def test_a_near_upgrade_falls_away_below_ninety_percent_of_the_floor_it_was_near():
+    ratio = RULES.near_upgrade.ratio
+    assert no_longer_near({"next_tier": "gold"}, D("45000.00"), LADDER, ratio) is None
+    assert no_longer_near({"next_tier": "gold"}, D("44999.99"), LADDER, ratio) == \
+        "AUM 44999.99 fell below 45000.00, 0.90 of the gold floor"
+    assert no_longer_near({"next_tier": "platinum"}, D("150000.00"), LADDER, ratio) is not None
+    assert no_longer_near({"next_tier": "no-such-tier"}, D("1.00"), LADDER, ratio) is None
+
+
+def test_a_signal_that_lapses_is_worth_acting_on_for_its_days_the_day_raised_first():
+    assert lapses_on(DAY, 7) == DAY + timedelta(days=6)
+    assert lapses_on(DAY, 1) == DAY
+    assert lapses_on(DAY, None) is None
+    assert expiry_reason("tier_upgraded", DAY, lapsing=True) == "not acknowledged by 2026-11-10"
+    assert expiry_reason("maturity_due", DAY, lapsing=False) == "its last day, 2026-11-10, has passed"
+
+
+def test_lapsing_days_name_only_the_types_that_lapse():
+    assert RULES.lapses_after("vip_outflow") == 7 and RULES.lapses_after("tier_downgraded") == 30
+    assert RULES.lapses_after("maturity_due") is None
+    with pytest.raises(ValueError, match="expires_after_days names"):
+        Settings(signals={"expires_after_days": {"birthday": 3}})
+    with pytest.raises(ValueError, match="at least 1"):
+        Settings(signals={"expires_after_days": {"vip_outflow": 0}})
 
 
 # --- maturities -----------------------------------------------------------------------------
@@ -343,3 +416,28 @@ def test_a_signal_tier_that_is_not_a_tier_is_refused():
     # refused when the settings load, before any event could reach a rule
     with pytest.raises(ValueError, match="vip_outflow.min_tier names unknown tier"):
         Settings(signals={"vip_outflow": {"min_tier": "platinium"}})
+
+
+# --- the rules as docs/RULES.md explains them -----------------------------------------------
+
+
+def test_the_rules_page_says_what_each_signal_means_when_it_closes_and_its_priority():
+    from pathlib import Path
+
+    from shared.settings.signals import SIGNAL_TYPES
+
+    rules = (Path(__file__).resolve().parents[3] / "docs" / "RULES.md").read_text()
+    section = rules[rules.index("## Signals"):rules.index("## Fees and tier benefits")]
+    meaning = section[section.index("### What each type means"):section.index("### When Strata closes")]
+    closing = section[section.index("### When Strata closes"):section.index("### Priority")]
+    priority = section[section.index("### Priority"):section.index("### What an RM does")]
+    for signal_type in SIGNAL_TYPES:
+        assert f"`{signal_type}`" in meaning, f"{signal_type}: what it means and when it opens"
+        assert f"`{signal_type}`" in closing, f"{signal_type}: when Strata closes it"
+        assert f"`{signal_type}`" in priority, f"{signal_type}: its priority"
+    for reason in ("reached gold on", "fell below", "not acknowledged by", "has passed", "closed"):
+        assert reason in closing, reason
+    lapses = ", ".join(str(RULES.expires_after_days[t]) for t in
+                       ("vip_outflow", "tier_upgraded", "tier_downgraded", "downgrade_watch"))
+    assert f"`expires_after_days` ({lapses};" in closing, "the expiry defaults"
+    assert "`snooze`" in section and "awake=true" in section

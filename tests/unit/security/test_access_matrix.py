@@ -154,6 +154,10 @@ TABLE: dict[tuple[str, str], Row] = {
     ("POST", "/v1/signals/{signal_id}/done"): Row(("rm", "branch_manager", "admin"),
                                                    lambda w: {"url": f"/v1/signals/{w.signal_a}/done"},
                                                    ok=(200, 409), owned=True),
+    ("POST", "/v1/signals/{signal_id}/snooze"): Row(("rm", "branch_manager", "admin"),
+                                                     lambda w: {"url": f"/v1/signals/{w.signal_a}/snooze",
+                                                                "json": {"until": "2199-12-30"}},
+                                                     ok=(200, 409), owned=True),
     # --- lists, filtered to the caller's book (their content: tests below) --------------------
     ("GET", "/v1/signals"): Row(EVERYONE, get("/v1/signals")),
     ("GET", "/v1/signals/summary"): Row(EVERYONE, get("/v1/signals/summary")),
