@@ -5,8 +5,8 @@ The job decides exactly as it would for real (the same queries, the same rules, 
 seeing what the pages before it wrote), so the answer's counts are the real run's; what it
 would have emitted is collected from the outbox it wrote (:attr:`DryRun.emitted`). Nothing
 escapes: the rows and the outbox are rolled back, so no event reaches the relay; the business
-counters move only when a transaction commits (``shared.metrics.after_commit``), which this one
-never does.
+counters move only when a transaction commits (``BatchTransaction.after_commit``), which this
+one never does.
 
 A job takes the dry run where it takes the runtime: it offers the runtime's ``settings``,
 ``clock``, ``transaction(service, cause)`` and ``db.transaction()``, each of which is a part of
@@ -76,8 +76,6 @@ class DryRun:
         async with BatchTransaction(None, service, self.settings, cause=cause, within=self._session) as tx:
             yield tx
         self.emitted += [Emitted(m["topic"], json.loads(m["value"])) for m in tx.sent]
-
-    unit_of_work = transaction
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         """The data of the events it would have emitted on ``topic``, in order."""

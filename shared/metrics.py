@@ -4,8 +4,6 @@ customers, so cardinality stays bounded whatever the size of the bank."""
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
 
 EVENTS_CONSUMED = Counter(
     "strata_events_consumed_total", "Events read from the bus and handled (duplicates included).",
@@ -75,27 +73,3 @@ READY = Gauge(
     ["service"],
 )
 
-_PENDING = "strata_metrics_pending"
-_LISTENING = "strata_metrics_listening"
-
-
-def after_commit(session: AsyncSession, update) -> None:
-    """Run ``update()`` (a metric increment) when ``session``'s transaction commits; dropped
-    if it rolls back. A business counter moved inside a transaction that is rolled back (a
-    batch re-run after an outage, a dry run of an operator job) would count what never
-    happened."""
-    sync = session.sync_session
-    if not sync.info.get(_LISTENING):
-        sync.info[_LISTENING] = True
-        event.listen(sync, "after_commit", _flush)
-        event.listen(sync, "after_rollback", _drop)
-    sync.info.setdefault(_PENDING, []).append(update)
-
-
-def _flush(sync_session) -> None:
-    for update in sync_session.info.pop(_PENDING, []):
-        update()
-
-
-def _drop(sync_session) -> None:
-    sync_session.info.pop(_PENDING, None)

@@ -289,8 +289,6 @@ class ConsumerLoop:
                      if i.event is not None and i.dead_reason is None and i.idempotency_key not in done]
             if spec.state is not None:
                 tx.state = await spec.state.load(tx, fresh)
-            elif spec.prefetch is not None:
-                await spec.prefetch(fresh, tx)
             if spec.keeps_access:
                 tx.access = tx.track(await AccessState.load(tx, [e for e in fresh if e.topic in ACCESS_TOPICS]))
             seen: set[str] = set()

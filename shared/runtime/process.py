@@ -216,8 +216,6 @@ class Runtime:
                 tx.handoff = relay.offer
             yield tx
 
-    unit_of_work = transaction
-
     async def ready(self) -> dict[str, bool]:
         """What /readyz reports: the database and the bus answer now, and no consumer loop or
         relay has died."""

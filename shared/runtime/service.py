@@ -55,8 +55,6 @@ class ServiceSpec:
     background: tuple[Callable[[Process], Awaitable[None]], ...] = field(default_factory=tuple)
     state: BatchStateType | None = None
     """The class of the service's batch state (``load(tx, events)``), set as ``tx.state``."""
-    prefetch: Callable[[list[Event], BatchTransaction], Awaitable[None]] | None = None
-    """(Older services) load what a whole batch needs before its handlers run."""
     keeps_access: bool = True
     """Keep this service's copy of who may see which customer (see ``shared.access``)."""
     ordered: tuple[str, ...] = ()

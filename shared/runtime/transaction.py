@@ -211,20 +211,6 @@ class BatchTransaction:
         """Run ``action`` (a metric's increment) once the transaction has committed."""
         self._after.append(action)
 
-    # Older services keep their batch's rows in this dict and queue appended rows with
-    # ``insert_later``; they move to typed state and ``append``.
-    @property
-    def batch(self) -> dict:
-        if not hasattr(self, "_scratch"):
-            self._scratch: dict = {}
-        return self._scratch
-
-    def insert_later(self, table: Table, row: dict) -> None:
-        self.append(table, row)
-
-    async def flush(self) -> None:
-        """Nothing to do: everything is written at commit."""
-
     def track(self, state: State) -> State:
         """Write ``state`` at commit too (besides ``self.state``)."""
         self.states.append(state)

@@ -361,7 +361,7 @@ async def test_an_overflow_in_a_handler_is_dead_lettered_with_its_reason_not_ret
 
 
 def test_outbox_headers_keep_every_byte_and_rows_of_the_old_format_stay_readable():
-    from shared.runtime.unit_of_work import decode_headers, encode_headers
+    from shared.runtime.transaction import decode_headers, encode_headers
 
     headers = [("ce_id", "事件-1".encode()), ("x-trace", b"\xff\xfe\x00\x80"), ("x-escaped", b"\\xff"),
                ("x-empty", b""), ("x-none", None)]
