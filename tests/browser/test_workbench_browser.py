@@ -85,7 +85,11 @@ async def test_rm_home_updates_in_place_when_a_signal_changes_elsewhere(visit, s
     with strata_server.api("rm", rm_id=rm["rm_id"]) as api:
         assert api.post(f"/v1/signals/{signal_id}/ack").status_code == 200
     await page.locator(f'#sig-{signal_id}[data-status="acknowledged"]').wait_for(timeout=15_000)
-    assert await page.evaluate("window.scrollY") == scrolled, "the refresh kept the reader's place"
+    # swapped in place, not reloaded: the page stays where the reader had scrolled it (the
+    # simulated bank keeps raising signals, and the browser's scroll anchoring may then move
+    # the page by the rows added above what is on screen, never back to the top)
+    after, screen = await page.evaluate("[window.scrollY, window.innerHeight]")
+    assert abs(after - scrolled) < screen / 4, f"the refresh kept the reader's place ({scrolled} -> {after})"
 
 
 async def test_rm_book_sorts_filters_and_pages(visit, strata_server):

@@ -58,7 +58,10 @@ async def customer_page(request: Request, customer_id: str, purpose: str = "", u
                                              "limit": 50}),
     )
     signals = by_priority((extra.pop("open_signals") or {}).get("items") or view.get("open_signals") or [])
+    # the 360 comes masked; a role that may read it unmasked states its purpose first, audited
+    may_unmask = not purpose and user.role in wb.settings.auth.unmasked_roles
     return render(request, "customer.html", c=view, today=today, signals=signals, priority_of=priority_of,
+                  may_unmask=may_unmask, purpose=purpose,
                   chart=aum_chart(view, extra["daily"], extra["tier"], wb),
                   channels=CHANNELS, outcomes=OUTCOMES, values={}, error=None, **extra)
 
