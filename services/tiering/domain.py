@@ -128,7 +128,7 @@ class SeqRanges:
 # --- the month's average daily AUM ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DailyAum:
     """The running sum behind a month's average daily AUM.
 
@@ -162,10 +162,11 @@ def roll_to(state: DailyAum, business_day: date) -> tuple[DailyAum, list[tuple[d
 
     An event dated before ``state.day`` (late) counts on ``state.day``: past days are closed.
     """
-    if business_day <= state.day:
+    day = state.day
+    if business_day <= day:
         return state, []
-    if month_of(business_day) == state.month:
-        gap = (business_day - state.day).days
+    if business_day.month == day.month and business_day.year == day.year:
+        gap = (business_day - day).days
         return DailyAum(business_day, state.sum_before + state.aum * gap, state.aum), []
     completed = [(state.month, state.month_total())]
     month = next_month(state.month)
@@ -174,6 +175,18 @@ def roll_to(state: DailyAum, business_day: date) -> tuple[DailyAum, list[tuple[d
         month = next_month(month)
     elapsed = business_day.day - 1
     return DailyAum(business_day, state.aum * elapsed, state.aum), completed
+
+
+def month_total(daily: DailyAum, first: date, stored: Decimal | None) -> Decimal | None:
+    """The month's sum of end-of-day AUM for a customer whose running sum is ``daily``: the
+    running sum's own total if it is in the month, the AUM held all month if it stopped before,
+    the total kept when it rolled past (``stored``), nothing if it started after."""
+    days = days_in_month(first)
+    if daily.month == first:
+        return daily.month_total()
+    if daily.day < first:
+        return daily.aum * days
+    return stored
 
 
 def average(total: Decimal, days: int) -> Decimal:
