@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import Amount, BankDate, Identifier, Money
+from shared.explanations import Language
 from shared.contracts import topics
 from shared.dry_run import DryRun, PreviewItem, preview_limit_field
 from shared.http import business_clock, db_session, problems
 from shared.problems import Problem
 from shared.access import ensure_customer_visible
-from services.tiering import close, service, simulation, simulation_job
+from services.tiering import close, explain, service, simulation, simulation_job
 from services.tiering.models import TieringSimulation
 from shared.calendar import days_in_month, months_between, parse_month
 
@@ -90,6 +91,88 @@ async def get_tier(customer_id: str, request: Request,
         raise Problem(404, "Customer not found", f"Tiering has no customer {customer_id}.")
     view["history"] = [TierHistoryItem(from_=h.pop("from"), **h) for h in view["history"]]
     return TierView(**view)
+
+
+class TierPlacement(BaseModel):
+    change: str = Field(description="upgrade, initial_placement or downgrade")
+    from_: str = Field(serialization_alias="from")
+    to: str
+    at: datetime
+    compared: str = Field(description="aum (an upgrade or first placement) or month_average (a downgrade)")
+    basis: Money = Field(description="the AUM (or the month's average daily AUM) compared")
+    floor: Money = Field(description="the floor it was compared with")
+    month: str | None = None
+    months_below: int | None = None
+
+
+class TierWatch(BaseModel):
+    since_close_of: str | None
+    month_average: Money | None
+    floor: Money
+    months_below: int
+    downgrade_after_months: int
+    months_left: int = Field(description="months below the floor still to come before a downgrade")
+    downgrade_to: str | None = Field(description="the tier the last of them lowers to, on this month so far")
+    month_to_date_average: Money | None
+    ends_when: str
+
+
+class NextTier(BaseModel):
+    tier: str | None
+    floor: Money | None
+    gap: Money | None = Field(description="AUM still to come to reach the next tier's floor")
+
+
+class HouseholdMember(BaseModel):
+    customer_id: str
+    aum: Money
+
+
+class HouseholdCounted(BaseModel):
+    household_id: str
+    aum: Money
+    aggregation: bool
+    members: list[HouseholdMember]
+
+
+class TierExplanation(BaseModel):
+    customer_id: str
+    lang: Language
+    tier: str
+    watch: bool
+    months_below: int
+    rule: str = Field(description="upgrade, initial_placement, downgrade, watch, lowest_tier or no_decision_recorded")
+    summary: str
+    sentences: list[str]
+    aum: Money
+    basis: Money = Field(description="what the tier stands on: the AUM, or the household's with aggregation")
+    floor: Money
+    placement: TierPlacement | None
+    watch_detail: TierWatch | None
+    next_tier: NextTier
+    household: HouseholdCounted | None
+
+
+@router.get("/v1/customers/{customer_id}/tier/explain", response_model=TierExplanation,
+            response_model_by_alias=True, responses=problems(404))
+async def get_tier_explanation(customer_id: str, request: Request, lang: Language = "en",
+                               principal: Principal = Depends(current_principal),
+                               session: AsyncSession = Depends(db_session)):
+    """Why the customer is in their tier: the rule that placed them (an upgrade the moment AUM
+    reached the floor, the first placement, a month-end downgrade; the lowest tier otherwise),
+    the AUM and floor it compared, the watch a month-end close put them on (months below so far,
+    what ends it, the months left before a downgrade and to which tier), the gap to the next
+    tier and, with household aggregation, the members counted. Sentences in ``lang``."""
+    await ensure_customer_visible(request, principal, customer_id)
+    settings = request.app.state.settings
+    standing = await explain.standing(session, settings, customer_id)
+    if standing is None:
+        raise Problem(404, "Customer not found", f"Tiering has no customer {customer_id}.")
+    body = explain.explain(standing, service.policy_of(settings), {t.id: t.name for t in settings.tiers},
+                           settings.zone, lang)
+    if body["placement"] is not None:
+        body["placement"]["from_"] = body["placement"].pop("from")
+    return TierExplanation(**body)
 
 
 @router.post("/v1/admin/month-end-close", response_model=MonthEndCloseResult, response_model_by_alias=True,
