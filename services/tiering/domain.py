@@ -148,7 +148,7 @@ class DailyAum:
 
     def month_total(self) -> Decimal:
         """The month's sum of end-of-day AUM if nothing changes before the month ends."""
-        remaining = days_in_month(self.month) - self.day.day + 1
+        remaining = days_in_month(self.day) - self.day.day + 1
         return self.sum_before + self.aum * remaining
 
     def month_to_date_average(self) -> Decimal:
@@ -181,11 +181,11 @@ def month_total(daily: DailyAum, first: date, stored: Decimal | None) -> Decimal
     """The month's sum of end-of-day AUM for a customer whose running sum is ``daily``: the
     running sum's own total if it is in the month, the AUM held all month if it stopped before,
     the total kept when it rolled past (``stored``), nothing if it started after."""
-    days = days_in_month(first)
-    if daily.month == first:
+    day = daily.day
+    if day.month == first.month and day.year == first.year:
         return daily.month_total()
-    if daily.day < first:
-        return daily.aum * days
+    if day < first:
+        return daily.aum * days_in_month(first)
     return stored
 
 

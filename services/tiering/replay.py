@@ -11,6 +11,9 @@ at the month's end and when it was closed. A policy then decides the path in a f
 month: the upgrades of a stretch of days are decided on its highest AUM, since fast up goes
 straight to the tier the highest AUM reaches and no rule lowers a tier between closes.
 
+Amounts on the way through the running sum are integer cents, as tiering keeps them (the sums
+stay exact and cost a tenth of Decimal's); what a rule decides on is the two-place Decimal.
+
 Nothing here touches a database: every function takes and returns plain values.
 """
 
@@ -23,11 +26,11 @@ from decimal import Decimal
 from typing import Sequence
 
 from shared.calendar import days_in_month, month_key
-from shared.money import ZERO
+from shared.money import ZERO, from_cents
 from services.tiering.domain import DailyAum, TierPolicy, TierState, average, month_total, roll_to
 
-Day = tuple[date, Decimal, Decimal]
-"""A business day with activity: the day, its end-of-day AUM and its highest AUM."""
+Day = tuple[date, int, int]
+"""A business day with activity: the day, its end-of-day AUM and its highest AUM, in cents."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +45,16 @@ class Close:
 
     first: date
     through: date
+    last: date = field(init=False)
+    """The month's last day."""
+    days: int = field(init=False)
+    month: str = field(init=False)
 
-    @property
-    def month(self) -> str:
-        return month_key(self.first)
-
-    @property
-    def last(self) -> date:
-        return self.first.replace(day=days_in_month(self.first))
+    def __post_init__(self) -> None:
+        days = days_in_month(self.first)
+        object.__setattr__(self, "days", days)
+        object.__setattr__(self, "last", self.first.replace(day=days))
+        object.__setattr__(self, "month", month_key(self.first))
 
 
 @dataclass(slots=True)
@@ -58,9 +63,9 @@ class History:
 
     customer_id: str
     household_id: str | None
-    opening: Decimal | None
-    """The AUM at the end of the day before the period (None: not a customer of the bank yet,
-    so the days before their first count at zero, as the live running sum counts them)."""
+    opening: int | None
+    """The AUM (cents) at the end of the day before the period (None: not a customer of the
+    bank yet, so the days before their first count at zero, as the live running sum counts them)."""
     days: list[Day]
     """The days with activity from the period's first day to the last close's ``through``."""
 
@@ -83,53 +88,54 @@ class Path:
     """A history reduced to what any policy decides on."""
 
     opening: Decimal | None
+    """The AUM at the end of the day before the period (None: not a customer yet)."""
     stretches: list[Stretch]
     days: list[Day] = field(default_factory=list)
+    opening_cents: int | None = None
 
 
 def path_of(history: History, closes: Sequence[Close]) -> Path:
     """Reduce a customer's history to its stretches, one per close.
 
     >>> c = Close(date(2026, 10, 1), date(2026, 10, 31))
-    >>> p = path_of(History("C1", None, Decimal("100.00"), [(date(2026, 10, 11), Decimal("400.00"),
-    ...                                                       Decimal("450.00"))]), [c])
-    >>> p.stretches[0].average, p.stretches[0].high   # 10 days at 100, 21 at 400
+    >>> p = path_of(History("C1", None, 10000, [(date(2026, 10, 11), 40000, 45000)]), [c])
+    >>> p.stretches[0].average, p.stretches[0].high   # 10 days at 100.00, 21 at 400.00
     (Decimal('303.23'), Decimal('450.00'))
     """
     days = history.days
-    daily = DailyAum(closes[0].first, ZERO, history.opening) if history.opening is not None else None
-    completed: dict[date, Decimal] = {}
+    opening = history.opening
+    daily = DailyAum(closes[0].first, 0, opening) if opening is not None else None
+    completed: dict[date, int] = {}
     stretches = []
-    aum = history.opening if history.opening is not None else ZERO
+    aum = opening if opening is not None else 0
     i, n = 0, len(days)
     for close in closes:
         high = None
         month_end_aum = None
-        while i < n and days[i][0] <= close.through:
-            day, aum, day_high = days[i]
-            if month_end_aum is None and day > close.last:
-                month_end_aum = _aum_before(days, i, history.opening)
+        through, last = close.through, close.last
+        while i < n:
+            day, eod, day_high = days[i]
+            if day > through:
+                break
+            if month_end_aum is None and day > last:
+                month_end_aum = aum
             if daily is None:
-                daily = DailyAum(day, ZERO, ZERO)
+                daily = DailyAum(day, 0, 0)
             daily, ended = roll_to(daily, day)
             for month, total in ended:
                 completed[month] = total
-            daily = DailyAum(daily.day, daily.sum_before, aum)
+            daily = DailyAum(daily.day, daily.sum_before, eod)
+            aum = eod
             if high is None or day_high > high:
                 high = day_high
             i += 1
         if month_end_aum is None:
             month_end_aum = aum
         total = month_total(daily, close.first, completed.get(close.first)) if daily is not None else None
-        mean = average(total, days_in_month(close.first)) if total is not None else None
-        stretches.append(Stretch(high, mean, month_end_aum, aum))
-    return Path(history.opening, stretches, days)
-
-
-def _aum_before(days: list[Day], i: int, opening: Decimal | None) -> Decimal:
-    if i > 0:
-        return days[i - 1][1]
-    return opening if opening is not None else ZERO
+        stretches.append(Stretch(None if high is None else from_cents(high),
+                                 None if total is None else average(from_cents(total), close.days),
+                                 from_cents(month_end_aum), from_cents(aum)))
+    return Path(None if opening is None else from_cents(opening), stretches, days, opening)
 
 
 def household_path(members: Sequence[Path], closes: Sequence[Close]) -> Path:
@@ -141,21 +147,21 @@ def household_path(members: Sequence[Path], closes: Sequence[Close]) -> Path:
     the household's AUM at the start of the day plus the largest rise of one member to their
     own highest (exact when one member's money moves in a day), and at least its end-of-day AUM.
     """
-    known = [m.opening for m in members if m.opening is not None]
-    opening = sum(known, ZERO) if known else None
-    now = [m.opening if m.opening is not None else ZERO for m in members]
-    by_day: dict[date, list[tuple[int, Decimal, Decimal]]] = {}
+    known = [m.opening_cents for m in members if m.opening_cents is not None]
+    opening = sum(known) if known else None
+    now = [m.opening_cents or 0 for m in members]
+    by_day: dict[date, list[tuple[int, int, int]]] = {}
     for index, member in enumerate(members):
         for day, aum, high in member.days:
             by_day.setdefault(day, []).append((index, aum, high))
     days: list[Day] = []
     for day in sorted(by_day):
-        at_start = sum(now, ZERO)
-        rise = ZERO
+        at_start = sum(now)
+        rise = 0
         for index, aum, high in by_day[day]:
             rise = max(rise, high - now[index])
             now[index] = aum
-        at_end = sum(now, ZERO)
+        at_end = sum(now)
         days.append((day, at_end, max(at_end, at_start + rise)))
     stretches = []
     i = 0
@@ -165,10 +171,10 @@ def household_path(members: Sequence[Path], closes: Sequence[Close]) -> Path:
             high = days[i][2] if high is None else max(high, days[i][2])
             i += 1
         averages = [m.stretches[k].average for m in members if m.stretches[k].average is not None]
-        stretches.append(Stretch(high, sum(averages, ZERO) if averages else None,
+        stretches.append(Stretch(None if high is None else from_cents(high), sum(averages, ZERO) if averages else None,
                                  sum((m.stretches[k].month_end_aum for m in members), ZERO),
                                  sum((m.stretches[k].close_aum for m in members), ZERO)))
-    return Path(opening, stretches, days)
+    return Path(None if opening is None else from_cents(opening), stretches, days, opening)
 
 
 # --- deciding a path under a policy ---------------------------------------------------------
@@ -224,8 +230,7 @@ class DayTiers:
     >>> from shared.tiers import Tier, TierLadder
     >>> policy = TierPolicy(TierLadder([Tier("mass", Decimal(0)), Tier("gold", Decimal(50000))]))
     >>> c = Close(date(2026, 10, 1), date(2026, 10, 31))
-    >>> p = path_of(History("C1", None, Decimal("0.00"), [(date(2026, 10, 5), Decimal("60000.00"),
-    ...                                                    Decimal("60000.00"))]), [c])
+    >>> p = path_of(History("C1", None, 0, [(date(2026, 10, 5), 6000000, 6000000)]), [c])
     >>> tiers = DayTiers(p, p, policy, [c])
     >>> tiers.at(date(2026, 10, 5)), tiers.at(date(2026, 10, 6))
     ('mass', 'gold')
@@ -245,7 +250,7 @@ class DayTiers:
             while i < len(days) and days[i][0] <= close.through:
                 day, _aum, high = days[i]
                 self._mark(day, state)
-                state = policy.on_aum(state, high).state
+                state = policy.on_aum(state, from_cents(high)).state
                 self._mark(day + timedelta(days=1), state)
                 i += 1
             if own.stretches[k].average is not None:

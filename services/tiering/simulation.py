@@ -148,14 +148,15 @@ class Figures:
         self.customers = 0
 
     def add(self, today: list[MonthOutcome | None], candidate: list[MonthOutcome | None],
-            month_end_aum: Sequence[Decimal]) -> None:
+            stretches: Sequence) -> None:
+        """One customer's months under both policies (``stretches``: their path's, for the AUM)."""
         counted = False
-        for k in range(len(self.closes)):
-            a, b = today[k], candidate[k]
+        months_today, months_candidate = self.months["today"], self.months["candidate"]
+        for k, (a, b) in enumerate(zip(today, candidate)):
             if a is not None:
-                self.months["today"][k].add(a, month_end_aum[k])
+                months_today[k].add(a, stretches[k].month_end_aum)
             if b is not None:
-                self.months["candidate"][k].add(b, month_end_aum[k])
+                months_candidate[k].add(b, stretches[k].month_end_aum)
             if a is not None and b is not None:
                 self.migration[k][(a.state.tier, b.state.tier)] += 1
                 counted = True

@@ -22,12 +22,17 @@ POLICY = TierPolicy(TierLadder([Tier("mass", D(0)), Tier("gold", D(50000), 3), T
 OCTOBER = Close(date(2026, 10, 1), date(2026, 10, 31))
 
 
+def cents(amount: str) -> int:
+    return int(D(amount) * 100)
+
+
 def day(n: int, aum: str, high: str | None = None, month: int = 10):
-    return (date(2026, month, n), D(aum), D(high or aum))
+    """A day of history as tiering keeps it: the day, its end-of-day AUM and its high, in cents."""
+    return (date(2026, month, n), cents(aum), cents(high or aum))
 
 
 def test_days_without_activity_keep_the_aum_of_the_day_before_and_days_before_the_first_count_zero():
-    carried = path_of(History("C", None, D("1000.00"), [day(11, "4000.00")]), [OCTOBER]).stretches[0]
+    carried = path_of(History("C", None, cents("1000.00"), [day(11, "4000.00")]), [OCTOBER]).stretches[0]
     assert carried.average == D("3032.26")  # 10 days at 1000, 21 at 4000, over 31
     new = path_of(History("C", None, None, [day(11, "3100.00")]), [OCTOBER]).stretches[0]
     assert new.average == D("2100.00")  # 21 days at 3100 over 31
@@ -42,7 +47,7 @@ def test_a_customer_first_seen_after_the_month_is_not_closed_in_it():
 
 
 def test_the_days_highest_aum_upgrades_even_when_the_day_ends_below_the_floor():
-    path = path_of(History("C", None, D("0.00"), [day(5, "30000.00", "60000.00")]), [OCTOBER])
+    path = path_of(History("C", None, cents("0.00"), [day(5, "30000.00", "60000.00")]), [OCTOBER])
     [month] = decide(path, path, POLICY, [OCTOBER])
     assert month.state.tier == "gold" and month.upgraded and month.change == "watch"
 
@@ -51,7 +56,7 @@ def test_a_month_closed_after_the_next_months_first_day_counts_that_day_as_the_l
     """The live close decides on the customer as they stand when it runs: a tier reached on the
     1st is the tier the month is held against, and the AUM then is the AUM now."""
     through = Close(date(2026, 10, 1), date(2026, 11, 1))
-    history = History("C", None, D("60000.00"), [day(1, "250000.00", month=11)])
+    history = History("C", None, cents("60000.00"), [day(1, "250000.00", month=11)])
     [late] = decide(path_of(history, [through]), path_of(history, [through]), POLICY, [through])
     [early] = decide(path_of(history, [OCTOBER]), path_of(history, [OCTOBER]), POLICY, [OCTOBER])
     assert (late.state.tier, late.state.watch) == ("platinum", True)
@@ -61,7 +66,7 @@ def test_a_month_closed_after_the_next_months_first_day_counts_that_day_as_the_l
 def test_downgrades_wait_the_tiers_months_below_the_floor():
     months = [Close(date(2026, m, 1), date(2026, m, 28 if m == 2 else 30 if m in (4, 6, 9, 11) else 31))
               for m in (1, 2, 3)]
-    history = History("C", None, D("60000.00"), [day(2, "1000.00", month=1)])
+    history = History("C", None, cents("60000.00"), [day(2, "1000.00", month=1)])
     path = path_of(history, months)
     outcomes = decide(path, path, POLICY, months)
     assert [(o.state.tier, o.change, o.state.months_below) for o in outcomes] == [
@@ -69,19 +74,18 @@ def test_downgrades_wait_the_tiers_months_below_the_floor():
 
 
 def test_a_households_highest_of_a_day_is_one_members_rise_on_the_others_aum():
-    head = path_of(History("H1", "H", D("30000.00"), [day(5, "30000.00", "45000.00")]), [OCTOBER])
-    spouse = path_of(History("H2", "H", D("10000.00"), [day(6, "12000.00")]), [OCTOBER])
+    head = path_of(History("H1", "H", cents("30000.00"), [day(5, "30000.00", "45000.00")]), [OCTOBER])
+    spouse = path_of(History("H2", "H", cents("10000.00"), [day(6, "12000.00")]), [OCTOBER])
     household = household_path([head, spouse], [OCTOBER])
     assert household.opening == D("40000.00")
-    assert household.days == [(date(2026, 10, 5), D("40000.00"), D("55000.00")),
-                               (date(2026, 10, 6), D("42000.00"), D("42000.00"))]
+    assert household.days == [day(5, "40000.00", "55000.00"), day(6, "42000.00")]
     assert household.stretches[0].average == head.stretches[0].average + spouse.stretches[0].average
     [month] = decide(spouse, household, POLICY, [OCTOBER])
     assert month.state.tier == "gold", "the spouse is tiered on the household's highest AUM"
 
 
 def test_the_tier_at_a_posting_rises_within_the_day_with_the_aum_after_it():
-    path = path_of(History("C", None, D("10000.00"), [day(7, "60000.00", "61000.00")]), [OCTOBER])
+    path = path_of(History("C", None, cents("10000.00"), [day(7, "60000.00", "61000.00")]), [OCTOBER])
     tiers = DayTiers(path, path, POLICY, [OCTOBER])
     assert [tiers.after(date(2026, 10, 7), D(a)) for a in ("9900.00", "61000.00", "60000.00")] == \
         ["mass", "gold", "gold"]
