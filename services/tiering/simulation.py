@@ -60,10 +60,10 @@ def candidate_policy(settings, tiers: Sequence[Mapping], household_aggregation: 
     per tier), checked as the settings check a tier table.
 
     >>> from shared.settings import get_settings
-    >>> candidate_policy(get_settings(), [{"id": "gold", "floor": "250000.00"}], None)
+    >>> candidate_policy(get_settings(), [{"id": "gold", "floor": "250000.00"}], None)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    services.tiering.simulation: PolicyRefused: floors must increase from the lowest tier up: ...
+    services.tiering.simulation.PolicyRefused: floors must increase from the lowest tier up: ...
     """
     live = {t.id: t for t in settings.tiers}
     unknown = [str(t.get("id")) for t in tiers if t.get("id") not in live]
