@@ -12,10 +12,10 @@ import asyncpg
 from bench.feed import opening_balance
 from shared import migrate
 from shared.db import Database
-from shared.runtime.unit_of_work import UnitOfWork
+from shared.runtime.transaction import BatchTransaction
 from shared.settings import Settings
 from services.tiering.domain import TierPolicy
-from services.tiering.service import close_month
+from services.tiering.close import close_month
 
 
 async def seed(dsn: str, customers: int, settings: Settings, seed: int = 3) -> dict:
@@ -37,7 +37,7 @@ async def seed(dsn: str, customers: int, settings: Settings, seed: int = 3) -> d
                 below += 1
             watch = tier.rank > 0 and rng.random() < 0.02
             rows.append((f"C{n:08d}", None, aum, 0, "{}", tier.id, watch, 1 if watch else 0, None,
-                         date(2026, 11, dom), "2026-11", dom, per_day * (dom - 1), 0, None))
+                         date(2026, 11, dom), per_day * (dom - 1), aum, 0, None, ""))
             if len(rows) == 50_000:
                 await _copy(conn, rows)
                 rows.clear()
@@ -52,8 +52,8 @@ async def _copy(conn, rows) -> None:
     await conn.copy_records_to_table(
         "tiering_customers", records=rows,
         columns=["customer_id", "household_id", "aum", "liabilities", "holdings", "tier", "watch",
-                 "months_below", "tier_since", "mtd_day", "mtd_month", "mtd_dom", "mtd_sum",
-                 "average_aum_12m", "updated_at"])
+                 "months_below", "tier_since", "mtd_day", "mtd_sum", "day_high",
+                 "average_aum_12m", "updated_at", "recent_averages"])
 
 
 async def run(database_url: str, customers: int) -> dict:
@@ -62,10 +62,8 @@ async def run(database_url: str, customers: int) -> dict:
     await migrate.upgrade(db, ["tiering"])
     seeded = await seed(database_url.replace("postgresql+asyncpg://", "postgresql://"), customers, settings)
     started = time.perf_counter()
-    async with db.transaction() as session:
-        uow = UnitOfWork(session, "tiering", settings, cause="bench-close")
-        summary = await close_month(uow, "2026-11")
-        await uow.flush()
+    async with BatchTransaction(db, "tiering", settings, cause="bench-close") as tx:
+        summary = await close_month(tx, "2026-11")
     seconds = time.perf_counter() - started
     await db.dispose()
     return {**seeded, "seconds": round(seconds, 2), "summary": summary.as_dict()}

@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from shared.bus.kafka import KafkaBus
 from shared.db import Database
 from shared.runtime.models import OutboxMessage
-from strata.processes import ServiceProcess
+from pathlib import Path
+
+from strata.processes import REPO, ServiceProcess
 
 
 @dataclass
@@ -25,6 +27,10 @@ class Deployment:
     prefix: str = field(default_factory=lambda: f"b{uuid.uuid4().hex[:8]}.")
     processes: list[ServiceProcess] = field(default_factory=list)
     peak_rss: dict[str, int] = field(default_factory=dict)
+    code: Path = REPO
+    """The checkout the services run from (another commit's, side by side)."""
+    python: str = field(default_factory=lambda: __import__("sys").executable)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {
@@ -34,11 +40,12 @@ class Deployment:
             "STRATA_KAFKA__GROUP_PREFIX": self.prefix + "strata",
             "STRATA_KAFKA__PARTITIONS": str(self.partitions),
             "STRATA_LOG_LEVEL": "WARNING",
+            **self.extra_env,
         }
 
     async def start(self, services: list[str]) -> None:
         for name in services:
-            proc = ServiceProcess(name, self.env()).start()
+            proc = ServiceProcess(name, self.env(), code=self.code, python=self.python).start()
             self.processes.append(proc)
         for proc in self.processes:
             await proc.wait_ready(120)

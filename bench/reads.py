@@ -99,8 +99,8 @@ async def seed(dsn: str, customers: int, settings: Settings, seed: int = 5) -> d
             tables[TieringCustomer].append(row_of(TieringCustomer, {
                 "customer_id": cid, "aum": aum, "liabilities": Decimal("0.00"), "holdings": "{}",
                 "tier": tier, "watch": False, "months_below": 0, "mtd_day": date(2026, 11, 27),
-                "mtd_month": "2026-11", "mtd_dom": 27, "mtd_sum": aum * 26,
-                "average_aum_12m": aum, "updated_at": now}))
+                "mtd_sum": aum * 26, "day_high": aum, "average_aum_12m": aum, "updated_at": now,
+                "placed_at": now, "recent_averages": ""}))
             tables[ProfileCustomer].append(row_of(ProfileCustomer, {
                 "customer_id": cid, "name": f"Customer {n}", "birth_date": date(1960 + n % 45, 1 + n % 12, 1 + n % 28),
                 "gender": "FM"[n % 2], "home_branch_id": branch, "risk_level": f"C{1 + n % 5}", "tags": "[]",

@@ -130,17 +130,18 @@ async def section_latency(args, records) -> list[dict]:
     return [await _latency_at(args, float(rate)) for rate in str(args.latency_rate).split(",")]
 
 
-async def _latency_at(args, rate: float) -> dict:
+async def _latency_at(args, rate: float, extra_env: dict[str, str] | None = None) -> dict:
     from aiokafka import AIOKafkaConsumer
 
-    dep = Deployment(args.kafka, await new_database(args.database_url), args.partitions)
-    for topic in ("bank.postings", "strata.postings.tiered", "strata.fees"):
+    dep = Deployment(args.kafka, await new_database(args.database_url), args.partitions,
+                     extra_env=extra_env or {})
+    for topic in ("bank.postings", "strata.tiering.changes", "strata.fees"):
         await kafka_ceiling.create_topic(args.kafka, dep.prefix + topic, args.partitions)
     await dep.start(["tiering", "pricing"])
     count = int(rate * args.latency_seconds)
     feed_records = list(feed.PostingFeed(count, max(1000, count // 3), seed=args.seed + 1))
     sent: dict[str, float] = {}
-    received: dict[str, dict[str, float]] = {"strata.postings.tiered": {}, "strata.fees": {}}
+    received: dict[str, dict[str, float]] = {"strata.tiering.changes": {}, "strata.fees": {}}
 
     async def watch(topic: str) -> None:
         consumer = AIOKafkaConsumer(dep.prefix + topic, bootstrap_servers=args.kafka,
@@ -173,7 +174,7 @@ async def _latency_at(args, rate: float) -> dict:
             w.cancel()
         dep.stop()
     out = {"offered_rate": rate, "achieved_rate": produced["events_per_s"], "postings": count}
-    for topic, name in (("strata.postings.tiered", "posting_to_tier"), ("strata.fees", "posting_to_fee")):
+    for topic, name in (("strata.tiering.changes", "posting_to_tier"), ("strata.fees", "posting_to_fee")):
         ms = sorted((received[topic][p] - sent[p]) * 1000 for p in received[topic] if p in sent)
         out[name] = {"p50_ms": round(ms[len(ms) // 2], 1), "p99_ms": round(ms[int(len(ms) * 0.99)], 1),
                      "max_ms": round(ms[-1], 1), "n": len(ms)}
@@ -221,6 +222,48 @@ async def _pending(dep: Deployment, groups: dict[str, list[str]]) -> int:
         await bus.stop()
 
 
+async def section_lateness(args, records) -> list[dict]:
+    """What waiting for quiet topics costs (``runtime.max_lateness_s`` at each of
+    ``--lateness``): tiering draining the preloaded postings (postings/s, and how many of the
+    feed's events arrived late, from tiering's strata_events_late_total), and posting-to-tier
+    latency at ``--lateness-rate`` postings/s."""
+    out = []
+    for bound in str(args.lateness).split(","):
+        env = {"STRATA_RUNTIME__MAX_LATENESS_S": bound}
+        dep = Deployment(args.kafka, await new_database(args.database_url), args.partitions, extra_env=env)
+        await kafka_ceiling.create_topic(args.kafka, dep.prefix + "bank.postings", args.partitions)
+        await kafka_ceiling.produce(args.kafka, dep.prefix + "bank.postings", records)
+        try:
+            await dep.start(["tiering"])
+            drained = await wait_drained(dep, _groups(["tiering"]), len(records))
+            late = await _scrape(dep.processes[0].port, "strata_events_late_total")
+        finally:
+            dep.stop()
+        latency = await _latency_at(args, float(args.lateness_rate), env)
+        out.append({"max_lateness_s": float(bound), "tiering_postings_per_s": drained["events_per_s"],
+                    "late_events": int(late), "postings": len(records),
+                    "posting_to_tier": latency["posting_to_tier"], "posting_to_fee": latency["posting_to_fee"],
+                    "latency_offered_rate": latency["offered_rate"]})
+    return out
+
+
+async def _scrape(port: int, metric: str) -> float:
+    """The sum of a counter's samples on a service's /metrics."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=10)).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(metric + "{") or line.startswith(metric + " "))
+
+
+async def section_ab(args, records) -> dict:
+    """Another commit (``--ab-base``) and this checkout alternately: see bench/ab.py."""
+    from bench import ab
+
+    return await ab.run(args, records, new_database)
+
+
 async def section_close(args, records) -> dict:
     from bench import close
 
@@ -248,7 +291,7 @@ async def run(args) -> dict:
                     "platform": platform.platform()},
         "parameters": vars(args),
     }
-    sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "close", "reads",
+    sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "lateness", "ab", "close", "reads",
                                                                 "workbench", "simulate"]
     for name in sections:
         print(f"== {name}", file=sys.stderr)
@@ -286,6 +329,10 @@ def main() -> int:
     parser.add_argument("--simulate-postings", type=int, default=1_000_000,
                         help="priced postings with a fee for the simulation's fee part (0: tier part only)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lateness", default="0,1,5", help="runtime.max_lateness_s values, comma-separated")
+    parser.add_argument("--lateness-rate", type=float, default=500, help="postings/s of the lateness latency runs")
+    parser.add_argument("--ab-base", default="b0ec27b", help="the commit the ab section compares with")
+    parser.add_argument("--ab-rounds", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated sections")
     args = parser.parse_args()
     results = asyncio.run(run(args))

@@ -272,3 +272,47 @@ async def read_rows(session: AsyncSession, table, key: str, keys, *, columns=Non
             stmt = stmt.where(where)
         out.extend(await session.execute(stmt))
     return out
+
+
+async def update_rows(session: AsyncSession, table, rows: list[dict[str, Any]], *, key: tuple[str, ...]) -> None:
+    """Update existing rows, the columns each dict names besides ``key``, in ONE statement
+    (``UPDATE ... FROM unnest(...)`` on PostgreSQL, an executemany on SQLite): a job that
+    changes a few columns of many rows writes only those."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    dialect = session.get_bind().dialect
+    cache_key = ("update", table.name, columns, key, dialect.name)
+    cached = _STATEMENTS.get(cache_key)
+    if cached is None:
+        from sqlalchemy import bindparam, update
+
+        if dialect.name != "postgresql":
+            stmt = update(table).where(*[table.c[k] == bindparam(f"k_{k}") for k in key]).values(
+                **{c: bindparam(f"v_{c}") for c in columns if c not in key})
+            cached = (stmt, ())
+        else:
+            arrays, selects, converters = [], [], []
+            for i, name in enumerate(columns):
+                column = table.c[name]
+                array, cast = _pg_type(column)
+                arrays.append(f"CAST(:c{i} AS {array}[])")
+                converters.append(_pg_value(column, dialect))
+            aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+            sets = ", ".join(f'"{c}" = u.c{i}{_pg_type(table.c[c])[1]}' for i, c in enumerate(columns)
+                             if c not in key)
+            where = " AND ".join(f't."{k}" = u.c{columns.index(k)}' for k in key)
+            sql = (f'UPDATE "{table.name}" AS t SET {sets} FROM unnest({", ".join(arrays)}) AS u({aliases}) '
+                   f"WHERE {where}")
+            cached = (text(sql), tuple(converters))
+        _STATEMENTS[cache_key] = cached
+    statement, converters = cached
+    if dialect.name == "postgresql":
+        params = {}
+        for i, (name, convert) in enumerate(zip(columns, converters)):
+            values = [r[name] for r in rows]
+            params[f"c{i}"] = [convert(v) for v in values] if convert is not None else values
+        await session.execute(statement, params)
+    else:
+        await session.execute(statement, [{**{f"k_{k}": r[k] for k in key},
+                                           **{f"v_{c}": r[c] for c in columns if c not in key}} for r in rows])

@@ -32,6 +32,7 @@ from shared.calendar import bank_time
 from shared.contracts.cloudevents import BATCH, MAX_EVENT_BYTES, STRUCTURED, InvalidEvent, decode_structured, encode_binary
 from shared.metrics import HTTP_EVENTS_ACCEPTED, HTTP_EVENTS_REFUSED, HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from shared.problems import Problem, install_problem_handlers, problem_response
+from shared.runtime.consumer import PartitionCountMismatch
 from shared.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
@@ -316,7 +317,11 @@ def create_app(runtime: Runtime, title: str = "Strata", *, manage_runtime: bool 
             bus = settings.kafka.bootstrap_servers if settings.bus == "kafka" else "in memory"
             log.info("starting %s: database %s, bus %s", ", ".join(s.name for s in runtime.services),
                      masked_url(settings.database_url), bus)
-            await runtime.start()
+            try:
+                await runtime.start()
+            except PartitionCountMismatch as exc:
+                log.error("refusing to start: %s", exc)
+                raise SystemExit(2) from None
         try:
             yield
         finally:

@@ -32,6 +32,9 @@ class ServiceProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    code: Path = REPO
+    """The checkout whose code runs (another commit's, for a benchmark side by side)."""
+    python: str = sys.executable
 
     def start(self, faults: str | None = None) -> "ServiceProcess":
         env = {**os.environ, **self.env, "STRATA_HTTP__PORT": str(self.port)}
@@ -41,8 +44,8 @@ class ServiceProcess:
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"strata-{self.service}-{self.port}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "strata.cli", "serve", self.service, "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [self.python, "-m", "strata.cli", "serve", self.service, "--port", str(self.port)],
+            cwd=self.code, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         return self
 
@@ -83,6 +86,10 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the process has used so far."""
+        return process_cpu_seconds(self.proc.pid) if self.proc and self.proc.poll() is None else 0.0
+
     def rss_bytes(self) -> tuple[int, int]:
         """Current and peak resident set size of the process (VmRSS, VmHWM)."""
         if not self.proc or self.proc.poll() is not None:
@@ -101,3 +108,25 @@ class ServiceProcess:
         if not self.log_path or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def processes_named(name: str) -> list[int]:
+    """The pids of the processes whose command is ``name`` (e.g. every PostgreSQL backend)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids

@@ -143,9 +143,11 @@ format_storage() {
     local cid
     cid="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
     log "formatting KRaft storage in $DATA (cluster id $cid)"
-    # Static quorum (controller.quorum.voters) => format with -t/-c, no --standalone.
+    # Static quorum (controller.quorum.voters) => format with a cluster id and the config, no
+    # --standalone. "--cluster-id=ID": an id may start with "-", which as its own argument the
+    # tool would take for an option (one random id in 64).
     build_java
-    "${JAVA[@]}" kafka.tools.StorageTool format -t "$cid" -c "$CONF" --ignore-formatted \
+    "${JAVA[@]}" kafka.tools.StorageTool format "--cluster-id=$cid" -c "$CONF" --ignore-formatted \
         >"$LOGDIR/storage-format.log" 2>&1 || { cat "$LOGDIR/storage-format.log" >&2; exit 1; }
 }
 

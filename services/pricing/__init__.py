@@ -30,6 +30,33 @@ already applied) is priced with the tier of its arrival. The tier decisions on t
 give the tier *now*, for quotes and product eligibility; core banking's customer records on it
 give the offset choice and the risk preference, in the customer's order.
 
+An upgrade decided late
+-----------------------
+Tiering applies a customer's facts in event-time order, waiting at most
+``runtime.max_lateness`` for a quiet topic (``shared.runtime.order``). A fact that comes later
+than that (a balance snapshot dated before postings already applied, say) is applied when it
+comes, and an upgrade it causes is effective at the fact's own time: before postings pricing
+has already priced at the lower tier. A fee already assessed has gone to core banking for
+collection and is never rewritten. Instead, for each posting of the upgrade's calendar month
+(Asia/Shanghai) posted after the moment it took effect and priced at a lower tier, pricing
+prices the posting again at the new tier and, if that costs the customer less, corrects the
+fee with an adjustment: a row (``pricing_fee_adjustments``, listed by
+``GET /v1/customers/{id}/fees`` under ``adjustments``) and a ``strata.fee_adjusted.v1`` on
+``strata.fee_adjustments`` saying the tier and net before and after, the difference to refund,
+the points given back (points that paid the fee pay at most its new price) and the reason in
+words. The month's free uses are counted again in the order of ``posted_at``, so the new tier's
+free uses go to the earliest postings after the upgrade, and the month's counters say what was
+given (``domain.reprice_after_upgrade``).
+
+- Only in the customer's favour: a downgrade never re-prices what was charged, nor does a
+  re-pricing that would cost more (the fee stands as charged, its free use counted).
+- Only that calendar month: free uses and counters are monthly.
+- Once: an adjustment's id derives from the posting and the decision (its tier and moment), and
+  a posting corrected to a tier is not corrected to it again; the decision applied twice, or
+  its record sent again, corrects nothing more.
+- An upgrade in order (effective at or after every posting priced, the usual case) reads no fee
+  back: ``pricing_customers.priced_through`` says so.
+
 The order of the rules
 ----------------------
 Base fee (fixed, or a percentage held between its minimum and maximum) -> the tier's benefits in
@@ -41,8 +68,9 @@ gets a fee event, a zero one naming the rule that made it zero (``no_fee``,
 
 Points
 ------
-Earned by the product leg of a purchase or placement and by debit-card spending
-(``pricing.points.earn``), available from the next posting on. Spent oldest first, on the fees of
+Earned by one leg of a purchase or placement (the current account's debit of a wealth or
+fund purchase; the time deposit's own credit of a placement, the one leg a placement in cash
+has) and by debit-card spending (``pricing.points.earn``), available from the next posting on. Spent oldest first, on the fees of
 customers who opted in (``auto_points_offset``), or on request: ``POST
 /v1/customers/{id}/points/redeem`` sets points aside for the customer's next fees. An assessed fee
 has gone to core banking for collection and is never reopened, so a redemption works forward.
@@ -81,7 +109,7 @@ async def _check_settings(runtime) -> None:
 
 def spec() -> ServiceSpec:
     from services.pricing.messaging import EMITS, SUBSCRIPTIONS
-    from services.pricing.state import prefetch
+    from services.pricing.state import PricingState
     from services.pricing.views import router
 
-    return ServiceSpec("pricing", SUBSCRIPTIONS, (router,), EMITS, (_check_settings,), prefetch=prefetch)
+    return ServiceSpec("pricing", SUBSCRIPTIONS, (router,), EMITS, (_check_settings,), state=PricingState)

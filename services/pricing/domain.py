@@ -15,10 +15,17 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Callable, Iterable, Literal, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from shared.calendar import business_day, start_of_day  # noqa: F401 - the pricing rules' calendar
+from shared.banks import is_other_bank
+from shared.calendar import (  # noqa: F401 - the pricing rules' calendar
+    business_day,
+    month_key,
+    months_between,
+    start_of_day,
+    window_start,
+)
 from shared.money import CENT, ZERO, round_money
 from shared.settings.pricing import (
     Benefit,
@@ -51,38 +58,6 @@ class Transaction:
                    posting.cross_region, posting.product_type, posting.direction)
 
 
-# --- calendar -------------------------------------------------------------------------------
-
-
-def month_key(day: date) -> str:
-    """``2026-11``"""
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def window_start(month: str, months: int) -> str:
-    """The first month of the ``months`` calendar months that end with ``month``.
-
-    >>> window_start("2026-11", 12)
-    '2025-12'
-    """
-    year, mon = (int(x) for x in month.split("-"))
-    index = year * 12 + (mon - 1) - (months - 1)
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def months_between(first: str, last: str) -> list[str]:
-    """Every month key from ``first`` to ``last``, both included.
-
-    >>> months_between("2025-11", "2026-02")
-    ['2025-11', '2025-12', '2026-01', '2026-02']
-    """
-    def index(month: str) -> int:
-        year, mon = (int(x) for x in month.split("-"))
-        return year * 12 + mon - 1
-
-    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index(first), index(last) + 1)]
-
-
 # --- the fee schedule -----------------------------------------------------------------------
 
 
@@ -94,16 +69,13 @@ class FeeSchedule:
         self.by_id = {f.id: f for f in self.fees}
         self.own_bank_codes = frozenset(own_bank_codes)
 
-    def is_other_bank(self, counterparty_bank: str | None) -> bool:
-        return counterparty_bank is not None and counterparty_bank not in self.own_bank_codes
-
     def match(self, tx: Transaction) -> FeeRule | None:
         """The first fee of the schedule whose conditions the transaction meets.
 
         >>> schedule.match(Transaction("atm_withdrawal", Decimal("100.00"), "atm", "OTHER")).id
         'atm_interbank'
         """
-        other = self.is_other_bank(tx.counterparty_bank)
+        other = is_other_bank(tx.counterparty_bank, self.own_bank_codes)
         for fee in self.fees:
             m = fee.match
             if tx.tx_type not in m.tx_types:
@@ -252,11 +224,19 @@ class PricingEngine:
         return [b for b in self.benefits.get(tier, [])
                 if b.fee == fee.id or (b.fee == "*" and (fee.domestic or not b.domestic_only))]
 
+    def match(self, tx: Transaction) -> FeeRule | None:
+        """The fee the transaction incurs (None: none, or a tx_type the contract does not list)."""
+        return self.schedule.match(tx) if tx.tx_type in self.known_tx_types else None
+
     def price(self, tx: Transaction, ctx: PricingContext) -> PricedFee:
+        return self.price_fee(tx, self.match(tx), ctx)
+
+    def price_fee(self, tx: Transaction, fee: FeeRule | None, ctx: PricingContext) -> PricedFee:
+        """:meth:`price` with the fee already matched (``match(tx)``): a caller that needs the
+        fee first (to read its uses of the month) matches the schedule once, not twice."""
         if tx.tx_type not in self.known_tx_types:
             return _zero(Step(UNKNOWN_TX_TYPE_RULE, "none", ZERO,
                               f"tx_type {tx.tx_type} is not one the contract lists: priced at zero"))
-        fee = self.schedule.match(tx)
         if fee is None:
             return _zero(Step(NO_FEE_RULE, "none", ZERO,
                               f"no fee of the schedule applies to {tx.tx_type} via {tx.channel}"))
@@ -440,6 +420,81 @@ def take_oldest_first(lots: Mapping[int, int], points: int) -> dict[int, int]:
     if points > 0:
         raise ValueError("not enough points in the lots")
     return taken
+
+
+# --- an upgrade decided late ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class MonthUsage:
+    """A customer's uses of one fee in one calendar month, of them the free uses, and what
+    they were charged (after waivers and discounts) and paid (after points)."""
+
+    uses: int = 0
+    free_uses: int = 0
+    charged: Decimal = ZERO
+    paid: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class ChargedPosting:
+    """A priced posting as it stands (its fee, or its latest correction): what an upgrade
+    decided late may re-price."""
+
+    posting_id: str
+    posted_at: datetime
+    tx: Transaction
+    fee_id: str | None
+    tier: str
+    charged: Decimal
+    net: Decimal
+    points_used: int
+    points_rule: str
+    free_use: bool
+    contribution_score: Decimal
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A posting's fee re-priced in the customer's favour: as it stood, and as it is now."""
+
+    before: ChargedPosting
+    after: PricedFee
+
+
+def reprice_after_upgrade(engine: PricingEngine, postings: Sequence[ChargedPosting], tier: str,
+                          since: datetime, rank: Callable[[str], int]
+                          ) -> tuple[list[Correction], dict[str, MonthUsage]]:
+    """Re-price one customer's postings of one calendar month after an upgrade to ``tier``
+    effective at ``since`` that was decided after some of them were priced.
+
+    The month's free uses are counted again in the order of ``posted_at``: each posting after
+    ``since`` priced at a lower tier is priced again at ``tier`` with the uses before it, and
+    corrected only if that costs the customer less (a fee sent for collection is never raised);
+    the others stand as they were charged, free uses included. Points that paid a fee pay at
+    most its new price. Returns the corrections, in ``posted_at`` order, and each fee's month
+    as recounted (what the month's counters must now say).
+    """
+    counted: dict[str, MonthUsage] = {}
+    corrections: list[Correction] = []
+    for p in sorted(postings, key=lambda p: p.posted_at):  # stable: one instant keeps its order
+        if p.fee_id is None:
+            continue
+        month = counted.setdefault(p.fee_id, MonthUsage())
+        free_use, charged, paid = p.free_use, p.charged, p.net
+        fee = engine.schedule.by_id.get(p.fee_id)
+        if fee is not None and p.posted_at > since and rank(p.tier) < rank(tier):
+            priced = engine.price_fee(p.tx, fee, PricingContext(
+                tier, {fee.id: Usage(month.uses, month.free_uses)}, p.contribution_score, p.points_used,
+                p.points_rule))
+            if priced.charged < p.charged:
+                corrections.append(Correction(p, priced))
+                free_use, charged, paid = priced.free_use, priced.charged, priced.net
+        month.uses += 1
+        month.free_uses += int(free_use)
+        month.charged += charged
+        month.paid += paid
+    return corrections, counted
 
 
 # --- what-if --------------------------------------------------------------------------------

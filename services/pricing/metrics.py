@@ -1,17 +1,12 @@
 """Pricing's business metrics (labels are fee ids and tier ids from the settings, never customers).
 
-Handlers count through :func:`after_commit`, so a batch that is rolled back and run again is
+Handlers count through ``tx.after_commit``, so a batch that is rolled back and run again is
 counted once.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from prometheus_client import Counter
-from sqlalchemy import event
-
-from shared.runtime.unit_of_work import UnitOfWork
 
 POSTINGS_PRICED = Counter("strata_postings_priced_total", "Postings priced (one per posting id).",
                           ["tier"])
@@ -24,6 +19,11 @@ FEES_WAIVED = Counter("strata_fees_waived_total",
                       "Priced postings whose fee was reduced by a waiver, free use or discount.", ["fee", "tier"])
 FEES_WAIVED_CNY = Counter("strata_fees_waived_cny_total",
                           "Fees given up through waivers, free uses and discounts (CNY).", ["fee", "tier"])
+FEE_ADJUSTMENTS = Counter("strata_fee_adjustments_total",
+                          "Assessed fees corrected in the customer's favour after an upgrade decided late.",
+                          ["fee", "tier"])
+FEES_REFUNDED_CNY = Counter("strata_fees_refunded_cny_total",
+                            "Fees refunded by corrections after an upgrade decided late (CNY).", ["fee", "tier"])
 POINTS_EARNED = Counter("strata_points_earned_total", "Points earned.", ["rule"])
 POINTS_SPENT = Counter("strata_points_spent_total", "Points spent on fees.", ["rule"])
 POINTS_EXPIRED = Counter("strata_points_expired_total", "Points expired.", [])
@@ -31,28 +31,3 @@ UNKNOWN_TX_TYPES = Counter("strata_pricing_unknown_tx_types_total",
                            "Postings of a tx_type the contract does not list, priced at zero.", [])
 DUPLICATE_POSTINGS = Counter("strata_pricing_duplicate_postings_total",
                              "Postings that arrived again after being priced, and were not priced again.", [])
-
-_KEY = "pricing_after_commit"
-
-
-def after_commit(uow: UnitOfWork, action: Callable[[], None]) -> None:
-    """Run ``action`` once the unit of work's transaction commits; never if it rolls back."""
-    session = uow.session.sync_session
-    pending = session.info.get(_KEY)
-    if pending is None:
-        pending = session.info[_KEY] = []
-
-        def _run(sess) -> None:
-            actions = list(pending)
-            pending.clear()
-            sess.info.pop(_KEY, None)
-            for act in actions:
-                act()
-
-        def _drop(sess, _previous_transaction) -> None:
-            pending.clear()
-            sess.info.pop(_KEY, None)
-
-        event.listen(session, "after_commit", _run, once=True)
-        event.listen(session, "after_soft_rollback", _drop, once=True)
-    pending.append(action)

@@ -32,6 +32,9 @@ class PricingCustomer(Base):
     without a query whether any points have expired."""
     redeem_allowance: Mapped[int] = mapped_column(BigInteger, default=0)
     """Points the customer asked to spend on their next fees (without automatic offset)."""
+    priced_through: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """The latest ``posted_at`` priced: an upgrade effective at or after it re-prices nothing,
+    so pricing reads no fees back for it."""
 
 
 class PricingFee(Base):
@@ -72,12 +75,54 @@ class PricingFee(Base):
     fees_paid: Mapped[Decimal] = mapped_column(MoneyType)
     """Fees paid in the contribution window before this posting."""
     contribution_score: Mapped[Decimal] = mapped_column(MoneyType)
+    aum: Mapped[Decimal | None] = mapped_column(MoneyType, nullable=True)
+    """The customer's AUM right after the posting, as tiering passed it on (None: priced before
+    it was kept): the basis a tier-policy simulation works out the tier at the posting from."""
     priced_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         UniqueConstraint("posting_id", name="uq_pricing_fees_posting_id"),
         Index("ix_pricing_fees_customer", "customer_id", "id"),
         Index("ix_pricing_fees_posted_at", "posted_at"),
+    )
+
+
+class PricingFeeAdjustment(Base):
+    """A correction of an assessed fee (which is never rewritten): what the posting costs after
+    an upgrade decided late, and why. The latest of a posting's is what it costs now."""
+
+    __tablename__ = "pricing_fee_adjustments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    adjustment_id: Mapped[str] = mapped_column(String(64))
+    """Derived from the posting and the tier decision (the ``strata.fee_adjusted.v1``'s id)."""
+    posting_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7))
+    fee_id: Mapped[str] = mapped_column(String(64))
+    posted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    tier_before: Mapped[str] = mapped_column(String(32))
+    tier_after: Mapped[str] = mapped_column(String(32))
+    waived: Mapped[Decimal] = mapped_column(MoneyType)
+    discount: Mapped[Decimal] = mapped_column(MoneyType)
+    points_used: Mapped[int] = mapped_column(BigInteger)
+    points_value: Mapped[Decimal] = mapped_column(MoneyType)
+    net_before: Mapped[Decimal] = mapped_column(MoneyType)
+    net_after: Mapped[Decimal] = mapped_column(MoneyType)
+    difference: Mapped[Decimal] = mapped_column(MoneyType)
+    """``net_after - net_before``: negative, refunded."""
+    points_returned: Mapped[int] = mapped_column(BigInteger, default=0)
+    reason: Mapped[str] = mapped_column(Text)
+    rules: Mapped[str] = mapped_column(Text)
+    """JSON list of the rule ids that price the posting now."""
+    breakdown: Mapped[str] = mapped_column(Text)
+    effective_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    """When the upgrade took effect."""
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("adjustment_id", name="uq_pricing_fee_adjustments_adjustment_id"),
+        Index("ix_pricing_fee_adjustments_customer", "customer_id", "month"),
     )
 
 

@@ -4,7 +4,6 @@ products by tier. Nothing here writes."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -12,30 +11,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.types import KNOWN_TX_TYPES
 from shared.money import ZERO
+from shared.runtime.transaction import BatchTransaction
 from shared.settings import Settings
 from shared.settings.pricing import PricingSettings
 from services.pricing.domain import (
     Eligibility,
     FeeTotals,
-    PricingContext,
     PricingEngine,
     Repricer,
     Step,
     StoredPosting,
     Transaction,
     business_day,
-    contribution_score,
     expires_at,
-    is_expired,
-    month_key,
     points_earned,
     product_eligibility,
     start_of_day,
 )
-from services.pricing.models import PricingCustomer, PricingFee, PricingPointsLedger, PricingPointsLot
-from services.pricing.rules import rules_of
-from services.pricing.service import AUTO_OFFSET_RULE, spendable_points
-from services.pricing.state import MonthlyUsage
+from services.pricing.models import (
+    PricingCustomer,
+    PricingFee,
+    PricingFeeAdjustment,
+    PricingPointsLedger,
+    PricingPointsLot,
+)
+from services.pricing.rules import Rules
+from services.pricing.service import assess
+from services.pricing.state import PointsBook, PricingState
 
 
 def fee_view(row: PricingFee) -> dict:
@@ -46,8 +48,17 @@ def fee_view(row: PricingFee) -> dict:
         "amount": row.amount, "posted_at": row.posted_at, "use_number": row.use_number,
         "points_value": row.points_value, "points_earned": row.points_earned,
         "points_balance": row.points_balance, "contribution_score": row.contribution_score,
-        "breakdown": json.loads(row.breakdown),
+        "aum": row.aum, "breakdown": json.loads(row.breakdown),
     }
+
+
+def adjustment_view(row: PricingFeeAdjustment) -> dict:
+    return {"adjustment_id": row.adjustment_id, "posting_id": row.posting_id, "fee_id": row.fee_id,
+            "posted_at": row.posted_at, "tier_before": row.tier_before, "tier_after": row.tier_after,
+            "net_before": row.net_before, "net_after": row.net_after, "difference": row.difference,
+            "points_returned": row.points_returned, "reason": row.reason, "rules": json.loads(row.rules),
+            "breakdown": json.loads(row.breakdown), "effective_at": row.effective_at,
+            "recorded_at": row.recorded_at}
 
 
 def ledger_view(row: PricingPointsLedger) -> dict:
@@ -70,6 +81,10 @@ async def fees_view(session: AsyncSession, customer_id: str, limit: int, before_
         select(PricingPointsLedger).where(PricingPointsLedger.customer_id == customer_id)
         .order_by(PricingPointsLedger.id.desc()).limit(ledger_limit)
     )).scalars().all()
+    adjustments = (await session.execute(
+        select(PricingFeeAdjustment).where(PricingFeeAdjustment.customer_id == customer_id)
+        .order_by(PricingFeeAdjustment.id.desc()).limit(ledger_limit)
+    )).scalars().all()
     return {
         "customer_id": customer_id,
         "items": [fee_view(r) for r in rows[:limit]],
@@ -78,6 +93,7 @@ async def fees_view(session: AsyncSession, customer_id: str, limit: int, before_
         "auto_points_offset": customer.auto_points_offset,
         "redeem_allowance": customer.redeem_allowance,
         "points_ledger": [ledger_view(r) for r in ledger],
+        "adjustments": [adjustment_view(r) for r in adjustments],
     }
 
 
@@ -87,7 +103,7 @@ async def points_view(session: AsyncSession, settings: Settings, customer_id: st
     customer = await session.get(PricingCustomer, customer_id)
     if customer is None:
         return None
-    rules = rules_of(settings)
+    rules = Rules.of(settings)
     lots = (await session.execute(
         select(PricingPointsLot).where(PricingPointsLot.customer_id == customer_id)
         .order_by(PricingPointsLot.year)
@@ -109,46 +125,29 @@ async def points_view(session: AsyncSession, settings: Settings, customer_id: st
     }
 
 
-async def quote(session: AsyncSession, settings: Settings, customer_id: str, tx: Transaction,
-                at: datetime) -> dict | None:
-    """What ``tx`` would cost the customer at ``at`` (now): their tier now, this month's uses,
-    their contribution score and points, exactly as a posting would be priced. Reads only.
-    None for a customer pricing does not know."""
-    rules = rules_of(settings)
-    customer = await session.get(PricingCustomer, customer_id)
+async def quote(tx: BatchTransaction, customer_id: str, t: Transaction, at: datetime) -> dict | None:
+    """What ``t`` would cost the customer at ``at`` (now): their tier now, this month's uses,
+    their contribution score and points, priced by the very function that prices a posting
+    (``service.assess``). Changes nothing. None for a customer pricing does not know."""
+    day = business_day(at, tx.settings.zone)
+    state = tx.state = await PricingState.for_customer(tx, customer_id, day, lock=False)
+    customer = state.customers[customer_id]
     if customer is None:
         return None
-    day = business_day(at, rules.zone)
-    month = month_key(day)
-    tier = customer.tier if customer is not None and customer.tier else rules.lowest_tier
-    fee = rules.engine.schedule.match(tx) if tx.tx_type in KNOWN_TX_TYPES else None
-    uses, fees_paid = {}, ZERO
-    if fee is not None:
-        usage = MonthlyUsage(SimpleNamespace(session=session, batch={}, settings=settings), customer_id, rules)
-        uses = {fee.id: await usage.usage(month, fee.id)}
-        fees_paid = await usage.fees_paid_before(month)
-    average = customer.average_aum_12m if customer is not None else ZERO
-    score = contribution_score(average, fees_paid, rules.pricing.contribution)
-    spendable, points_rule = 0, AUTO_OFFSET_RULE
-    if customer is not None and customer.points_balance > 0:
-        lots = (await session.execute(
-            select(PricingPointsLot).where(PricingPointsLot.customer_id == customer_id)
-        )).scalars().all()
-        expired = sum(lot.remaining for lot in lots if is_expired(lot.year, day, rules.expiry_years))
-        balance = customer.points_balance - expired
-        spendable, points_rule = spendable_points(customer)
-        spendable = min(spendable, balance)
-    priced = rules.engine.price(tx, PricingContext(tier, uses, score, spendable, points_rule))
-    earned, earn_rule = points_earned(tx, rules.pricing.points.earn)
+    rules = state.rules
+    tier = customer.tier or rules.lowest_tier
+    a = assess(state, PointsBook(tx, customer), t, tier, day, customer.average_aum_12m)
+    priced = a.priced
+    earned, earn_rule = points_earned(t, rules.pricing.points.earn)
     if earned:
-        priced = priced.with_steps(Step(earn_rule, "earn", ZERO, f"{earned} points earned on {tx.amount}",
+        priced = priced.with_steps(Step(earn_rule, "earn", ZERO, f"{earned} points earned on {t.amount}",
                                         points=earned))
     return {
         "posting_id": None, "customer_id": customer_id, "fee_id": priced.fee_id, "base": priced.base,
         "waived": priced.waived, "discount": priced.discount, "points_used": priced.points_used,
         "net": priced.net, "rules": priced.rules, "tier": tier, "at": at,
         "use_number": priced.use_number, "points_value": priced.points_value,
-        "points_earned": earned, "contribution_score": score,
+        "points_earned": earned, "contribution_score": a.score,
         "breakdown": [s.as_dict() for s in priced.steps],
     }
 
@@ -194,7 +193,7 @@ async def simulate(session: AsyncSession, settings: Settings, proposal: PricingS
     uses are counted from the 1st. Contribution scores are rebuilt from what each posting was
     priced on; points are a way of paying, so income is counted before them.
     """
-    rules = rules_of(settings)
+    rules = Rules.of(settings)
     repricer = Repricer(PricingEngine(proposal, KNOWN_TX_TYPES), proposal.contribution)
     start = start_of_day(first.replace(day=1), rules.zone)
     end = start_of_day(last + timedelta(days=1), rules.zone)
@@ -258,7 +257,7 @@ async def eligible_products(session: AsyncSession, settings: Settings, customer_
     customer = await session.get(PricingCustomer, customer_id)
     if customer is None:
         return None
-    rules = rules_of(settings)
+    rules = Rules.of(settings)
     tier = customer.tier or rules.lowest_tier
     checks: list[Eligibility] = [product_eligibility(p, tier, customer.risk_level, on, rules.tier_ranks)
                                  for p in rules.pricing.products]

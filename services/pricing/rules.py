@@ -1,4 +1,6 @@
-"""The pricing settings of a process, with what is derived from them built once."""
+"""The pricing rules of a settings object, with what is derived from them: built once for a
+consumer's batch (``PricingState.load``) or an API call, from settings that never change under
+it, so nothing is cached across settings and nothing can go stale."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from zoneinfo import ZoneInfo
 from shared.contracts.types import KNOWN_TX_TYPES
 from shared.settings import Settings
 from shared.settings.pricing import PricingSettings
+from shared.tiers import TierLadder
 from services.pricing.domain import PricingEngine
 
 
@@ -16,30 +19,26 @@ class Rules:
     pricing: PricingSettings
     engine: PricingEngine
     zone: ZoneInfo
+    ladder: TierLadder
     tier_ranks: dict[str, int]
+    free_use_benefits: frozenset[str]
+    """The ids of every tier's free-use benefits: a stored fee whose rules name one was a free use."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        ladder = settings.tier_ladder
+        return cls(settings.pricing, PricingEngine(settings.pricing, KNOWN_TX_TYPES), settings.zone, ladder,
+                   {t.id: t.rank for t in ladder.tiers},
+                   frozenset(b.id for benefits in settings.pricing.benefits.values() for b in benefits
+                             if b.kind == "free_uses"))
 
     @property
     def lowest_tier(self) -> str:
-        return min(self.tier_ranks, key=self.tier_ranks.get)
+        return self.ladder.lowest.id
 
     @property
     def expiry_years(self) -> int:
         return self.pricing.points.expiry_calendar_years
-
-
-_RULES: dict[int, tuple[Settings, Rules]] = {}
-
-
-def rules_of(settings: Settings) -> Rules:
-    """The pricing rules of these settings, built once per settings object."""
-    cached = _RULES.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        ranks = {t.id: i for i, t in enumerate(settings.tiers)}
-        rules = Rules(settings.pricing, PricingEngine(settings.pricing, KNOWN_TX_TYPES),
-                      settings.zone, ranks)
-        cached = (settings, rules)
-        _RULES[id(settings)] = cached
-    return cached[1]
 
 
 def unknown_tier_ids(settings: Settings) -> set[str]:

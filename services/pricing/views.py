@@ -73,11 +73,13 @@ class PricedPosting(Fee):
     amount: Money
     posted_at: datetime
     points_balance: int
+    aum: Money | None = Field(description="the customer's AUM right after the posting (null: not recorded)")
 
 
 class LedgerEntry(BaseModel):
     id: int
-    kind: Literal["earn", "spend", "expire"]
+    kind: Literal["earn", "spend", "expire", "refund"] = Field(
+        description="refund: points given back when the fee they paid was corrected")
     points: int
     balance_after: int
     lot_year: int
@@ -85,6 +87,27 @@ class LedgerEntry(BaseModel):
     posting_id: str | None
     at: datetime
     note: str
+
+
+class Adjustment(BaseModel):
+    """A correction of an assessed fee in the customer's favour (the fee itself is never
+    rewritten): an upgrade took effect before the posting but was decided after it was priced."""
+
+    adjustment_id: str
+    posting_id: str
+    fee_id: str
+    posted_at: datetime
+    tier_before: str
+    tier_after: str
+    net_before: Money
+    net_after: Money
+    difference: Money = Field(description="net_after - net_before: negative, refunded")
+    points_returned: int
+    reason: str
+    rules: list[str] = Field(description="the rules that price the posting now, in order")
+    breakdown: list[Step]
+    effective_at: datetime = Field(description="when the upgrade took effect")
+    recorded_at: datetime
 
 
 class FeesPage(BaseModel):
@@ -95,6 +118,7 @@ class FeesPage(BaseModel):
     auto_points_offset: bool
     redeem_allowance: int
     points_ledger: list[LedgerEntry] = Field(description="the latest ledger entries, newest first")
+    adjustments: list[Adjustment] = Field(description="the latest corrections of the customer's fees, newest first")
 
 
 class PointsLot(BaseModel):
@@ -413,8 +437,8 @@ async def redeem_points(customer_id: str, body: RedeemRequest, request: Request,
     request_id = body.request_id or str(uuid.uuid4())
     now = datetime.now(timezone.utc)
     try:
-        async with runtime.unit_of_work(SERVICE, cause=f"redeem:{request_id}") as uow:
-            result = await service.request_redemption(uow, customer_id, body.points, request_id,
+        async with runtime.transaction(SERVICE, cause=f"redeem:{request_id}") as tx:
+            result = await service.request_redemption(tx, customer_id, body.points, request_id,
                                                       principal.subject, now)
     except service.NotFound as exc:
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.") from exc
@@ -425,15 +449,15 @@ async def redeem_points(customer_id: str, body: RedeemRequest, request: Request,
 
 @router.post("/v1/pricing/quote", response_model=Quote, responses=problems(404))
 async def post_quote(body: QuoteRequest, request: Request,
-                     principal: Principal = Depends(current_principal),
-                     session: AsyncSession = Depends(db_session)):
+                     principal: Principal = Depends(current_principal)):
     """What the described transaction would cost this customer now (their tier now, this
     month's uses, contribution and points), with the rules in order. Changes nothing."""
     await ensure_customer_visible(request, principal, body.customer_id, service=SERVICE)
     tx = Transaction(body.tx_type, body.amount, body.channel, body.counterparty_bank,
                      body.cross_region, body.product_type, body.direction)
     at = body.at or business_clock(request).now()
-    quoted = await queries.quote(session, request.app.state.settings, body.customer_id, tx, at)
+    async with request.app.state.runtime.transaction(SERVICE, cause="quote") as btx:
+        quoted = await queries.quote(btx, body.customer_id, tx, at)
     if quoted is None:
         raise Problem(404, "Customer not found", f"Pricing has no customer {body.customer_id}.")
     return Quote(**quoted)

@@ -8,7 +8,7 @@ from shared.runtime.service import ServiceSpec
 
 def spec() -> ServiceSpec:
     from services.profile.messaging import EMITS, SUBSCRIPTIONS
-    from services.profile.batch import prefetch
+    from services.profile.state import ProfileState
     from services.profile.views import router
 
-    return ServiceSpec("profile", SUBSCRIPTIONS, (router,), EMITS, prefetch=prefetch)
+    return ServiceSpec("profile", SUBSCRIPTIONS, (router,), EMITS, state=ProfileState)

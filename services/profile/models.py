@@ -98,20 +98,28 @@ class ProfileTag(Base):
 
 
 class ProfileAccount(Base):
-    """An account or product holding (bank.accounts)."""
+    """An account or product holding (bank.accounts) and its balance now (strata.aum).
+
+    A balance may name an account before its record arrives (the two topics are read in no
+    fixed order): the row then holds the owner and the balance only, and the record's columns
+    are NULL (``event_at`` among them) until the record fills them in. Holdings are the rows
+    with a record; ``status != 'closed'`` leaves the others out too."""
 
     __tablename__ = "profile_accounts"
 
     account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64))
-    branch_id: Mapped[str] = mapped_column(String(64))
-    product_type: Mapped[str] = mapped_column(String(32))
-    product_code: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
-    opened_on: Mapped[date] = mapped_column(Date)
+    branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    product_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    product_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    opened_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     maturity_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     card_expiry: Mapped[date | None] = mapped_column(Date, nullable=True)
-    event_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    event_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """The time of the record applied; NULL while the row holds only a balance."""
+    balance: Mapped[Decimal | None] = mapped_column(MoneyType, nullable=True)
+    """The balance now, from the latest strata.aum that named the account; NULL until one did."""
 
     __table_args__ = (
         Index("ix_profile_accounts_customer_id", "customer_id"),

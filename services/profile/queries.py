@@ -42,7 +42,8 @@ async def customer_360(session: AsyncSession, settings: Settings, customer_id: s
     if customer is None:
         return None
     accounts = (await session.execute(
-        select(ProfileAccount).where(A.customer_id == customer_id).order_by(A.account_id)
+        select(ProfileAccount).where(A.customer_id == customer_id, A.event_at.is_not(None))
+        .order_by(A.account_id)
     )).scalars().all()
     signals = (await session.execute(
         select(ProfileSignal).where(ProfileSignal.customer_id == customer_id, ProfileSignal.status == "open")
@@ -57,7 +58,7 @@ async def customer_360(session: AsyncSession, settings: Settings, customer_id: s
     identity = Identity(customer.id_number, customer.phone)
     if not unmasked:
         identity = identity_for("", (), identity)
-    holdings = [_holding(a) for a in accounts]
+    holdings = [_holding(a, settings.profile.products) for a in accounts]
     return {
         "customer_id": customer.customer_id,
         "profile": {
@@ -96,10 +97,11 @@ async def customer_360(session: AsyncSession, settings: Settings, customer_id: s
     }
 
 
-def _holding(a: ProfileAccount) -> dict[str, Any]:
+def _holding(a: ProfileAccount, products: dict[str, str]) -> dict[str, Any]:
     return {"account_id": a.account_id, "product_type": a.product_type, "product_code": a.product_code,
-            "branch_id": a.branch_id, "status": a.status, "opened_on": a.opened_on,
-            "maturity_date": a.maturity_date, "card_expiry": a.card_expiry}
+            "product_name": products.get(a.product_code), "branch_id": a.branch_id, "status": a.status,
+            "balance": a.balance, "opened_on": a.opened_on, "maturity_date": a.maturity_date,
+            "card_expiry": a.card_expiry}
 
 
 def _signal(s: ProfileSignal) -> dict[str, Any]:

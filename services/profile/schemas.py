@@ -16,8 +16,13 @@ class Holding(BaseModel):
     account_id: str
     product_type: str
     product_code: str
+    product_name: str | None = Field(description=(
+        "the product's name in the bank's catalogue (profile.products); null for a code it does not list"))
     branch_id: str
     status: str
+    balance: Money | None = Field(description=(
+        "the account's balance now, from the latest AUM change that moved it; null until one has "
+        "(an account that never held AUM, such as a loan or a card)"))
     opened_on: date
     maturity_date: date | None
     card_expiry: date | None

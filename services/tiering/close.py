@@ -17,16 +17,16 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from shared.calendar import days_in_month, month_key, next_month, parse_month, start_of_day, window_start
-from shared.db import read_rows, write_rows
+from shared.db import read_rows, update_rows, write_rows
 from shared.money import ZERO
 from shared.runtime.transaction import BatchTransaction
 from services.tiering import metrics
-from services.tiering.domain import DailyAum, TierPolicy, average, month_total
+from services.tiering.domain import DailyAum, TierPolicy, TierState, average, month_total
 from services.tiering.models import TieringMonthClose
-from services.tiering.service import _decide, _pass_on, _state, policy_of
-from services.tiering.state import CUSTOMERS, HOUSEHOLDS, MONTHS, TieringState, _customer_of, customer_row
+from services.tiering.service import _decide, _pass_on, policy_of
+from services.tiering.state import CUSTOMERS, HOUSEHOLDS, MONTHS, Customer, TieringState
 
-CHUNK = 5_000
+CHUNK = 10_000
 TWELVE_MONTHS = 12
 
 
@@ -71,15 +71,14 @@ async def close_month(tx: BatchTransaction, month: str) -> CloseSummary:
     after, reached = None, None
     while True:
         rows = list(await session.execute(
-            select(CUSTOMERS).where(CUSTOMERS.c.customer_id > after if after is not None else True)
+            select(*_CLOSE_COLUMNS).where(CUSTOMERS.c.customer_id > after if after is not None else True)
             .order_by(CUSTOMERS.c.customer_id).limit(CHUNK)))
         if not rows:
             break
         after = rows[-1].customer_id
         latest = max(r.mtd_day for r in rows)
         reached = latest if reached is None else max(reached, latest)
-        await _close_chunk(tx, policy, first, [_customer_of(r) for r in rows],
-                           {r.customer_id: r.recent_averages for r in rows}, households, counts)
+        await _close_chunk(tx, policy, first, rows, households, counts)
     summary = CloseSummary(month, counts["customers"], counts["watch"], counts["watch_cleared"],
                            counts["downgrade"])
     tx.session.add(TieringMonthClose(month=month, closed_at=datetime.now(timezone.utc),
@@ -88,47 +87,85 @@ async def close_month(tx: BatchTransaction, month: str) -> CloseSummary:
     return summary
 
 
-async def _close_chunk(tx: BatchTransaction, policy: TierPolicy, first: date, customers, recent_of,
-                       households, counts) -> None:
+_CLOSE_COLUMNS = tuple(CUSTOMERS.c[name] for name in (
+    "customer_id", "household_id", "aum", "tier", "watch", "months_below", "tier_since", "mtd_day", "mtd_sum",
+    "average_aum_12m", "placed_at", "recent_averages"))
+"""What a close reads of each customer: not their holdings, nor anything it does not decide on."""
+
+
+async def _close_chunk(tx: BatchTransaction, policy: TierPolicy, first: date, rows, households, counts) -> None:
+    """One chunk of customers: the month's total and average of each, the twelve months'
+    average, the month-end decision; written back a statement per table."""
     month = month_key(first)
     days = days_in_month(first)
-    effective_at = start_of_day(next_month(first), tx.settings.zone)
+    following = next_month(first)
+    effective_at = start_of_day(following, tx.settings.zone)
     stored = {r.customer_id: r.total for r in await read_rows(
-        tx.session, MONTHS, "customer_id", [c.customer_id for c in customers if c.mtd_day >= next_month(first)],
+        tx.session, MONTHS, "customer_id", [r.customer_id for r in rows if r.mtd_day >= following],
         where=MONTHS.c.month == month)}
     state = TieringState()
     tx.state = state
-    months, rows = [], []
+    months, averages, decided = [], [], []
     oldest = window_start(month, TWELVE_MONTHS)
-    for customer in customers:
-        total = month_total(DailyAum(customer.mtd_day, customer.mtd_sum, customer.aum), first,
-                            stored.get(customer.customer_id))
+    for r in rows:
+        total = month_total(DailyAum(r.mtd_day, r.mtd_sum, r.aum), first, stored.get(r.customer_id))
         if total is None:
             continue
         counts["customers"] += 1
         month_average = average(total, days)
-        months.append({"customer_id": customer.customer_id, "month": month, "total": total,
-                       "average": month_average})
-        recent = {m: v for m, v in json.loads(recent_of[customer.customer_id] or "{}").items() if m >= oldest}
-        recent[month] = str(month_average)
-        customer.average_aum_12m = average(sum((Decimal(v) for v in recent.values()), ZERO), len(recent))
-        basis, basis_now = month_average, customer.aum
-        if customer.household_id and customer.household_id in households:
-            basis, basis_now = households[customer.household_id]
-        state.customers[customer.customer_id] = customer
-        tx.for_event(f"month-end:{month}:{customer.customer_id}")
-        decision = policy.on_month_end(_state(customer), basis, basis_now, month)
+        months.append({"customer_id": r.customer_id, "month": month, "total": total, "average": month_average})
+        recent = RecentAverages.parse(r.recent_averages).with_month(month, month_average, oldest)
+        average_12m = recent.average()
+        averages.append({"customer_id": r.customer_id, "average_aum_12m": average_12m,
+                         "recent_averages": str(recent)})
+        basis, basis_now = month_average, r.aum
+        if r.household_id and r.household_id in households:
+            basis, basis_now = households[r.household_id]
+        decision = policy.on_month_end(TierState(r.tier, r.watch, r.months_below), basis, basis_now, month)
+        if decision.change is None:
+            continue
+        customer = Customer(r.customer_id, r.household_id, r.aum, ZERO, {}, r.tier, r.watch, r.months_below,
+                            r.tier_since, r.mtd_day, r.mtd_sum, ZERO, average_12m, None, r.placed_at, None)
+        tx.for_event(f"month-end:{month}:{r.customer_id}")
         changed = _decide(tx, customer, decision, effective_at, basis)
-        if changed is not None:
-            counts[decision.change] += 1
-            _pass_on(tx, customer, "month_end", effective_at, customer.aum, [changed])
-        row = customer_row(customer)
-        row["recent_averages"] = json.dumps(dict(sorted(recent.items())))
-        rows.append(row)
+        counts[decision.change] += 1
+        _pass_on(tx, customer, "month_end", effective_at, customer.aum, [changed])
+        decided.append({"customer_id": customer.customer_id, "tier": customer.tier, "watch": customer.watch,
+                        "months_below": customer.months_below, "tier_since": customer.tier_since})
     await write_rows(tx.session, MONTHS, months, key=("customer_id", "month"))
-    await write_rows(tx.session, CUSTOMERS, rows, key=("customer_id",))
+    await update_rows(tx.session, CUSTOMERS, averages, key=("customer_id",))
+    await update_rows(tx.session, CUSTOMERS, decided, key=("customer_id",))
     state.dirty_customers.clear()
     await tx.write_pending()
+
+
+class RecentAverages:
+    """A customer's average daily AUM of each of the last twelve closed months, kept on their
+    row as ``2026-10:1234.56,2026-11:987.00`` (``average_aum_12m`` is their average)."""
+
+    __slots__ = ("months",)
+
+    def __init__(self, months: dict[str, Decimal]) -> None:
+        self.months = months
+
+    @classmethod
+    def parse(cls, text: str | None) -> "RecentAverages":
+        months = {}
+        for part in filter(None, (text or "").split(",")):
+            key, _, value = part.partition(":")
+            months[key] = Decimal(value)
+        return cls(months)
+
+    def with_month(self, month: str, value: Decimal, oldest: str) -> "RecentAverages":
+        kept = {m: v for m, v in self.months.items() if oldest <= m < month}
+        kept[month] = value
+        return RecentAverages(kept)
+
+    def average(self) -> Decimal:
+        return average(sum(self.months.values(), ZERO), len(self.months))
+
+    def __str__(self) -> str:
+        return ",".join(f"{m}:{v}" for m, v in sorted(self.months.items()))
 
 
 async def _household_averages(tx: BatchTransaction, first: date) -> dict[str, tuple[Decimal, Decimal]]:

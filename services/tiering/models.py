@@ -60,8 +60,8 @@ class TieringCustomer(Base):
     """The time of the customer's first AUM: facts of that instant are their first placement."""
     master_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     """``updated_at`` of the latest customer record applied."""
-    recent_averages: Mapped[str] = mapped_column(Text, default="{}")
-    """JSON ``{month: average}`` of the last twelve closed months (``average_aum_12m``'s basis)."""
+    recent_averages: Mapped[str] = mapped_column(Text, default="")
+    """The last twelve closed months' averages (``close.RecentAverages``), ``average_aum_12m``'s basis."""
 
     __table_args__ = (Index("ix_tiering_customers_tier", "tier"),)
 

@@ -28,6 +28,7 @@ from shared.contracts.events import (
     TierChange,
     TierChangedV1,
     TieringChangeV1,
+    built,
 )
 from shared.contracts.types import AUM_PRODUCT_TYPES
 from shared.metrics import EVENTS_UNKNOWN_REFERENCE
@@ -83,7 +84,7 @@ async def on_posting(event: Event, tx: BatchTransaction) -> None:
     changes = _apply_position(tx, account, customer, apply_posting(account.position, p.account_seq,
                                                                    p.balance_after, p.posted_at), p.posted_at)
     _pass_on(tx, customer, "posting", p.posted_at, aum_before, changes, stale=stale,
-             posting=PostingFact.model_construct(**dict(p)), stable_id=f"posting:{p.posting_id}")
+             posting=built(PostingFact, **p.__dict__), stable_id=f"posting:{p.posting_id}")
 
 
 async def on_balance(event: Event, tx: BatchTransaction) -> None:
@@ -110,7 +111,7 @@ async def on_account(event: Event, tx: BatchTransaction) -> None:
     customer = _customer(tx, event, a.customer_id, business_day(event.time, tx.settings.zone), counted=False)
     account.status = a.status
     tx.state.changed_account(account)
-    _pass_on(tx, customer, "account", event.time, customer.aum, [], account=AccountFact.model_construct(**dict(a)))
+    _pass_on(tx, customer, "account", event.time, customer.aum, [], account=built(AccountFact, **a.__dict__))
 
 
 async def on_customer(event: Event, tx: BatchTransaction) -> None:
@@ -138,7 +139,7 @@ async def on_customer(event: Event, tx: BatchTransaction) -> None:
             state.add_to_household(data.household_id, customer.aum)
             state.members.setdefault(data.household_id, set()).add(customer.customer_id)
             changes = _upgrade_if_due(tx, customer, at, placement=False)
-    fact = CustomerFact.model_construct(**{name: getattr(data, name) for name in CustomerFact.model_fields})
+    fact = built(CustomerFact, **data.__dict__)
     _pass_on(tx, customer, "customer", at, customer.aum, changes, customer=fact)
 
 
@@ -219,7 +220,7 @@ def _apply_position(tx: BatchTransaction, account: Account, customer: Customer,
     if customer.household_id:
         state.add_to_household(customer.household_id, delta)
     changes = _upgrade_if_due(tx, customer, at, placement=placement)
-    _emit_aum(tx, customer, customer.updated_at, placement, {account.account_id: account.balance})
+    _emit_aum(tx, customer, at, placement, {account.account_id: account.balance})
     return changes
 
 
@@ -270,27 +271,29 @@ def _decide(tx: BatchTransaction, customer: Customer, decision: TierDecision, at
                         "to_tier": decision.state.tier, "change": decision.change,
                         "watch": decision.state.watch, "reason": decision.reason, "basis": basis,
                         "effective_at": at})
-    tx.emit(TierChangedV1.model_construct(
+    tx.emit(built(TierChangedV1, 
         customer_id=customer.customer_id, from_=decision.from_tier, to=decision.state.tier,
         reason=decision.reason, effective_at=at, change=decision.change, watch=decision.state.watch,
         aum=customer.aum, basis=basis, months_below=decision.state.months_below,
     ), key=f"tier:{customer.customer_id}:{decision.change}:{decision.state.tier}")
     tx.after_commit(metrics.TIER_CHANGES.labels(decision.change, decision.state.tier).inc)
-    return TierChange.model_construct(
+    return built(TierChange, 
         from_=decision.from_tier, to=decision.state.tier, change=decision.change, reason=decision.reason,
         effective_at=at, watch=decision.state.watch, months_below=decision.state.months_below, basis=basis)
 
 
 def _emit_aum(tx: BatchTransaction, customer: Customer, at: datetime, placement: bool,
               balances: dict[str, Decimal]) -> None:
+    """``strata.aum``: the customer's AUM as of the newest fact applied, moved by the fact of
+    ``at`` (which a late fact makes earlier than that)."""
     by_type, liabilities = {}, {}
     for product_type, cents in sorted(customer.holdings.items()):
         (by_type if product_type in AUM_PRODUCT_TYPES else liabilities)[product_type] = from_cents(cents)
-    tx.emit(AumV1.model_construct(
+    tx.emit(built(AumV1, 
         customer_id=customer.customer_id, aum=customer.aum,
         mtd_average_daily_aum=_mtd(customer).month_to_date_average(), by_product_type=by_type,
-        liabilities=liabilities, business_date=customer.mtd_day, as_of=at, tier=customer.tier,
-        placement=placement, balances=balances,
+        liabilities=liabilities, business_date=customer.mtd_day, as_of=customer.updated_at,
+        tier=customer.tier, placement=placement, balances=balances, changed_at=at,
     ), key=f"aum:{customer.customer_id}")
 
 
@@ -303,7 +306,7 @@ def _pass_on(tx: BatchTransaction, who: Customer, fact: str, at: datetime, aum_b
     """Put the fact, with the customer's tier, watch and AUM right after it and the decisions it
     caused, on ``strata.tiering.changes``: one record per fact, in the order applied, keyed by
     customer, so whoever reads the topic reads each customer's facts in one order."""
-    tx.emit(TieringChangeV1.model_construct(
+    tx.emit(built(TieringChangeV1, 
         customer_id=who.customer_id, fact=fact, at=at, tier=who.tier, watch=who.watch,
         months_below=who.months_below, aum=who.aum, aum_before=aum_before,
         average_aum_12m=who.average_aum_12m, business_date=who.mtd_day,

@@ -13,6 +13,7 @@ from shared.contracts.events import (
     BalanceV1,
     ContactLoggedV1,
     CustomerV1,
+    FeeAdjustedV1,
     FeeAssessedV1,
     PostingV1,
     SignalV1,
@@ -42,6 +43,7 @@ AUM = "strata.aum"
 TIERS = "strata.tiers"
 SIGNALS = "strata.signals"
 FEES = "strata.fees"
+FEE_ADJUSTMENTS = "strata.fee_adjustments"
 ASSIGNMENTS = "strata.assignments"
 CONTACTS = "strata.contacts"
 TIERING_CHANGES = "strata.tiering.changes"
@@ -59,6 +61,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType(TIERS, "strata.tier_changed.v1", TierChangedV1, inbound=False),
     EventType(SIGNALS, "strata.signal.v1", SignalV1, inbound=False),
     EventType(FEES, "strata.fee_assessed.v1", FeeAssessedV1, inbound=False),
+    EventType(FEE_ADJUSTMENTS, "strata.fee_adjusted.v1", FeeAdjustedV1, inbound=False),
     EventType(ASSIGNMENTS, "strata.assignment_changed.v1", AssignmentChangedV1, inbound=False),
     EventType(CONTACTS, "strata.contact_logged.v1", ContactLoggedV1, inbound=False, public=False),
     EventType(TIERING_CHANGES, "strata.tiering.change.v1", TieringChangeV1, inbound=False, public=False),

@@ -81,6 +81,8 @@ class ConsumerLoop:
         self.bus = bus
         self.settings = settings
         self.on_commit = on_commit
+        self.handoff: Callable[[list[int], list], None] | None = None
+        """Where a committed batch's outbox rows go (the relay publishes them from memory)."""
         self.group = f"{settings.kafka.group_prefix}.{spec.name}"
         self.topics = list(dict.fromkeys(
             list(spec.subscriptions) + (list(ACCESS_TOPICS) if spec.keeps_access else [])
@@ -99,7 +101,6 @@ class ConsumerLoop:
     async def run(self) -> None:
         cfg = self.settings.runtime
         backoff = Backoff.of(self.settings)
-        await check_partition_counts(self.bus, self.spec.name, self.topics)
         self.consumer = await self._start_consumer(backoff)
         last_lag = 0.0
         try:
@@ -282,6 +283,7 @@ class ConsumerLoop:
         name, spec = self.spec.name, self.spec
         tally: list[tuple[str, str, str | None]] = []
         async with BatchTransaction(self.db, name, self.settings, group=self.group) as tx:
+            tx.handoff = self.handoff
             done = await tx.already_processed([i.idempotency_key for i in items])
             fresh = [i.event for i in items
                      if i.event is not None and i.dead_reason is None and i.idempotency_key not in done]

@@ -37,6 +37,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Literal, Sequence
@@ -73,18 +74,22 @@ class _Partition:
     time: float = _NEG
     """The latest event time fetched (microseconds since the epoch)."""
     idle_since: float | None = None
-    pending: dict[int, bool] = field(default_factory=dict)
-    """Offsets fetched, in offset order, and whether each has been released."""
+    fetched: deque = field(default_factory=deque)
+    """Offsets fetched and not yet committable, in offset order."""
+    released: set = field(default_factory=set)
+    """Of those, the ones released."""
+
+    def unreleased(self) -> int:
+        return len(self.fetched) - len(self.released)
 
     def next_offset(self) -> int | None:
         """The offset to commit: past every released offset that has no unreleased one before
-        it. Releases the committed prefix from ``pending``."""
+        it (the committed prefix is forgotten)."""
         done = None
-        for offset, released in list(self.pending.items()):
-            if not released:
-                break
-            done = offset
-            del self.pending[offset]
+        fetched, released = self.fetched, self.released
+        while fetched and fetched[0] in released:
+            done = fetched.popleft()
+            released.discard(done)
         return None if done is None else done + 1
 
 
@@ -130,7 +135,7 @@ class EventTimeOrder:
             part = self._partitions.pop(tp)
             task = self.tasks[self._task_of(tp[1])]
             del task.partitions[tp]
-            if part.pending:
+            if part.fetched:
                 task.heap = [e for e in task.heap if (e[2].record.topic, e[2].record.partition) != tp]
                 heapq.heapify(task.heap)
         for tp in wanted:
@@ -148,7 +153,7 @@ class EventTimeOrder:
             if part is None:  # fetched before the assignment was known
                 self.assign([*self._partitions, tp])
                 part = self._partitions[tp]
-            part.pending[r.offset] = False
+            part.fetched.append(r.offset)
             part.idle_since = None
             key = item.key if item.key is not None else (_NEG,)
             if item.key is not None and key[0] > part.time:
@@ -159,7 +164,7 @@ class EventTimeOrder:
         if tp is None:
             return sum(len(t.heap) for t in self.tasks.values())
         part = self._partitions.get(tp)
-        return 0 if part is None else sum(1 for released in part.pending.values() if not released)
+        return 0 if part is None else part.unreleased()
 
     def release(self, lagging: Callable[[str, int], bool | None], limit: int) -> list[Released]:
         """Up to ``limit`` buffered items whose time has come, in key order within each task
@@ -177,7 +182,7 @@ class EventTimeOrder:
                 if task.stream_time is None or key > task.stream_time:
                     task.stream_time = key
                 r = item.record
-                self._partitions[(r.topic, r.partition)].pending[r.offset] = True
+                self._partitions[(r.topic, r.partition)].released.add(r.offset)
                 out.append(Released(item, late))
         return out
 

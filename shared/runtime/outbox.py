@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections import Counter
+from collections import Counter, deque
 
 from sqlalchemy import delete, func, select, text
 
@@ -31,9 +31,19 @@ class OutboxRelay:
         self.max_backoff_s = max_backoff_s
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._fresh: deque[tuple[list[int], list[Message]]] = deque()
+        """Rows this process just committed, with their messages: published from memory when
+        nothing older waits in the table (see :meth:`offer`)."""
         self.lock_key = zlib.crc32(f"strata-outbox-{service}".encode()) & 0x7FFFFFFF
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def offer(self, ids: list[int], messages: list[Message]) -> None:
+        """Rows a transaction of this process has just committed and their messages, so the
+        relay need not read back and decode what it has in hand."""
+        if ids:
+            self._fresh.append((ids, messages))
         self._wake.set()
 
     def stop(self) -> None:
@@ -75,6 +85,15 @@ class OutboxRelay:
                 if not got:
                     return 0
             t = OutboxMessage.__table__
+            fresh = await self._from_memory(session)
+            if fresh is not None:
+                ids, messages = fresh
+                await self.bus.publish(messages)
+                checkpoint("after_outbox_publish")
+                await self._delete(session, ids)
+                for topic, n in Counter(m.topic for m in messages).items():
+                    EVENTS_EMITTED.labels(self.service, topic).inc(n)
+                return len(ids)
             rows = (await session.execute(
                 select(t.c.id, t.c.topic, t.c.key, t.c.value, t.c.headers)
                 .where(t.c.service == self.service)
@@ -88,16 +107,41 @@ class OutboxRelay:
             ])
             checkpoint("after_outbox_publish")
             # Exactly the rows published: a row with a lower id may commit after this read.
-            ids = [r.id for r in rows]
-            if self.db.dialect == "postgresql":
-                await session.execute(text("DELETE FROM runtime_outbox WHERE id = ANY(CAST(:ids AS BIGINT[]))"),
-                                      {"ids": ids})
-            else:
-                for start in range(0, len(ids), 500):
-                    await session.execute(delete(t).where(t.c.id.in_(ids[start:start + 500])))
+            await self._delete(session, [r.id for r in rows])
         for topic, n in Counter(r.topic for r in rows).items():
             EVENTS_EMITTED.labels(self.service, topic).inc(n)
         return len(rows)
+
+    async def _from_memory(self, session) -> tuple[list[int], list[Message]] | None:
+        """The oldest rows of the table, from memory: the batches this process committed, if
+        the first of them is the oldest row waiting and no row of another transaction sits
+        between their ids; otherwise None, and what is in memory is forgotten (the table
+        has it all)."""
+        if not self._fresh:
+            return None
+        t = OutboxMessage.__table__
+        ids: list[int] = []
+        messages: list[Message] = []
+        while self._fresh and len(ids) < self.batch_size:
+            more_ids, more = self._fresh.popleft()
+            ids += more_ids
+            messages += more
+        oldest, count = (await session.execute(
+            select(func.min(t.c.id), func.count()).where(t.c.service == self.service, t.c.id <= max(ids)))).one()
+        if oldest == ids[0] and count == len(ids):
+            return ids, messages
+        self._fresh.clear()
+        return None
+
+    async def _delete(self, session, ids: list[int]) -> None:
+        """Exactly the rows published: a row with a lower id may commit after they were read."""
+        t = OutboxMessage.__table__
+        if self.db.dialect == "postgresql":
+            await session.execute(text("DELETE FROM runtime_outbox WHERE id = ANY(CAST(:ids AS BIGINT[]))"),
+                                  {"ids": ids})
+        else:
+            for start in range(0, len(ids), 500):
+                await session.execute(delete(t).where(t.c.id.in_(ids[start:start + 500])))
 
     async def backlog(self) -> int:
         async with self.db.sessions() as session:

@@ -18,7 +18,7 @@ from shared.clock import BusinessClock
 from shared.contracts.topics import all_topics
 from shared.db import Database
 from shared.money import set_max_amount
-from shared.runtime.consumer import ConsumerLoop
+from shared.runtime.consumer import ConsumerLoop, check_partition_counts
 from shared.runtime.errors import is_retryable
 from shared.runtime.outbox import OutboxRelay
 from shared.runtime.retry import Backoff
@@ -76,13 +76,18 @@ class Runtime:
                 log.warning("bus not reachable at start-up, retrying", extra={"error": str(exc)[:200]})
                 await backoff.wait()
         cfg = self.settings.runtime
+        loops = {spec.name: ConsumerLoop(spec, self.db, self.bus, self.settings)
+                 for spec in self.services if self.consume and spec.subscriptions}
+        for name, loop in loops.items():
+            await check_partition_counts(self.bus, name, loop.topics)
         for spec in self.services:
             relay = OutboxRelay(spec.name, self.db, self.bus, cfg.outbox_batch_size,
                                 cfg.outbox_poll_interval_ms / 1000, cfg.retry_max_ms / 1000)
             self.relays[spec.name] = relay
             self._spawn(relay.run(), f"{spec.name}-outbox")
-            if self.consume and spec.subscriptions:
-                loop = ConsumerLoop(spec, self.db, self.bus, self.settings, on_commit=relay.wake)
+            if spec.name in loops:
+                loop = loops[spec.name]
+                loop.on_commit, loop.handoff = relay.wake, relay.offer
                 self.loops[spec.name] = loop
                 self._spawn(loop.run(), f"{spec.name}-consumer")
             for task in spec.background:
@@ -216,7 +221,7 @@ class Runtime:
         async with BatchTransaction(self.db, service, self.settings, cause=cause) as tx:
             relay = self.relays.get(service)
             if relay is not None:
-                tx.after_commit(relay.wake)
+                tx.handoff = relay.offer
             yield tx
 
     unit_of_work = transaction

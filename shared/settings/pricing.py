@@ -27,7 +27,8 @@ class FeeMatch(BaseModel):
     channels: list[str] | None = None
     """``None``: any channel."""
     counterparty: Literal["own", "other", "any"] = "any"
-    """``own``: ``counterparty_bank`` is null (or one of ``own_bank_codes``); ``other``: another bank."""
+    """``own``: ``counterparty_bank`` is null (or one of ``own_bank_codes``); ``other``: another bank
+    (``shared.banks.is_other_bank``)."""
     cross_region: bool | None = None
     """``None``: either."""
 
@@ -162,7 +163,9 @@ class PricingSettings(BaseModel):
     points: PointsSettings
     products: list[Product] = Field(default_factory=list)
     own_bank_codes: list[str] = Field(default_factory=list)
-    """Bank codes that mean this bank when core banking fills ``counterparty_bank`` with one."""
+    """Bank codes that mean this bank when core banking fills ``counterparty_bank`` with one
+    (``shared.banks.is_other_bank``: every service that tells another bank's business from this
+    bank's reads them here)."""
 
     @model_validator(mode="after")
     def _references(self) -> PricingSettings:

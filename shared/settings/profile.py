@@ -27,6 +27,9 @@ class SegmentTemplate(BaseModel):
 
 class ProfileSettings(BaseModel):
     segments: list[SegmentTemplate] = Field(default_factory=list)
+    products: dict[str, str] = Field(default_factory=dict)
+    """The product catalogue: product code -> the name the customer 360 shows with a holding
+    (a code it does not list shows none)."""
     page_size: int = Field(default=100, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
     export_batch_rows: int = Field(default=1000, ge=10, le=100_000)

@@ -185,6 +185,12 @@ class Feed:
             for seconds, kind, arg in intents:
                 yield from getattr(self, f"_do_{kind}")(c, day, seconds, arg, rng)
 
+    def published_day(self, day: date) -> list[Event]:
+        """The day's events in the order core banking publishes them: as they happen, in
+        business time (each customer's already are; the sort is stable, so the order of one
+        instant, such as the two legs of a transfer between a customer's accounts, is kept)."""
+        return sorted(self.day_events(day), key=lambda e: e.time)
+
     def _everyday(self, c: int, rng: random.Random, k: float, intents: list) -> None:
         """Up to two everyday transactions, each slot with half the day's total chance."""
         total = sum(rate for _, rate in DAILY_RATES) * k

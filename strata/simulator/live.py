@@ -185,7 +185,7 @@ class LiveFeed:
         self.status.phase = "history" if history else "live"
         if pos.published == 0:
             await self._start_of_day(day)
-        events = await asyncio.to_thread(_sorted_day, feed, day)
+        events = await asyncio.to_thread(feed.published_day, day)
         done = pos.published
         if history:
             while done < len(events):
@@ -243,7 +243,18 @@ class LiveFeed:
         for event in events:
             key, value, headers = encode_binary(event)
             messages.append(Message(event.topic, key, value, headers))
-        await self.runtime.bus.publish(messages)
+        handing_over = asyncio.ensure_future(self.runtime.bus.publish(messages))
+        try:
+            await asyncio.shield(handing_over)
+        except asyncio.CancelledError:
+            # stopped while the bus takes the batch: let it finish and count it, so the position
+            # saved on the way out skips it and a resume never publishes it twice
+            await handing_over
+            self._count(events)
+            raise
+        self._count(events)
+
+    def _count(self, events: list[Event]) -> None:
         self._advance(max(e.time for e in events))
         self.position.published += len(events)
         self.status.published += len(events)
@@ -295,9 +306,3 @@ class LiveFeed:
         if self.position is not None:
             self.position.save(self.path)
             self._saved_at = time.monotonic()
-
-
-def _sorted_day(feed: Feed, day: date) -> list[Event]:
-    """The day's events in business-time order (each customer's already are, and the sort is
-    stable, so per-account order is kept)."""
-    return sorted(feed.day_events(day), key=lambda e: e.time)

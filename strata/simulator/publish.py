@@ -83,7 +83,7 @@ async def _simulate(args, settings: Settings, start: date):
             progress.day(n, day)
             if scheduler:
                 await _start_of_day(scheduler, bus, settings, feed, expected, day)
-            await publisher.publish(feed.day_events(day))
+            await publisher.publish(feed.published_day(day))
         end = start + timedelta(days=args.days)
         if scheduler and args.days and end.day == 1:
             await _start_of_day(scheduler, bus, settings, feed, expected, end, scan=False)

@@ -16,6 +16,7 @@ Money columns are integer cents in the database, so AUM and fees are compared to
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timezone
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -63,6 +64,8 @@ NORMALISED: dict[tuple[str, str], Callable[[str], str]] = {
 def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(_plain(v) for v in value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc)
     return value
 
 
@@ -71,7 +74,11 @@ def _sort_key(row: tuple) -> tuple:
 
 
 async def snapshot(database_url: str) -> dict[str, tuple[tuple[str, ...], list[tuple]]]:
-    """``{table: (column names, sorted rows)}`` for every table of the database."""
+    """``{table: (column names, sorted rows)}`` for every table of the database: PostgreSQL (the
+    distributed mode) or SQLite (the single-process mode), the values of both in one form, so
+    the two modes compare with ``==``."""
+    if database_url.startswith("sqlite"):
+        return _sqlite_snapshot(database_url.split(":///", 1)[1])
     conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         tables = [r["table_name"] for r in await conn.fetch(
@@ -102,6 +109,54 @@ async def _table(conn, table: str) -> tuple[tuple[str, ...], list[tuple]]:
     select = ", ".join(f'"{n}"' for n in names)
     order = f' ORDER BY "{surrogate}"' if surrogate else ""
     rows = [tuple(_plain(v) for v in r) for r in await conn.fetch(f'SELECT {select} FROM "{table}"{order}')]
+    return _normalised(table, names, rows, surrogate)
+
+
+def _sqlite_snapshot(path: str) -> dict[str, tuple[tuple[str, ...], list[tuple]]]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        out = {}
+        for table in tables:
+            if table in SKIPPED_TABLES:
+                continue
+            info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()  # cid, name, type, notnull, default, pk
+            skip = WALL_CLOCK["*"] | WALL_CLOCK.get(table, set()) | INTERLEAVED.get(table, set())
+            surrogate = next((c[1] for c in info if c[1] == "id" and c[5] == 1 and c[2].upper() in
+                              ("INTEGER", "BIGINT")), None)
+            kept = [(c[1], c[2].upper()) for c in info if c[1] not in skip and c[1] != surrogate]
+            select = ", ".join(f'"{n}"' for n, _ in kept)
+            order = f' ORDER BY "{surrogate}"' if surrogate else ""
+            rows = [tuple(_sqlite_value(v, kind) for v, (_, kind) in zip(r, kept))
+                    for r in conn.execute(f'SELECT {select} FROM "{table}"{order}')]
+            out[table] = _normalised(table, [n for n, _ in kept], rows, surrogate)
+        return out
+    finally:
+        conn.close()
+
+
+def _sqlite_value(value: Any, kind: str) -> Any:
+    """A SQLite value as asyncpg gives the PostgreSQL one (aware times, dates, booleans)."""
+    if value is None:
+        return None
+    if kind.startswith(("DATETIME", "TIMESTAMP")):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if kind == "DATE":
+        return date.fromisoformat(value)
+    if kind == "BOOLEAN":
+        return bool(value)
+    return value
+
+
+def _normalised(table: str, names: list[str], rows: list[tuple], surrogate: str | None):
+    # columns by name: a column added by a migration sits last on PostgreSQL and may not on SQLite
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    names = [names[i] for i in order]
+    rows = [tuple(r[i] for i in order) for r in rows]
     for (where, column), normalise in NORMALISED.items():
         if where == table and column in names:
             at = names.index(column)

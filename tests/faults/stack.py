@@ -57,6 +57,8 @@ class Stack:
     partitions: int = 3
     instances: int = 1
     batch_size: int = 100
+    max_lateness_s: float = 0.0
+    """``runtime.max_lateness_s`` of every service: how long a quiet topic is waited for."""
     procs: dict[str, list[ServiceProcess]] = field(default_factory=dict)
     kills: list[tuple[str, int, str | None]] = field(default_factory=list)
     """(service, return code, the fault plan it ran with) of every death the watchdog saw."""
@@ -85,6 +87,7 @@ class Stack:
             "STRATA_KAFKA__GROUP_PREFIX": self.prefix + "strata",
             "STRATA_KAFKA__PARTITIONS": str(self.partitions),
             "STRATA_RUNTIME__BATCH_SIZE": str(self.batch_size),
+            "STRATA_RUNTIME__MAX_LATENESS_S": str(self.max_lateness_s),
             # idle processes poll; on two cores ten of them polling every 50 ms cost a core
             "STRATA_RUNTIME__POLL_TIMEOUT_MS": "100",
             "STRATA_RUNTIME__OUTBOX_POLL_INTERVAL_MS": "200",

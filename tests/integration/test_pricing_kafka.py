@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from shared.contracts.cloudevents import Event, decode_record
-from shared.contracts.events import PostingV1
+from shared.contracts.events import BalanceV1, PostingV1
 from services.pricing.models import PricingCustomer, PricingFee
 from tests.integration.conftest import KAFKA, distributed
 from tests.unit.pricing.pricing_feed import Feed, customer
@@ -173,3 +173,28 @@ async def test_pricing_started_long_after_tiering_prices_each_posting_with_its_o
             "customer_id": "KLAG", "tx_type": "atm_withdrawal", "amount": "100.00", "channel": "atm",
             "counterparty_bank": "OTHER", "cross_region": False})
         assert (quote.json()["tier"], quote.json()["net"]) == ("diamond", "0.00")
+
+
+async def test_a_late_upgrade_corrects_an_assessed_fee_once_on_kafka_and_postgres():
+    c = Feed("KADJ")
+    salary, spend = c.salary("10000.00", "2026-11-10T08:00:00+08:00"), c.card_spend("3000.00", "2026-11-10T08:10:00+08:00")
+    atm = c.interbank_atm("2026-11-10T11:00:00+08:00")
+    late = BalanceV1(customer_id="KADJ", account_id="KADJ-FUND", product_type="fund", balance="60000.00",
+                     currency="CNY", as_of="2026-11-10T09:00:00+08:00")
+    async with distributed(["tiering", "pricing"]) as strata:
+        prefix = strata.settings.kafka.topic_prefix
+        await strata.publish(customer("KADJ", auto_points_offset=True))
+        await strata.settle()
+        await strata.publish(salary, spend, atm)
+        await strata.settle()
+        await strata.publish(late)
+        await strata.settle()
+        await strata.publish(late)
+        await strata.settle()
+        view = (await strata.get("/v1/customers/KADJ/fees")).json()
+        [adjustment] = view["adjustments"]
+        assert (adjustment["posting_id"], adjustment["tier_after"], adjustment["difference"],
+                adjustment["points_returned"]) == (atm.posting_id, "gold", "-2.50", 150)
+        assert view["points_balance"] == 150
+        records = await read_topic(prefix + "strata.fee_adjustments", expect=1, timeout=30)
+        assert [decode_record(r.value, r.headers).data.posting_id for r in records] == [atm.posting_id]

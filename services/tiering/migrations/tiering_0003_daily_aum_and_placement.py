@@ -42,7 +42,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("placed_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("day_high", sa.BigInteger, nullable=False, server_default="0"))
         batch.add_column(sa.Column("master_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("recent_averages", sa.Text, nullable=False, server_default="{}"))
+        batch.add_column(sa.Column("recent_averages", sa.Text, nullable=False, server_default=""))
     op.execute("UPDATE tiering_customers SET day_high = aum, "
                "placed_at = COALESCE(updated_at, tier_since, CURRENT_TIMESTAMP)")
     with op.batch_alter_table("tiering_customers") as batch:
@@ -58,9 +58,7 @@ def upgrade() -> None:
 
 
 def _recent_averages() -> None:
-    """Each customer's averages of the last twelve closed months, as ``{month: "123.45"}``."""
-    import json
-
+    """Each customer's averages of the last twelve closed months, as ``2026-10:123.45,...``."""
     conn = op.get_bind()
     rows = conn.execute(sa.text(
         "SELECT customer_id, month, average FROM tiering_monthly_aum WHERE average IS NOT NULL "
@@ -73,7 +71,7 @@ def _recent_averages() -> None:
             del kept[min(kept)]
     update = sa.text("UPDATE tiering_customers SET recent_averages = :r WHERE customer_id = :c")
     for customer_id, kept in recent.items():
-        conn.execute(update, {"r": json.dumps(kept), "c": customer_id})
+        conn.execute(update, {"r": ",".join(f"{m}:{v}" for m, v in sorted(kept.items())), "c": customer_id})
 
 
 def downgrade() -> None:

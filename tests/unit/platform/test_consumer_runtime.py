@@ -382,3 +382,18 @@ async def test_a_record_with_a_header_that_is_not_utf8_is_dead_lettered_with_its
     assert b"x-trace is not UTF-8" in dict(dead.headers)["strata_dlq_reason"]
     assert [(k, v) for k, v in dead.headers if not k.startswith("strata_dlq_")] == headers
     assert dead.value == value
+
+
+async def test_a_service_refuses_to_start_when_its_topics_differ_in_partition_count(tmp_path):
+    from shared.runtime.consumer import PartitionCountMismatch
+    from shared.runtime.process import Runtime
+    from strata.registry import load
+
+    settings = single_process_settings(str(tmp_path), kafka={"partitions": 3})
+    bus = MemoryBus(default_partitions=3)
+    await bus.ensure_topics(["bank.postings"], 6)  # grown on its own, the others left at 3
+    runtime = Runtime(settings, [load("tiering")], bus=bus)
+    with pytest.raises(PartitionCountMismatch, match=r"bank\.postings: 6") as refused:
+        await runtime.start()
+    assert "same number of partitions" in str(refused.value)
+    await runtime.db.dispose()

@@ -160,3 +160,28 @@ def test_an_inbound_amount_or_balance_above_the_limit_is_refused_and_the_limit_i
             PostingV1.model_validate({**good.model_dump(mode="json"), "amount": "5000000.01"})
     finally:
         set_max_amount(Decimal("1000000000000.00"))
+
+
+def test_an_event_built_without_validation_serializes_as_the_model_would():
+    from datetime import date
+    from decimal import Decimal
+
+    from shared.contracts.events import AumV1, PostingFact, TierChange, TieringChangeV1, built
+
+    posting = PostingV1.model_validate(POSTING)
+    decision = dict(from_="mass", to="gold", change="upgrade", reason="r", effective_at=posting.posted_at,
+                    watch=False, months_below=0, basis=Decimal("50000.00"))
+    values = dict(customer_id=posting.customer_id, fact="posting", at=posting.posted_at, tier="gold", watch=False,
+                  months_below=0, aum=Decimal("50000.00"), aum_before=Decimal("1.00"),
+                  average_aum_12m=Decimal("0.00"), business_date=date(2026, 11, 28), placement=False, stale=False,
+                  customer=None, account=None)
+    fast = built(TieringChangeV1, **values, posting=built(PostingFact, **posting.__dict__),
+                 tier_changes=[built(TierChange, **decision)])
+    slow = TieringChangeV1(**values, posting=PostingFact(**dict(posting)), tier_changes=[TierChange(**decision)])
+    assert fast.model_dump_json() == slow.model_dump_json()
+    aum = dict(customer_id="C1", aum=Decimal("1.00"), mtd_average_daily_aum=Decimal("1.00"), by_product_type={},
+               liabilities={}, business_date=date(2026, 11, 28), as_of=posting.posted_at, tier="mass",
+               placement=True, balances={"A1": Decimal("1.00")}, changed_at=posting.posted_at)
+    assert built(AumV1, **aum).model_dump_json() == AumV1(**aum).model_dump_json()
+    with pytest.raises(KeyError):
+        built(AumV1, customer_id="C1")  # every field must be given

@@ -9,10 +9,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.banks import is_other_bank
 from shared.contracts.types import KNOWN_TX_TYPES
 from shared.settings import get_settings
 from shared.settings.pricing import ContributionSettings, PricingSettings
+from services.pricing import domain
 from services.pricing.domain import (
+    ChargedPosting,
+    FeeSchedule,
     PricingContext,
     PricingEngine,
     Transaction,
@@ -21,6 +25,7 @@ from services.pricing.domain import (
     business_day,
     contribution_score,
     month_key,
+    reprice_after_upgrade,
     window_start,
 )
 
@@ -86,6 +91,24 @@ def test_a_bank_code_listed_as_own_is_not_another_bank():
     engine = PricingEngine(pricing, KNOWN_TX_TYPES)
     assert price(engine, Transaction("atm_withdrawal", D("1.00"), "atm", "ICBC-NC")).fee_id is None
     assert price(engine, Transaction("atm_withdrawal", D("1.00"), "atm", "CCB")).fee_id == "atm_interbank"
+
+
+@pytest.mark.parametrize("counterparty, own, other", [
+    (None, [], False),                  # no counterparty bank: this bank
+    ("ICBC-NC", ["ICBC-NC"], False),    # one of the bank's own codes: this bank
+    ("CCB", ["ICBC-NC"], True),
+    ("CCB", [], True),
+])
+def test_another_bank_is_a_counterparty_that_is_not_one_of_the_banks_own_codes(counterparty, own, other):
+    assert is_other_bank(counterparty, own) is other
+
+
+def test_the_fee_schedule_asks_the_one_another_bank_rule(monkeypatch):
+    asked = []
+    monkeypatch.setattr(domain, "is_other_bank", lambda bank, own: asked.append((bank, own)) or True)
+    schedule = FeeSchedule(get_settings().pricing.fees, ["ICBC-NC"])
+    assert schedule.match(Transaction("atm_withdrawal", D("1.00"), "atm", "ICBC-NC")).id == "atm_interbank"
+    assert asked == [("ICBC-NC", frozenset({"ICBC-NC"}))]
 
 
 def test_unknown_tx_type_is_priced_at_zero_with_its_rule(engine):
@@ -276,3 +299,22 @@ def test_contribution_window_is_the_month_and_the_eleven_before():
     assert window_start("2026-11", 12) == "2025-12"
     assert window_start("2026-01", 12) == "2025-02"
     assert window_start("2026-03", 1) == "2026-03"
+
+
+def test_a_late_upgrade_re_prices_the_months_later_postings_in_order_and_recounts_the_month(engine):
+    at = "2026-11-10T{}:00+08:00".format
+
+    def charged(pid, when, tier, net, free_use=False) -> ChargedPosting:
+        return ChargedPosting(pid, datetime.fromisoformat(at(when)), interbank_atm(), "atm_interbank", tier,
+                              D(net), D(net), 0, "points.offset", free_use, D("0.00"))
+
+    month = [charged("P3", "11:00", "platinum", "0.00", free_use=True),   # a later upgrade, in order
+             charged("P1", "08:30", "mass", "4.00"),                       # before the late upgrade
+             charged("P2", "10:00", "mass", "4.00")]
+    ranks = {"mass": 0, "gold": 1, "platinum": 2}
+    corrections, counted = reprice_after_upgrade(engine, month, "gold", datetime.fromisoformat(at("09:00")),
+                                                 ranks.__getitem__)
+    assert [(c.before.posting_id, c.after.net, c.after.rules[-1]) for c in corrections] == [
+        ("P2", D("0.00"), "gold.atm_interbank.free3")]
+    u = counted["atm_interbank"]
+    assert (u.uses, u.free_uses, u.charged, u.paid) == (3, 2, D("4.00"), D("4.00"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -10,6 +10,7 @@ import pytest
 
 from shared.settings import get_settings
 from shared.settings.pricing import PricingSettings, Product
+from strata.simulator.feed import Feed
 from services.pricing.domain import (
     Transaction,
     expires_at,
@@ -36,9 +37,14 @@ def tx(tx_type, amount, product_type="demand_deposit", direction="debit") -> Tra
     (tx("wealth_purchase", "10000.00"), 100, "points.wealth"),
     (tx("fund_purchase", "250.00"), 2, "points.wealth"),          # whole 100s only
     (tx("fund_purchase", "99.99"), 0, None),
-    (tx("deposit_placement", "50000.00"), 50, "points.time_deposit"),
-    (tx("deposit_placement", "49999.99"), 0, None),        # below 50,000
-    (tx("deposit_placement", "123456.00"), 123, "points.time_deposit"),
+    (tx("deposit_placement", "50000.00", "time_deposit", "credit"), 50, "points.time_deposit"),
+    (tx("deposit_placement", "49999.99", "time_deposit", "credit"), 0, None),        # below 50,000
+    (tx("deposit_placement", "123456.00", "time_deposit", "credit"), 123, "points.time_deposit"),
+    (tx("cash_deposit", "80000.00", "time_deposit", "credit"), 80, "points.time_deposit"),  # placed in cash
+    (tx("transfer_in", "60000.00", "time_deposit", "credit"), 60, "points.time_deposit"),   # the product leg
+    (tx("deposit_placement", "60000.00"), 0, None),                  # the demand deposit's leg: not again
+    (tx("transfer_out", "60000.00", "time_deposit", "debit"), 0, None),
+    (tx("cash_deposit", "80000.00", "demand_deposit", "credit"), 0, None),
     (tx("fund_purchase", "10000.00", "fund", "credit"), 0, None),   # the product's leg: not again
     (tx("card_spend", "1000.00"), 50, "points.card_spend"),
     (tx("pos_purchase", "39.99"), 1, "points.card_spend"),
@@ -52,6 +58,36 @@ def test_a_purchase_sent_as_two_legs_earns_once():
     debit_leg = tx("fund_purchase", "10000.00", "demand_deposit", "debit")
     credit_leg = tx("fund_purchase", "10000.00", "fund", "credit")
     assert points_earned(debit_leg, EARN)[0] + points_earned(credit_leg, EARN)[0] == 100
+
+
+def test_a_time_deposit_placed_from_the_current_account_earns_once_on_its_own_leg():
+    demand_leg = tx("deposit_placement", "60000.00", "demand_deposit", "debit")
+    product_leg = tx("transfer_in", "60000.00", "time_deposit", "credit")
+    assert points_earned(demand_leg, EARN) == (0, None)
+    assert points_earned(product_leg, EARN) == (60, "points.time_deposit")
+
+
+def test_a_time_deposit_placed_in_cash_earns_on_its_only_leg():
+    assert points_earned(tx("cash_deposit", "60000.00", "time_deposit", "credit"), EARN) == (60, "points.time_deposit")
+    assert points_earned(tx("deposit_placement", "60000.00", "time_deposit", "credit"), EARN) == (60, "points.time_deposit")
+
+
+def test_the_simulated_banks_placements_earn_once_each():
+    """The simulator sends a placement as two legs: the demand deposit's debit
+    (deposit_placement) and the time deposit's credit (transfer_in, channel internal)."""
+    feed = Feed(11, 400, date(2026, 1, 1), get_settings())
+    list(feed.master_events())
+    postings = [e.data for day in range(62) for e in feed.day_events(date(2026, 1, 1) + timedelta(days=day))
+                if e.type == "bank.posting.v1"]
+    placements = [p for p in postings if p.tx_type == "deposit_placement"]
+    assert len(placements) >= 3, "the feed placed time deposits"
+    earned = {}
+    for p in postings:
+        points, rule = points_earned(Transaction.of(p), EARN)
+        if rule == "points.time_deposit":
+            earned[(p.customer_id, p.posted_at)] = earned.get((p.customer_id, p.posted_at), 0) + points
+    expected = {(p.customer_id, p.posted_at): int(p.amount // 1000) for p in placements if p.amount >= 50000}
+    assert earned == expected
 
 
 def test_credit_card_spending_is_not_debit_card_spending():

@@ -436,3 +436,40 @@ async def test_breakdown_explains_each_rule_in_words(strata):
         ("fee.transfer_interbank_counter", "2.00"), ("fee.transfer_interbank_counter.minimum", "2.00")]
     assert "minimum 2.00" in fee["breakdown"][1]["note"]
     assert json.dumps(fee)  # plain JSON all the way down
+
+
+async def test_each_priced_posting_keeps_the_customers_aum_right_after_it(strata):
+    c = Feed(new_customer())
+    salary = c.salary("30000.00", "2026-11-22T08:00:00+08:00")
+    atm = c.interbank_atm("2026-11-22T09:00:00+08:00", amount="500.00")
+    await strata.publish(salary, atm)
+    await strata.settle()
+    fees = await by_posting(strata, c.customer_id)
+    assert (fees[salary.posting_id]["aum"], fees[atm.posting_id]["aum"]) == ("30000.00", "29500.00")
+    async with strata.runtime.db.sessions() as session:
+        stored = await session.scalar(select(PricingFee.aum).where(PricingFee.posting_id == atm.posting_id))
+    assert stored == D("29500.00")
+
+
+async def test_a_time_deposit_placed_in_cash_earns_its_points(strata):
+    c = Feed(new_customer())
+    placed = c.post("cash_deposit", "80000.00", at="2026-11-23T10:00:00+08:00", direction="credit",
+                    account="TD", product_type="time_deposit", channel="counter")
+    await strata.publish(placed)
+    await strata.settle()
+    view = await fees_of(strata, c.customer_id)
+    assert view["points_balance"] == 80
+    assert [(e["posting_id"], e["rule"]) for e in view["points_ledger"]] == [(placed.posting_id, "points.time_deposit")]
+
+
+async def test_a_time_deposit_placed_from_the_current_account_earns_once(strata):
+    c = Feed(new_customer())
+    salary = c.salary("100000.00", "2026-11-23T08:00:00+08:00")
+    legs = [c.post("deposit_placement", "60000.00", at="2026-11-23T10:00:00+08:00", channel="counter"),
+            c.post("transfer_in", "60000.00", at="2026-11-23T10:00:00+08:00", direction="credit",
+                   account="TD", product_type="time_deposit", channel="internal")]
+    await strata.publish(salary, *legs)
+    await strata.settle()
+    view = await fees_of(strata, c.customer_id)
+    assert view["points_balance"] == 60
+    assert [e["posting_id"] for e in view["points_ledger"]] == [legs[1].posting_id]  # the time deposit's leg

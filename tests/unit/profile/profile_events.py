@@ -10,8 +10,10 @@ from shared.contracts.events import (
     AccountV1,
     AssignmentChangedV1,
     AumV1,
+    BalanceV1,
     CustomerV1,
     FeeAssessedV1,
+    PostingV1,
     SignalV1,
     TierChangedV1,
 )
@@ -79,3 +81,20 @@ def fee(pid: str, cid: str, net: str, *, points: int | None = None, at: datetime
 def assignment(cid: str, rm: str | None, *, role: str = "primary", at: datetime | None = None) -> AssignmentChangedV1:
     return AssignmentChangedV1(customer_id=cid, role=role, **{"from": None}, to=rm, reason="test",
                                changed_at=at or now())
+
+
+# --- core banking's balances, for tests that run tiering too ---------------------------------
+
+
+def snapshot(cid: str, aid: str, balance: str, at: datetime, product_type: str = "demand_deposit") -> BalanceV1:
+    """A balance snapshot (what core banking sends of every account at go-live)."""
+    return BalanceV1(customer_id=cid, account_id=aid, product_type=product_type, balance=balance, currency="CNY",
+                     as_of=at)
+
+
+def posting(cid: str, aid: str, seq: int, amount: str, balance_after: str, at: datetime, *,
+            product_type: str = "demand_deposit", direction: str = "credit") -> PostingV1:
+    return PostingV1(posting_id=f"{aid}-{seq}", customer_id=cid, account_id=aid, account_seq=seq,
+                     product_type=product_type, direction=direction, amount=amount, balance_after=balance_after,
+                     currency="CNY", tx_type="transfer_in" if direction == "credit" else "transfer_out",
+                     channel="mobile", branch_id="BR-P1", posted_at=at)

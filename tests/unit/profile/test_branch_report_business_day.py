@@ -25,8 +25,10 @@ TODAY = date(2026, 11, 4)
 
 
 def expected_flows(events, zone) -> dict[str, dict[str, Decimal]]:
-    """Per home branch: inflow and outflow of TODAY and of the month to date, from the events."""
-    home, balance = {}, defaultdict(Decimal)
+    """Per home branch: inflow and outflow of TODAY and of the month to date, from the events.
+    A customer's first placement (the balances of the first instant that moved their AUM, the
+    go-live load) is what they held already, no flow."""
+    home, balance, placed = {}, defaultdict(Decimal), {}
     net: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
     for event in events:
         data = event.data
@@ -37,8 +39,10 @@ def expected_flows(events, zone) -> dict[str, dict[str, Decimal]]:
             continue
         after = data.balance_after if isinstance(data, PostingV1) else data.balance
         at = data.posted_at if isinstance(data, PostingV1) else data.as_of
-        net[(data.customer_id, business_day(at, zone))] += after - balance[data.account_id]
+        moved = after - balance[data.account_id]
         balance[data.account_id] = after
+        if moved and placed.setdefault(data.customer_id, at) != at:
+            net[(data.customer_id, business_day(at, zone))] += moved
     figures: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for (customer, day), amount in net.items():
         branch = figures[home[customer]]

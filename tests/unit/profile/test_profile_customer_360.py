@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from shared.settings import Settings
+from strata.simulator.catalogue import PRODUCTS
 from tests.unit.profile.profile_events import (
     account,
     assignment,
@@ -256,3 +258,8 @@ async def test_profile_runs_beside_every_other_service_in_the_single_process_mod
     await strata.settle()
     body = (await strata.get(f"/v1/customers/{cid}")).json()
     assert body["customer_id"] == cid and Decimal(body["aum"]) == Decimal("12.34")
+
+
+def test_the_shipped_catalogue_names_every_product_the_simulator_sells():
+    names = Settings().profile.products
+    assert [p.code for p in PRODUCTS if not names.get(p.code)] == []

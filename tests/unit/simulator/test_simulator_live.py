@@ -252,3 +252,43 @@ async def test_a_restart_keeps_what_an_admin_changed_in_the_rm_registry(fresh_st
                 and decode_record(m.value, m.headers).data.source == "core"
                 and decode_record(m.value, m.headers).time.date() < date.fromisoformat(day)], \
         "the restart published master data again"
+
+
+async def test_a_batch_the_bus_was_taking_when_the_feed_stopped_counts_as_published(tmp_path):
+    """Stopped (Ctrl-C, a restart) while the bus takes a batch: the batch goes out and counts,
+    so the saved position skips it and the next run does not publish it a second time."""
+    from shared.contracts.cloudevents import new_event
+    from shared.contracts.events import PostingV1
+    from strata.simulator.position import Position
+
+    taking, release, sent = asyncio.Event(), asyncio.Event(), []
+
+    async def publish(messages):
+        taking.set()
+        await release.wait()
+        sent.extend(messages)
+
+    async def nothing_pending(group, topics):
+        return 0
+
+    feed = LiveFeed.__new__(LiveFeed)
+    feed.runtime = SimpleNamespace(bus=SimpleNamespace(publish=publish, pending=nothing_pending), loops={})
+    feed.position = Position(seed=1, customers=1, start=date(2026, 11, 1), live_from=date(2026, 11, 2))
+    feed.status, feed.clock, feed._saved_at, feed.path = FeedStatus(speed=1.0), None, time.monotonic(), tmp_path / "p"
+    posting = PostingV1.model_validate({
+        "posting_id": "P1", "customer_id": "C1", "account_id": "A1", "account_seq": 1,
+        "product_type": "demand_deposit", "direction": "credit", "amount": "1.00", "balance_after": "1.00",
+        "currency": "CNY", "tx_type": "deposit", "channel": "counter", "branch_id": "BR-1",
+        "posted_at": "2026-11-01T10:00:00+08:00"})
+    events = [new_event(posting, "test", id=f"e{i}") for i in range(3)]
+    task = asyncio.create_task(feed._publish(events))
+    await taking.wait()
+    task.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert len(sent) == 3
+    assert feed.position.published == 3, "what went out is counted, so a resume skips it"
