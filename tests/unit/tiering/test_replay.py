@@ -183,8 +183,9 @@ async def _fee_simulation(strata) -> dict:
 
 async def test_with_the_aum_after_each_posting_a_fee_is_priced_with_the_tier_it_had_at_that_moment():
     """An interbank ATM withdrawal as mass (charged), a transfer in that lifts the customer to
-    gold, a second withdrawal the same day (gold's free use): priced as charged only when the
-    tier after each posting is known; from the start of the day, both are mass's."""
+    gold, a second withdrawal the same day (gold's free use): priced as charged when pricing
+    kept the AUM after each posting; for postings priced before it kept it, from the start of
+    the day, both are mass's."""
     _seq.clear()
     atm = dict(tx_type="atm_withdrawal", direction="debit", channel="atm", counterparty="OTHER", amount="100.00")
     facts = [move("FX-1", "10000.00", "2026-10-06T09:00:00+08:00"),
@@ -195,16 +196,10 @@ async def test_with_the_aum_after_each_posting_a_fee_is_priced_with_the_tier_it_
         for fact in facts:
             await strata.publish(fact)
             await strata.settle()
-        start_of_day = await _fee_simulation(strata)
-        async with strata.runtime.db.transaction() as session:
-            columns = {r[1] for r in await session.execute(text("PRAGMA table_info(pricing_fees)"))}
-            if "aum" not in columns:  # kept by pricing itself once it records the AUM after each posting
-                await session.execute(text("ALTER TABLE pricing_fees ADD COLUMN aum BIGINT"))
-                for f in facts:
-                    await session.execute(text("UPDATE pricing_fees SET aum = :a WHERE posting_id = :p"),
-                                          {"a": int(D(f.balance_after) * 100), "p": f.posting_id})
         after_posting = await _fee_simulation(strata)
-    assert start_of_day["tier_at_posting"] == "start_of_day"
+        async with strata.runtime.db.transaction() as session:  # as priced before pricing kept the AUM
+            await session.execute(text("UPDATE pricing_fees SET aum = NULL"))
+        start_of_day = await _fee_simulation(strata)
     assert after_posting["tier_at_posting"] == "after_posting"
     charged = after_posting["totals"]["as_charged"]
     assert (charged["count"], charged["waived"], charged["income"]) == (2, "4.00", "4.00")
