@@ -245,7 +245,7 @@ async def get_daily_aum(customer_id: str, request: Request, from_: BankDate | No
 
 # --- tier-policy simulation -------------------------------------------------------------------
 
-MONTH = r"(19|20|21)\d\d-(0[1-9]|1[0-2])"
+MONTH = r"^(19|20|21)\d\d-(0[1-9]|1[0-2])$"
 
 
 class CandidateTier(BaseModel):

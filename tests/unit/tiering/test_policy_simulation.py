@@ -241,6 +241,7 @@ async def test_a_candidate_that_is_not_a_policy_is_refused_naming_the_rule(live_
     ({"from": "2024-01", "to": "2026-10"}, "at most 24 months"),
     ({"from": "2099-12", "to": "2099-12"}, "whole months that have ended"),
     ({"from": "2026-13", "to": "2026-13"}, "from"),
+    ({"from": "x2026-10", "to": "2026-10 "}, "from"),
 ])
 async def test_a_period_that_is_not_past_whole_months_is_refused(live_today, period, why):
     response = await live_today["strata"].post("/v1/tiering/simulate", {**period, "tiers": CANDIDATE}, role="analyst")
