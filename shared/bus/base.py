@@ -39,6 +39,10 @@ class BusUnavailable(ConnectionError):
 class Consumer(abc.ABC):
     """A member of a consumer group that reads batches and commits offsets explicitly."""
 
+    generation: int = 0
+    """Counts the rebalances that took this member's partitions away: after one, what it holds
+    is read again from the group's committed offsets, so what it had fetched comes again."""
+
     @abc.abstractmethod
     async def start(self) -> None: ...
 

@@ -309,6 +309,7 @@ class _Positions(ConsumerRebalanceListener):
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked) -> None:
+        self.consumer.generation += 1
         n = len(self.consumer.prefix)
         for tp in revoked:
             self.consumer._positions.pop((tp.topic[n:], tp.partition), None)

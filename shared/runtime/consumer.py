@@ -152,7 +152,7 @@ class ConsumerLoop:
         """Buffer what was fetched; apply what the order releases, batch by batch."""
         order = self.order
         consumer = self.consumer
-        order.assign(consumer.assignment())
+        order.assign(consumer.assignment(), consumer.generation)
         direct: list[_Item] = []
         held = []
         for r in records:

@@ -120,6 +120,7 @@ class EventTimeOrder:
         self.tasks: dict[int, _Task] = {}
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._counter = itertools.count()
+        self.generation = 0
 
     def orders(self, topic: str) -> bool:
         return topic in self.ranks
@@ -127,9 +128,16 @@ class EventTimeOrder:
     def _task_of(self, partition: int) -> int:
         return 0 if self.scope == "all" else partition
 
-    def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """The partitions the consumer holds now. A partition taken away is forgotten with what
-        it buffered: its new owner reads it again from the committed offset."""
+    def assign(self, partitions: Iterable[TopicPartition], generation: int = 0) -> None:
+        """The partitions the consumer holds now, in the consumer's assignment ``generation``.
+        A partition taken away is forgotten with what it buffered: its new owner reads it again
+        from the committed offset. A new generation (a rebalance took every partition away and
+        gave some back, which the consumer then reads again from the committed offsets) forgets
+        everything, so no record is held twice."""
+        if generation != self.generation:
+            self.generation = generation
+            self.tasks.clear()
+            self._partitions.clear()
         wanted = {tp for tp in partitions if tp[0] in self.ranks}
         for tp in [tp for tp in self._partitions if tp not in wanted]:
             part = self._partitions.pop(tp)

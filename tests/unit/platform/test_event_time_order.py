@@ -111,3 +111,22 @@ def test_each_partition_number_is_its_own_task():
     order.add([item("bank.postings", 0, 0, 9, "p0-9"), item("bank.postings", 1, 0, 1, "p1-1")])
     lagging = lambda topic, partition: topic == "bank.balances" and partition == 0  # noqa: E731
     assert names(order.release(lagging, 100)) == ["p1-1"]  # task 0 waits for its balances
+
+
+def test_after_a_rebalance_records_fetched_again_from_the_committed_offset_commit_to_the_end():
+    """A rebalance takes every partition away and gives some back: the consumer then fetches
+    them again from the group's committed offset, records it had buffered (some released, not
+    committed) among them. The order forgets what it held, so nothing is held twice and the
+    committed offset reaches the end of what was applied."""
+    tp = ("bank.postings", 0)
+    order = EventTimeOrder(TOPICS, 0.0)
+    order.assign([tp], generation=1)
+    order.add([item("bank.postings", 0, o, o, f"p{o}") for o in range(5)])
+    first = order.release(lambda t, p: False, 3)
+    assert names(first) == ["p0", "p1", "p2"]  # applied; the commit of offset 3 did not happen
+    order.assign([tp], generation=2)  # revoked and assigned again: fetched again from offset 0
+    order.add([item("bank.postings", 0, o, o, f"p{o}") for o in range(5)])
+    again = order.release(lambda t, p: False, 100)
+    assert names(again) == ["p0", "p1", "p2", "p3", "p4"]
+    assert order.committable() == {tp: 5}
+    assert order.buffered() == 0
