@@ -5,7 +5,9 @@ PostgreSQL (started by deploy/ scripts). Results go to bench/results/<time>.json
     python -m bench.run --postings 1000000 --customers 1000000 --close-customers 1000000
 
 Sections: ceiling (aiokafka and Kafka's tools), services alone, pipeline, latency, close, reads (HTTP),
-workbench (the RM home and customer page, HTTP).
+workbench (the RM home and customer page, HTTP), simulate (a tier-policy simulation over a month).
+
+    python -m bench.run --only simulate --postings 1 --simulate-customers 1000000 --simulate-postings 1000000
 """
 
 from __future__ import annotations
@@ -268,6 +270,16 @@ async def section_close(args, records) -> dict:
     return await close.run(await new_database(args.database_url), args.close_customers)
 
 
+async def section_simulate(args, records) -> dict:
+    """The tier-policy simulation job over ``--simulate-customers`` customers' month of daily
+    AUM history (seeded with COPY): the tier part alone, then with ``--simulate-postings``
+    priced postings for the fee part."""
+    from bench import simulate
+
+    return await simulate.run(await new_database(args.database_url), args.simulate_customers,
+                              args.simulate_postings)
+
+
 async def run(args) -> dict:
     print(f"generating {args.postings} postings over {args.customers} customers...", file=sys.stderr)
     records = list(feed.PostingFeed(args.postings, args.customers, seed=args.seed))
@@ -280,7 +292,7 @@ async def run(args) -> dict:
         "parameters": vars(args),
     }
     sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "lateness", "ab", "close", "reads",
-                                                                "workbench"]
+                                                                "workbench", "simulate"]
     for name in sections:
         print(f"== {name}", file=sys.stderr)
         fn = globals()[f"section_{name}"]
@@ -313,6 +325,9 @@ def main() -> int:
     parser.add_argument("--workbench-customers", type=int, default=1_000_000)
     parser.add_argument("--workbench-rate", type=float, default=5,
                         help="workbench pages a second (a branch of 50 RMs each opening a page every 10 s)")
+    parser.add_argument("--simulate-customers", type=int, default=1_000_000)
+    parser.add_argument("--simulate-postings", type=int, default=1_000_000,
+                        help="priced postings with a fee for the simulation's fee part (0: tier part only)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lateness", default="0,1,5", help="runtime.max_lateness_s values, comma-separated")
     parser.add_argument("--lateness-rate", type=float, default=500, help="postings/s of the lateness latency runs")

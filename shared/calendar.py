@@ -5,7 +5,6 @@ Asia/Shanghai by default). One definition for every service, so a posting at 17:
 from __future__ import annotations
 
 import calendar
-import functools
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -66,13 +65,19 @@ def next_month(month: date) -> date:
     return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
 
 
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def days_in_month(month: date) -> int:
-    return _days_in_month(month.year, month.month)
+    """The days of ``month``'s month (any day of it will do), leap Februaries counted; read from
+    a table (a month-end close and a simulation ask it per customer).
 
-
-@functools.lru_cache(maxsize=1024)
-def _days_in_month(year: int, month: int) -> int:
-    return calendar.monthrange(year, month)[1]
+    >>> days_in_month(date(2028, 2, 10)), days_in_month(date(2026, 2, 1)), days_in_month(date(2026, 12, 31))
+    (29, 28, 31)
+    """
+    if month.month == 2 and calendar.isleap(month.year):
+        return 29
+    return _DAYS_IN_MONTH[month.month - 1]
 
 
 def last_day_of_month(month: date) -> date:

@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.access import ensure_customer_visible
+from shared.explanations import Language
 from shared.auth import Principal, current_principal, require_roles
 from shared.contracts.types import (
+    KNOWN_TX_TYPES,
     BankDate,
     Identifier,
     Money,
@@ -28,8 +30,8 @@ from shared.http import business_clock, db_session, problems
 from shared.paging import decode_cursor, encode_cursor
 from shared.problems import Problem
 from shared.settings.pricing import Benefit, ContributionSettings, FeeMatch, FeeRule, PricingSettings
-from services.pricing import queries, service
-from services.pricing.domain import Transaction
+from services.pricing import explain, queries, service
+from services.pricing.domain import PricingEngine, Transaction
 
 router = APIRouter(tags=["pricing"])
 
@@ -334,6 +336,63 @@ async def get_fees(customer_id: str, request: Request, limit: int = Query(50, ge
         raise Problem(404, "Customer not found", f"Pricing has no customer {customer_id}.")
     next_id = view.pop("next_id")
     return FeesPage(**view, next=encode_cursor({"id": next_id}) if next_id else None)
+
+
+class RuleExplained(BaseModel):
+    rule: str
+    applied: bool
+    effect: str
+    amount: Money
+    why: str
+
+
+class FeeFigures(BaseModel):
+    use_number: int | None
+    free_uses_before: int = Field(description="free uses of this fee given earlier in the posting's month")
+    contribution_score: Money
+    contribution_threshold: Money = Field(description="the threshold configured now")
+    average_aum_12m: Money
+    fees_paid: Money
+    points_used: int
+    points_balance_after: int
+
+
+class FeeExplanation(BaseModel):
+    posting_id: str
+    customer_id: str
+    lang: Language
+    fee_id: str | None
+    tier: str
+    base: Money
+    waived: Money
+    discount: Money
+    points_value: Money
+    net: Money
+    summary: str
+    rules: list[RuleExplained] = Field(description="each rule that could change the price, in the order they "
+                                                   "apply, whether it applied and why")
+    figures: FeeFigures
+
+
+@router.get("/v1/customers/{customer_id}/fees/{posting_id}/explain", response_model=FeeExplanation,
+            responses=problems(404))
+async def get_fee_explanation(customer_id: str, posting_id: str, request: Request, lang: Language = "en",
+                              principal: Principal = Depends(current_principal),
+                              session: AsyncSession = Depends(db_session)):
+    """Why a priced posting cost what it did, in ``lang``: the fee the schedule matched, and for
+    each of the tier's benefits, the contribution discount and the points offset whether it
+    applied and why (free uses left this month, the tier at the posting, the contribution score
+    against its threshold, what was left to pay)."""
+    await ensure_customer_visible(request, principal, customer_id, service=SERVICE)
+    settings = request.app.state.settings
+    engine = PricingEngine(settings.pricing, KNOWN_TX_TYPES)
+    row = await explain.priced_posting(session, customer_id, posting_id)
+    if row is None:
+        raise Problem(404, "Posting not found", f"Pricing has no posting {posting_id} of customer {customer_id}.")
+    before = await explain.free_uses_before(session, row, engine)
+    return FeeExplanation(**explain.explain(explain.PricedPosting.of(row), before, engine, settings.pricing.contribution,
+                                            settings.pricing.points.points_per_yuan,
+                                            {t.id: t.name for t in settings.tiers}, lang))
 
 
 @router.get("/v1/customers/{customer_id}/points", response_model=PointsPage, responses=problems(404))

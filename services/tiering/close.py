@@ -21,7 +21,7 @@ from shared.db import read_rows, update_rows, write_rows
 from shared.money import ZERO
 from shared.runtime.transaction import BatchTransaction
 from services.tiering import metrics
-from services.tiering.domain import DailyAum, TierPolicy, TierState, average
+from services.tiering.domain import DailyAum, TierPolicy, TierState, average, month_total
 from services.tiering.models import TieringMonthClose
 from services.tiering.service import _decide, _pass_on, policy_of
 from services.tiering.state import CUSTOMERS, HOUSEHOLDS, MONTHS, Customer, TieringState
@@ -68,7 +68,7 @@ async def close_month(tx: BatchTransaction, month: str) -> CloseSummary:
     households: dict[str, tuple[Decimal, Decimal]] = {}
     if tx.settings.tiering.household_aggregation:
         households = await _household_averages(tx, first)
-    after = None
+    after, reached = None, None
     while True:
         rows = list(await session.execute(
             select(*_CLOSE_COLUMNS).where(CUSTOMERS.c.customer_id > after if after is not None else True)
@@ -76,24 +76,15 @@ async def close_month(tx: BatchTransaction, month: str) -> CloseSummary:
         if not rows:
             break
         after = rows[-1].customer_id
+        latest = max(r.mtd_day for r in rows)
+        reached = latest if reached is None else max(reached, latest)
         await _close_chunk(tx, policy, first, rows, households, counts)
-    tx.session.add(TieringMonthClose(month=month, closed_at=datetime.now(timezone.utc), summary=json.dumps(
-        CloseSummary(month, counts["customers"], counts["watch"], counts["watch_cleared"],
-                     counts["downgrade"]).as_dict())))
+    summary = CloseSummary(month, counts["customers"], counts["watch"], counts["watch_cleared"],
+                           counts["downgrade"])
+    tx.session.add(TieringMonthClose(month=month, closed_at=datetime.now(timezone.utc),
+                                     summary=json.dumps(summary.as_dict()), history_through=reached))
     tx.after_commit(metrics.MONTH_CLOSES.inc)
-    return CloseSummary(month, counts["customers"], counts["watch"], counts["watch_cleared"], counts["downgrade"])
-
-
-def month_total(daily: DailyAum, first: date, stored: Decimal | None) -> Decimal | None:
-    """The month's sum of end-of-day AUM for a customer whose running sum is ``daily``: the
-    running sum's own total if it is in the month, the AUM held all month if it stopped before,
-    the total kept when it rolled past (``stored``), nothing if it started after."""
-    days = days_in_month(first)
-    if daily.month == first:
-        return daily.month_total()
-    if daily.day < first:
-        return daily.aum * days
-    return stored
+    return summary
 
 
 _CLOSE_COLUMNS = tuple(CUSTOMERS.c[name] for name in (

@@ -128,7 +128,7 @@ class SeqRanges:
 # --- the month's average daily AUM ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DailyAum:
     """The running sum behind a month's average daily AUM.
 
@@ -148,7 +148,7 @@ class DailyAum:
 
     def month_total(self) -> Decimal:
         """The month's sum of end-of-day AUM if nothing changes before the month ends."""
-        remaining = days_in_month(self.month) - self.day.day + 1
+        remaining = days_in_month(self.day) - self.day.day + 1
         return self.sum_before + self.aum * remaining
 
     def month_to_date_average(self) -> Decimal:
@@ -162,10 +162,11 @@ def roll_to(state: DailyAum, business_day: date) -> tuple[DailyAum, list[tuple[d
 
     An event dated before ``state.day`` (late) counts on ``state.day``: past days are closed.
     """
-    if business_day <= state.day:
+    day = state.day
+    if business_day <= day:
         return state, []
-    if month_of(business_day) == state.month:
-        gap = (business_day - state.day).days
+    if business_day.month == day.month and business_day.year == day.year:
+        gap = (business_day - day).days
         return DailyAum(business_day, state.sum_before + state.aum * gap, state.aum), []
     completed = [(state.month, state.month_total())]
     month = next_month(state.month)
@@ -174,6 +175,18 @@ def roll_to(state: DailyAum, business_day: date) -> tuple[DailyAum, list[tuple[d
         month = next_month(month)
     elapsed = business_day.day - 1
     return DailyAum(business_day, state.aum * elapsed, state.aum), completed
+
+
+def month_total(daily: DailyAum, first: date, stored: Decimal | None) -> Decimal | None:
+    """The month's sum of end-of-day AUM for a customer whose running sum is ``daily``: the
+    running sum's own total if it is in the month, the AUM held all month if it stopped before,
+    the total kept when it rolled past (``stored``), nothing if it started after."""
+    day = daily.day
+    if day.month == first.month and day.year == first.year:
+        return daily.month_total()
+    if day < first:
+        return daily.aum * days_in_month(first)
+    return stored
 
 
 def average(total: Decimal, days: int) -> Decimal:

@@ -119,3 +119,48 @@ class TieringMonthClose(Base):
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     closed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     summary: Mapped[str] = mapped_column(Text)
+    history_through: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """The latest business day tiering had applied facts of when the close ran (the next
+    month's first day, say, when the close ran after it): a tier-policy simulation replays the
+    history up to it before it closes the month, as the close did."""
+
+
+class TieringSimulation(Base):
+    """A tier-policy simulation: what was asked, how far it has got, and its answer."""
+
+    __tablename__ = "tiering_simulations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    """``queued``, ``running``, ``done`` or ``failed``."""
+    request: Mapped[str] = mapped_column(Text)
+    """JSON: the candidate policy (in full) and the months."""
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """Written with each chunk: a running simulation whose heartbeat stopped was interrupted."""
+    customers_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    customers_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """JSON: the answer, once done."""
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TieringSimulationCustomer(Base):
+    """One customer's outcome of a simulation at the end of its period: the tier, watch and
+    months below under today's policy and under the candidate, both replayed from the history."""
+
+    __tablename__ = "tiering_simulation_customers"
+
+    simulation_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    today_tier: Mapped[str] = mapped_column(String(32))
+    today_watch: Mapped[bool] = mapped_column(Boolean)
+    today_months_below: Mapped[int] = mapped_column(Integer)
+    candidate_tier: Mapped[str] = mapped_column(String(32))
+    candidate_watch: Mapped[bool] = mapped_column(Boolean)
+    candidate_months_below: Mapped[int] = mapped_column(Integer)
+    aum: Mapped[Decimal] = mapped_column(MoneyType)
+    """The AUM at the end of the period."""

@@ -101,6 +101,14 @@ class Runtime:
         task.add_done_callback(self._crashed)
         self._tasks.append(task)
 
+    def run_in_background(self, coro, name: str) -> asyncio.Task:
+        """Run an operator job (a tier-policy simulation, say) beside the loops and relays:
+        it is cancelled at stop with them, and forgotten once it ends."""
+        self._spawn(coro, name)
+        task = self._tasks[-1]
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        return task
+
     def _crashed(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task died", extra={"task": task.get_name()},

@@ -1,13 +1,16 @@
-"""Pricing (差别化定价): the fee schedule and tier benefits, a quote for one transaction, and the
-what-if of a proposed schedule over past postings."""
+"""Pricing (差别化定价): the fee schedule and tier benefits, a quote for one transaction, why a
+fee was charged as it was, the what-if of a proposed schedule over past postings, and the
+simulation of a candidate tier policy over past months (head office)."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 
+from urllib.parse import quote as quote_path
+
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from strata.workbench import i18n
 from strata.workbench.api import ApiError
@@ -38,7 +41,92 @@ async def pricing_page(request: Request, user: User = SignedIn) -> Response:
                 "benefits": json.dumps(schedule.get("benefits") or {}, ensure_ascii=False, indent=1)}
     return render(request, "pricing.html", schedule=schedule, quote_values={"channel": "atm", "tx_type": "atm_withdrawal",
                                                                              "counterparty_bank": "OTHER"},
-                  sim_values=simulate, tx_types=tx_types_of(schedule), channels=CHANNELS, quote=None, result=None, error=None)
+                  sim_values=simulate, tx_types=tx_types_of(schedule), channels=CHANNELS, quote=None, result=None, error=None,
+                  tier_values=tier_form_values(request, previous_month(today)), simulation=None, why=None,
+                  why_values={})
+
+
+def previous_month(today) -> str:
+    return (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+
+
+def tier_form_values(request: Request, month: str) -> dict:
+    """The tier-policy form as today's policy: each tier's floor and downgrade months."""
+    settings = workbench_of(request).settings
+    return {"from": month, "to": month, "household_aggregation": "",
+            "tiers": [{"id": t.id, "floor": format(t.floor, "f"), "downgrade_after_months": t.downgrade_after_months}
+                      for t in settings.tiers]}
+
+
+@router.get("/pricing/explain")
+async def fee_explain(request: Request, customer_id: str = "", posting_id: str = "",
+                      user: User = SignedIn) -> Response:
+    """Why a posting's fee is what it is, looked up by customer and posting."""
+    api = caller_for(request, user)
+    values = {"customer_id": customer_id.strip(), "posting_id": posting_id.strip()}
+    why, error = None, None
+    if values["customer_id"] and values["posting_id"]:
+        try:
+            why = await api.get(f"/v1/customers/{quote_path(values['customer_id'], safe='')}/fees/"
+                                f"{quote_path(values['posting_id'], safe='')}/explain", {"lang": api.language})
+        except ApiError as exc:
+            error = problem(exc)
+    return render(request, "_fee_why.html", why=why, error=error, why_values=values)
+
+
+@router.post("/pricing/tier-simulate")
+async def tier_simulate(request: Request, form: dict = Form, user: User = SignedIn) -> Response:
+    """Start a tier-policy simulation with the tiers' floors and downgrade months of the form."""
+    api = caller_for(request, user)
+    values = tier_form_values(request, one(form, "from"))
+    values["to"] = one(form, "to")
+    values["household_aggregation"] = one(form, "household_aggregation")
+    tiers = []
+    for tier in values["tiers"]:
+        tier["floor"] = one(form, f"floor:{tier['id']}", tier["floor"])
+        months = one(form, f"months:{tier['id']}", str(tier["downgrade_after_months"]))
+        tier["downgrade_after_months"] = months
+        changed: dict = {"id": tier["id"], "floor": tier["floor"]}
+        if months:
+            changed["downgrade_after_months"] = int(months) if months.isdigit() else months
+        tiers.append(changed)
+    body: dict = {"from": values["from"], "to": values["to"], "tiers": tiers}
+    if values["household_aggregation"] in ("on", "off"):
+        body["household_aggregation"] = values["household_aggregation"] == "on"
+    simulation, error = None, None
+    try:
+        simulation = await api.post("/v1/tiering/simulate", body)
+    except ApiError as exc:
+        error = problem(exc)
+    return render(request, "_tier_simulate.html", tier_values=values, simulation=simulation, error=error)
+
+
+@router.get("/pricing/tier-simulations/{simulation_id}")
+async def tier_simulation(request: Request, simulation_id: str, user: User = SignedIn) -> Response:
+    """A simulation's progress, then its answer (polled by the form's result)."""
+    api = caller_for(request, user)
+    try:
+        simulation, error = await api.get(f"/v1/tiering/simulations/{quote_path(simulation_id, safe='')}"), None
+    except ApiError as exc:
+        simulation, error = None, problem(exc)
+    return render(request, "_tier_simulation.html", simulation=simulation, error=error)
+
+
+@router.get("/pricing/tier-simulations/{simulation_id}/{part}.csv")
+async def tier_simulation_csv(request: Request, simulation_id: str, part: str, user: User = SignedIn) -> Response:
+    """The answer (``answer``) or each customer's outcome (``customers``) as the API's CSV."""
+    if part not in ("answer", "customers"):
+        return render(request, "error.html", status=404, message=i18n.gettext("Unknown export."))
+    path = f"/v1/tiering/simulations/{quote_path(simulation_id, safe='')}" + ("/customers" if part == "customers" else "")
+    api = caller_for(request, user)
+    try:
+        response, body = await api.stream(path, {"format": "csv"})
+    except ApiError as exc:
+        return render(request, "error.html", status=exc.status, message=i18n.problem_text(exc.detail))
+    headers = {"Content-Disposition": response.headers.get("content-disposition",
+                                                           f'attachment; filename="tier-simulation-{part}.csv"')}
+    return StreamingResponse(body, media_type=response.headers.get("content-type", "text/csv; charset=utf-8"),
+                             headers=headers)
 
 
 @router.post("/pricing/quote")

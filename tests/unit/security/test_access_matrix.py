@@ -49,6 +49,7 @@ class World:
     """The ids the rows aim at: everything "own" belongs to RM A and branch A."""
 
     signal_a: str = ""
+    simulation: str = ""
     new_customers: itertools.count = field(default_factory=lambda: itertools.count(1))
 
 
@@ -112,6 +113,10 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/v1/customers/{customer_id}"): Row(EVERYONE, get(f"/v1/customers/{CA}"), owned=True),
     ("GET", "/v1/customers/{customer_id}/tier"): Row(EVERYONE, get(f"/v1/customers/{CA}/tier"), owned=True),
     ("GET", "/v1/customers/{customer_id}/aum/daily"): Row(EVERYONE, get(f"/v1/customers/{CA}/aum/daily"), owned=True),
+    ("GET", "/v1/customers/{customer_id}/tier/explain"): Row(EVERYONE, get(f"/v1/customers/{CA}/tier/explain"),
+                                                              owned=True),
+    ("GET", "/v1/customers/{customer_id}/fees/{posting_id}/explain"): Row(
+        EVERYONE, get(f"/v1/customers/{CA}/fees/{CA}-GOLD/explain", lang="zh-CN"), owned=True),
     ("GET", "/v1/customers/{customer_id}/fees"): Row(EVERYONE, get(f"/v1/customers/{CA}/fees"), owned=True),
     ("GET", "/v1/customers/{customer_id}/points"): Row(EVERYONE, get(f"/v1/customers/{CA}/points"), owned=True),
     ("GET", "/v1/customers/{customer_id}/points/ledger"): Row(EVERYONE, get(f"/v1/customers/{CA}/points/ledger"),
@@ -173,6 +178,13 @@ TABLE: dict[tuple[str, str], Row] = {
     ("PUT", "/v1/segments/{name}"): Row(("analyst", "admin"), send(f"/v1/segments/{SEGMENT}", TEMPLATE)),
     ("POST", "/v1/pricing/simulate"): Row(("analyst", "admin"), send(
         "/v1/pricing/simulate", {"from": "2026-11-01", "to": "2026-11-02"})),
+    ("POST", "/v1/tiering/simulate"): Row(("analyst", "admin"), send(
+        "/v1/tiering/simulate", {"from": "2026-10", "to": "2026-10", "tiers": [{"id": "gold", "floor": "40000.00"}]}),
+        ok=(202,)),
+    ("GET", "/v1/tiering/simulations/{simulation_id}"): Row(
+        ("analyst", "admin"), lambda w: {"url": f"/v1/tiering/simulations/{w.simulation}"}),
+    ("GET", "/v1/tiering/simulations/{simulation_id}/customers"): Row(
+        ("analyst", "admin"), lambda w: {"url": f"/v1/tiering/simulations/{w.simulation}/customers"}),
     # --- operations ----------------------------------------------------------------------------
     ("GET", "/v1/audit"): Row(("admin",), get("/v1/audit")),
     ("POST", "/v1/events"): Row(("admin",), lambda w: {
@@ -203,7 +215,7 @@ async def world():
                        attributes={"ss_id_number": ID_NUMBER, "contact_mobile": int(PHONE), "employer": "某公司"}),
             # a first posting places each customer; the second lifts them to gold: a tier_upgraded
             *[PostingV1.model_validate(posting_data(c, posted_at="2026-11-19T09:00:00+08:00")) for c in (CA, CB)],
-            *[PostingV1.model_validate(posting_data(c, account_seq=2, **gold)) for c in (CA, CB)])
+            *[PostingV1.model_validate(posting_data(c, account_seq=2, posting_id=f"{c}-GOLD", **gold)) for c in (CA, CB)])
         await strata.settle()
         assert (await strata.post("/v1/segments", TEMPLATE, role="analyst")).status_code == 201
         w = World()
@@ -213,6 +225,9 @@ async def world():
         signals = (await strata.get("/v1/signals", params={"customer_id": CA})).json()["items"]
         assert signals and all(s["rm_id"] == RM_A for s in signals), signals
         w.signal_a = signals[0]["id"]
+        simulated = await strata.post("/v1/tiering/simulate", {"from": "2026-10", "to": "2026-10"}, role="analyst")
+        assert simulated.status_code == 202, simulated.text
+        w.simulation = simulated.json()["id"]
         yield strata, w
 
 
