@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -207,11 +207,7 @@ async def write_rows(session: AsyncSession, table, rows: list[dict[str, Any]], *
         cached = _STATEMENTS[cache_key] = _compile_write(table, columns, key, update, dialect)
     statement, converters = cached
     if dialect.name == "postgresql":
-        params = {}
-        for i, (name, convert) in enumerate(zip(columns, converters)):
-            values = [r[name] for r in rows]
-            params[f"c{i}"] = [convert(v) for v in values] if convert is not None else values
-        await session.execute(statement, params)
+        await session.execute(statement, _arrays(rows, columns, converters))
     else:
         await session.execute(statement, rows)
 
@@ -292,7 +288,7 @@ async def update_rows(session: AsyncSession, table, rows: list[dict[str, Any]], 
                 **{c: bindparam(f"v_{c}") for c in columns if c not in key})
             cached = (stmt, ())
         else:
-            arrays, selects, converters = [], [], []
+            arrays, converters = [], []
             for i, name in enumerate(columns):
                 column = table.c[name]
                 array, cast = _pg_type(column)
@@ -308,11 +304,16 @@ async def update_rows(session: AsyncSession, table, rows: list[dict[str, Any]], 
         _STATEMENTS[cache_key] = cached
     statement, converters = cached
     if dialect.name == "postgresql":
-        params = {}
-        for i, (name, convert) in enumerate(zip(columns, converters)):
-            values = [r[name] for r in rows]
-            params[f"c{i}"] = [convert(v) for v in values] if convert is not None else values
-        await session.execute(statement, params)
+        await session.execute(statement, _arrays(rows, columns, converters))
     else:
         await session.execute(statement, [{**{f"k_{k}": r[k] for k in key},
                                            **{f"v_{c}": r[c] for c in columns if c not in key}} for r in rows])
+
+
+def _arrays(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], converters) -> dict[str, list]:
+    """The rows as one array parameter per column (``c0``, ``c1``...), for ``unnest``."""
+    params = {}
+    for i, (name, convert) in enumerate(zip(columns, converters)):
+        values = [r[name] for r in rows]
+        params[f"c{i}"] = [convert(v) for v in values] if convert is not None else values
+    return params

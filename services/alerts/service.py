@@ -440,14 +440,20 @@ async def get_signal(session: AsyncSession, signal_id: str) -> Signal | None:
     return None if row is None else signal_of(row)
 
 
-async def act_on(tx: BatchTransaction, principal: Principal, signal_id: str, action: str) -> Signal:
-    """Acknowledge or close a signal the caller may act on; the change is announced."""
+async def _signal_to_act_on(tx: BatchTransaction, principal: Principal, signal_id: str) -> Signal:
+    """The signal, loaded into the transaction's state, if the caller may act on it."""
     state = tx.state = AlertsState()
     signal = await state.load_signal(tx, signal_id)
     if signal is None:
         raise SignalNotFound(signal_id)
     if not may_act(principal, signal):
         raise NotYours(signal_id)
+    return signal
+
+
+async def act_on(tx: BatchTransaction, principal: Principal, signal_id: str, action: str) -> Signal:
+    """Acknowledge or close a signal the caller may act on; the change is announced."""
+    signal = await _signal_to_act_on(tx, principal, signal_id)
     after = transition(signal.status, action)
     if after != signal.status:
         if after == ACKNOWLEDGED and tx.settings.signals.lapses_after(signal.signal_type) is not None:
@@ -461,12 +467,7 @@ async def snooze(tx: BatchTransaction, principal: Principal, signal_id: str, unt
     acknowledged, and the awake list leaves it out until that day. Snoozing again moves the date."""
     if until <= today:
         raise SnoozeRefused(f"snooze until a day after today ({today.isoformat()}), not {until.isoformat()}")
-    state = tx.state = AlertsState()
-    signal = await state.load_signal(tx, signal_id)
-    if signal is None:
-        raise SignalNotFound(signal_id)
-    if not may_act(principal, signal):
-        raise NotYours(signal_id)
+    signal = await _signal_to_act_on(tx, principal, signal_id)
     after = transition(signal.status, "ack")
     if (after, until) != (signal.status, signal.snoozed_until):
         if after == ACKNOWLEDGED and tx.settings.signals.lapses_after(signal.signal_type) is not None:

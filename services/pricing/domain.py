@@ -522,6 +522,18 @@ class FeeTotals:
         if base - waived - discount > 0:
             self.charged_count += 1
 
+    @classmethod
+    def of(cls, groups: Iterable["FeeTotals"]) -> "FeeTotals":
+        """The totals of several groups together."""
+        total = cls()
+        for g in groups:
+            total.count += g.count
+            total.charged_count += g.charged_count
+            total.base += g.base
+            total.waived += g.waived
+            total.discount += g.discount
+        return total
+
     def as_dict(self) -> dict:
         return {"count": self.count, "charged_count": self.charged_count, "base": self.base,
                 "waived": self.waived, "discount": self.discount, "income": self.income}

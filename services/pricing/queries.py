@@ -228,7 +228,7 @@ async def simulate(session: AsyncSession, settings: Settings, proposal: PricingS
         o, n = old.get(key, FeeTotals()), new.get(key, FeeTotals())
         items.append({"tier": key[0], "fee_id": key[1], "old": o.as_dict(), "new": n.as_dict(),
                       "change": _change(o, n)})
-    total_old, total_new = _sum(old.values()), _sum(new.values())
+    total_old, total_new = FeeTotals.of(old.values()), FeeTotals.of(new.values())
     return {"from": first, "to": last, "postings": reported, "items": items,
             "totals": {"old": total_old.as_dict(), "new": total_new.as_dict(),
                        "change": _change(total_old, total_new)}}
@@ -238,16 +238,6 @@ def _change(o: FeeTotals, n: FeeTotals) -> dict:
     return {"income": n.income - o.income, "waived": n.waived - o.waived,
             "discount": n.discount - o.discount}
 
-
-def _sum(groups) -> FeeTotals:
-    total = FeeTotals()
-    for g in groups:
-        total.count += g.count
-        total.charged_count += g.charged_count
-        total.base += g.base
-        total.waived += g.waived
-        total.discount += g.discount
-    return total
 
 
 async def eligible_products(session: AsyncSession, settings: Settings, customer_id: str,

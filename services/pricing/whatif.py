@@ -127,21 +127,11 @@ class TierRepricing:
         sides = list(self.totals)
         by_tier = [{"tier": t, **{side: self.totals[side].get(t, FeeTotals()).as_dict() for side in sides}}
                    for t in tiers]
-        totals = {side: _sum(self.totals[side].values()).as_dict() for side in sides}
-        totals["as_charged"] = _sum(self.as_charged.values()).as_dict()
+        totals = {side: FeeTotals.of(self.totals[side].values()).as_dict() for side in sides}
+        totals["as_charged"] = FeeTotals.of(self.as_charged.values()).as_dict()
         if len(sides) == 2:
-            a, b = (_sum(self.totals[s].values()) for s in sides)
+            a, b = (FeeTotals.of(self.totals[s].values()) for s in sides)
             totals["change"] = {"income": b.income - a.income, "waived": b.waived - a.waived,
                                 "discount": b.discount - a.discount}
         return {"postings": self.postings, "by_tier": by_tier, "totals": totals}
 
-
-def _sum(groups: Iterable[FeeTotals]) -> FeeTotals:
-    total = FeeTotals()
-    for g in groups:
-        total.count += g.count
-        total.charged_count += g.charged_count
-        total.base += g.base
-        total.waived += g.waived
-        total.discount += g.discount
-    return total
