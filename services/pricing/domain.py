@@ -358,8 +358,8 @@ def points_offset(left: Decimal, spendable: int, points_per_yuan: int) -> tuple[
 def points_earned(tx: Transaction, rules: Sequence[PointsEarnRule]) -> tuple[int, str | None]:
     """Points a posting earns under the first earn rule it meets, and that rule's id.
 
-    >>> points_earned(Transaction("fund_purchase", Decimal("10050.00"), "mobile", product_type="fund",
-    ...                           direction="credit"), settings.pricing.points.earn)
+    >>> points_earned(Transaction("fund_purchase", Decimal("10050.00"), "mobile", product_type="demand_deposit",
+    ...                           direction="debit"), settings.pricing.points.earn)  # the purchase's debit leg
     (100, 'points.wealth')
     """
     for rule in rules:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone  # noqa: F401 - timezone: the examples
 from decimal import Decimal
 from typing import Iterable, Sequence
 
 from shared.auth import mask_id_number, mask_phone
-from shared.calendar import start_of_day  # noqa: F401 - the segment filters' calendar
+from shared.calendar import month_of, next_month, start_of_day  # noqa: F401 - start_of_day: the segment filters' calendar
 from shared.money import ZERO
 
 # --- master data: the newer record wins ----------------------------------------------------
@@ -23,7 +23,7 @@ def is_newer(incoming: datetime, applied: datetime | None) -> bool:
     """An upsert applies unless a strictly newer one is already applied (the same time applies
     again: a repeated record is harmless, and a correction sent with the same time wins).
 
-    >>> is_newer(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    >>> is_newer(datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 11, 2, tzinfo=timezone.utc))
     False
     """
     return applied is None or incoming >= applied
@@ -95,9 +95,8 @@ def month_bounds(day: date) -> tuple[date, date]:
     >>> month_bounds(date(2026, 12, 5))
     (datetime.date(2026, 12, 1), datetime.date(2027, 1, 1))
     """
-    first = day.replace(day=1)
-    following = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
-    return first, following
+    first = month_of(day)
+    return first, next_month(first)
 
 
 # --- AUM flows ------------------------------------------------------------------------------
