@@ -246,7 +246,8 @@ def _stale(tx: BatchTransaction, event: Event) -> None:
 
 
 def _evidence(data: SignalV1) -> str:
-    return json.dumps(data.evidence, ensure_ascii=False, default=str)
+    # keys sorted: the same evidence is the same text, whichever path announced the signal
+    return json.dumps(data.evidence, ensure_ascii=False, default=str, sort_keys=True)
 
 
 def _money_json(amounts: dict[str, Decimal]) -> str:
