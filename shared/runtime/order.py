@@ -98,6 +98,9 @@ class _Task:
     partitions: dict[TopicPartition, _Partition] = field(default_factory=dict)
     heap: list = field(default_factory=list)
     stream_time: tuple | None = None
+    waiting_since: float | None = None
+    """When the buffer last went from empty to holding records (the clock's time): a quiet
+    partition holds those back for ``max_lateness`` from then, not from when it went quiet."""
 
 
 @dataclass
@@ -166,7 +169,10 @@ class EventTimeOrder:
             key = item.key if item.key is not None else (_NEG,)
             if item.key is not None and key[0] > part.time:
                 part.time = key[0]
-            heapq.heappush(self.tasks[self._task_of(r.partition)].heap, (key, next(self._counter), item))
+            task = self.tasks[self._task_of(r.partition)]
+            if not task.heap:
+                task.waiting_since = self.clock()
+            heapq.heappush(task.heap, (key, next(self._counter), item))
 
     def buffered(self, tp: TopicPartition | None = None) -> int:
         if tp is None:
@@ -183,6 +189,9 @@ class EventTimeOrder:
         for task in self.tasks.values():
             if len(out) >= limit:
                 break
+            if not task.heap:
+                task.waiting_since = None
+                continue
             watermark = self._watermark(task, lagging, now)
             while task.heap and len(out) < limit and task.heap[0][0][0] <= watermark:
                 key, _n, item = heapq.heappop(task.heap)
@@ -196,6 +205,7 @@ class EventTimeOrder:
 
     def _watermark(self, task: _Task, lagging, now: float) -> float:
         watermark = _INF
+        waiting = task.waiting_since if task.waiting_since is not None else now
         for part in task.partitions.values():
             lag = lagging(*part.tp)
             if lag is None or lag:
@@ -204,7 +214,10 @@ class EventTimeOrder:
             else:
                 if part.idle_since is None:
                     part.idle_since = now
-                bound = _INF if now - part.idle_since >= self.max_lateness else part.time
+                # a partition quiet since long before the buffered records came holds them back
+                # for the bound all the same: its topic may be published behind the others
+                quiet_for = now - max(part.idle_since, waiting)
+                bound = _INF if quiet_for >= self.max_lateness else part.time
             watermark = min(watermark, bound)
         return watermark
 

@@ -130,3 +130,22 @@ def test_after_a_rebalance_records_fetched_again_from_the_committed_offset_commi
     assert names(again) == ["p0", "p1", "p2", "p3", "p4"]
     assert order.committable() == {tp: 5}
     assert order.buffered() == 0
+
+
+def test_a_topic_quiet_since_start_up_still_holds_new_records_back_for_the_bound():
+    """Core banking publishes one topic after the others: the customers' partition has been
+    quiet since the service started, and a posting fetched later still waits ``max_lateness``
+    for it, so a customer record published within the bound is applied first."""
+    clock = Clock()
+    order = EventTimeOrder(TOPICS, 20.0, clock=clock)
+    order.assign([("bank.customers", 0), ("bank.postings", 0)])
+    assert order.release(lambda t, p: False, 10) == []  # both quiet from the start
+    clock.now = 100.0  # long after start-up the postings come
+    order.add([item("bank.postings", 0, 0, 5, "p5")])
+    assert order.release(lambda t, p: False, 10) == []
+    clock.now = 106.0  # the customer record, earlier in event time, within the bound
+    order.add([item("bank.customers", 0, 0, 1, "c1")])
+    clock.now = 107.0
+    assert names(order.release(lambda t, p: False, 10)) == ["c1"]  # the posting is later
+    clock.now = 128.0  # the customers' partition quiet for the bound again
+    assert names(order.release(lambda t, p: False, 10)) == ["p5"]
