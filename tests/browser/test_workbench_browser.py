@@ -84,7 +84,7 @@ async def test_rm_home_updates_in_place_when_a_signal_changes_elsewhere(visit, s
     assert scrolled > 0
     with strata_server.api("rm", rm_id=rm["rm_id"]) as api:
         assert api.post(f"/v1/signals/{signal_id}/ack").status_code == 200
-    await page.locator(f'#sig-{signal_id}[data-status="acknowledged"]').wait_for(timeout=15_000)
+    await page.locator(f'#sig-{signal_id}[data-status="acknowledged"]').wait_for(timeout=60_000)
     # swapped in place, not reloaded: the page stays where the reader had scrolled it (the
     # simulated bank keeps raising signals, and the browser's scroll anchoring may then move
     # the page by the rows added above what is on screen, never back to the top)
