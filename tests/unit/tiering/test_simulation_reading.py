@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -90,19 +89,13 @@ async def _sqlite(tmp_path) -> Database:
     return Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
 
 
-async def _postgres() -> tuple[Database, str] | None:
+async def _postgres() -> Database | None:
     url = os.environ.get("STRATA_TEST_DATABASE_URL")
     if not url:
         return None
-    import asyncpg
+    from tests.integration.conftest import create_database
 
-    name = f"strata_t_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return Database(url.rsplit("/", 1)[0] + f"/{name}", 2)
+    return Database(await create_database(), 2)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
