@@ -8,7 +8,10 @@ distribution between equal RMs also depends on the order *customers* are placed 
 gold customer of a branch goes to whichever RM the first left lighter), so the stream is applied
 in event-time order over every partition the instance holds (``order_scope="all"``): one
 instance ends with the same assignments whatever its batches and however Kafka interleaves the
-partitions, and the single-process mode with the same as the distributed one.
+partitions, and the single-process mode with the same as the distributed one. Tiering writes
+the stream in its own event-time order, which may hold one partition's records up to
+``runtime.max_lateness_s`` behind another's; so assignment waits twice that for a quiet
+partition (``upstream_orders=1``) before it counts what comes later as late.
 
 **Two instances.** Every decision reads and changes the books of all the branch's RMs, so
 decisions take turns (``AssignmentState.take_turn``: one transaction-scoped advisory lock on
@@ -45,4 +48,5 @@ def spec() -> ServiceSpec:
     # current) rather than keeping a projection of its own events. Its stream is applied in one
     # event-time order across all its partitions (see the module docstring).
     return ServiceSpec("assignment", SUBSCRIPTIONS, (router,), EMITS, (business_gauges(refresh_gauges),),
-                       state=AssignmentState, keeps_access=False, ordered=ORDERED, order_scope="all")
+                       state=AssignmentState, keeps_access=False, ordered=ORDERED, order_scope="all",
+                       upstream_orders=1)

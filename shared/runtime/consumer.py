@@ -88,8 +88,8 @@ class ConsumerLoop:
             list(spec.subscriptions) + (list(ACCESS_TOPICS) if spec.keeps_access else [])
         ))
         ordered = [t for t in spec.ordered if t in self.topics]
-        self.order = (EventTimeOrder(ordered, settings.runtime.max_lateness_s, scope=spec.order_scope)
-                      if ordered else None)
+        bound = settings.runtime.max_lateness_s * (1 + spec.upstream_orders)
+        self.order = EventTimeOrder(ordered, bound, scope=spec.order_scope) if ordered else None
         self.consumer: Consumer | None = None
         self._stopping = False
         self.batches = 0

@@ -18,12 +18,14 @@ held in a buffer per task and released in event-time order:
   their publishing order: the two legs of a move between a customer's accounts carry one
   ``posted_at``, and the debit core banking sent first is applied first (their ``account_seq``
   count on two accounts and say nothing of each other; on one account they follow it).
-- Each partition's **time** is the latest event time fetched from it. A partition that has
-  records on the broker not fetched yet (lag) holds the task back at its time: its next records
-  may be earlier than what the others have buffered. A partition that is caught up holds it
-  back for ``max_lateness`` seconds after it went quiet (core banking may publish a topic a
-  little behind the others), then no longer. Buffered records whose event time is at or before
-  the task's **watermark** (the least of these bounds) are released in key order.
+- Each partition's **time** is the latest event time fetched from it; its next records may
+  be of that instant still, not earlier (a fact earlier than its own partition's latest is
+  late). So the least key it may still bring is (its time, its topic's rank, partition, next
+  offset). A partition that has records on the broker not fetched yet (lag) holds the task back
+  at that key. A partition that is caught up holds it back there for ``max_lateness`` seconds
+  after it went quiet (core banking may publish a topic a little behind the others, or still be
+  writing the rest of an instant's records), then no longer. Buffered records whose key is
+  below the task's **watermark** (the least of these bounds) are released in key order.
 
 A record that arrives after a later one of its task was released is **late**: it is released
 at once and applied by the rules of its service for facts out of order (an older snapshot or
@@ -46,6 +48,7 @@ TopicPartition = tuple[str, int]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _INF = float("inf")
 _NEG = float("-inf")
+_DONE = (_INF,)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -71,8 +74,11 @@ def order_key(event: Any, rank: int, partition: int, offset: int) -> tuple:
 @dataclass
 class _Partition:
     tp: TopicPartition
+    rank: int = 0
     time: float = _NEG
     """The latest event time fetched (microseconds since the epoch)."""
+    next: int = 0
+    """The offset after the last one fetched."""
     idle_since: float | None = None
     fetched: deque = field(default_factory=deque)
     """Offsets fetched and not yet committable, in offset order."""
@@ -151,7 +157,7 @@ class EventTimeOrder:
                 heapq.heapify(task.heap)
         for tp in wanted:
             if tp not in self._partitions:
-                part = self._partitions[tp] = _Partition(tp)
+                part = self._partitions[tp] = _Partition(tp, self.ranks[tp[0]])
                 self.tasks.setdefault(self._task_of(tp[1]), _Task()).partitions[tp] = part
 
     def add(self, items: Iterable[Any]) -> None:
@@ -165,6 +171,7 @@ class EventTimeOrder:
                 self.assign([*self._partitions, tp])
                 part = self._partitions[tp]
             part.fetched.append(r.offset)
+            part.next = r.offset + 1
             part.idle_since = None
             key = item.key if item.key is not None else (_NEG,)
             if item.key is not None and key[0] > part.time:
@@ -193,7 +200,7 @@ class EventTimeOrder:
                 task.waiting_since = None
                 continue
             watermark = self._watermark(task, lagging, now)
-            while task.heap and len(out) < limit and task.heap[0][0][0] <= watermark:
+            while task.heap and len(out) < limit and task.heap[0][0] < watermark:
                 key, _n, item = heapq.heappop(task.heap)
                 late = task.stream_time is not None and key < task.stream_time and key[0] != _NEG
                 if task.stream_time is None or key > task.stream_time:
@@ -203,22 +210,27 @@ class EventTimeOrder:
                 out.append(Released(item, late))
         return out
 
-    def _watermark(self, task: _Task, lagging, now: float) -> float:
-        watermark = _INF
+    def _watermark(self, task: _Task, lagging, now: float) -> tuple:
+        """The least order key any partition of the task may still bring: a partition that lags
+        or has just gone quiet may bring more of its latest instant (the rest of core banking's
+        records of that instant, still being written), so a record of a later-ranked topic at
+        that instant waits for them; one quiet for the bound brings nothing more in order."""
+        watermark = _DONE
         waiting = task.waiting_since if task.waiting_since is not None else now
         for part in task.partitions.values():
             lag = lagging(*part.tp)
             if lag is None or lag:
                 part.idle_since = None
-                bound = part.time
             else:
                 if part.idle_since is None:
                     part.idle_since = now
                 # a partition quiet since long before the buffered records came holds them back
                 # for the bound all the same: its topic may be published behind the others
-                quiet_for = now - max(part.idle_since, waiting)
-                bound = _INF if quiet_for >= self.max_lateness else part.time
-            watermark = min(watermark, bound)
+                if now - max(part.idle_since, waiting) >= self.max_lateness:
+                    continue
+            bound = (part.time, part.rank, part.tp[1], part.next)
+            if bound < watermark:
+                watermark = bound
         return watermark
 
     def committable(self) -> dict[TopicPartition, int]:

@@ -63,6 +63,11 @@ class ServiceSpec:
     order_scope: Literal["task", "all"] = "task"
     """``task``: the order holds within each partition number (every customer's records);
     ``all``: across every partition the instance holds (one order for all customers)."""
+    upstream_orders: int = 0
+    """How many event-time orders the ordered topics' records went through before (1 for
+    ``strata.tiering.changes``, which tiering writes in its order). Each may hold one partition's
+    records up to ``max_lateness`` behind another's, so a quiet partition of them is waited for
+    that much longer: ``(1 + upstream_orders) * max_lateness``."""
 
 
 def business_gauges(refresh: Callable[[AsyncSession, "Settings"], Awaitable[None]]

@@ -76,7 +76,9 @@ class RuntimeSettings(BaseModel):
     quiet topic before applying what the others brought past it (``shared.runtime.order``).
     A topic with records on the broker not yet fetched is always waited for; this bounds the
     wait for records not yet published, for a core bank that sends one topic behind the
-    others (a nightly balance file, say). A fact that arrives later than this behind a later
+    others (a nightly balance file, say). Assignment, which orders tiering's stream across
+    every partition, waits twice this: tiering may already have held one partition that long.
+    A fact that arrives later than this behind a later
     fact of its customer is late: applied by the rules for facts out of order, and counted.
     0 (as Kafka Streams' max.task.idle.ms): never wait for what is not published yet."""
     dedupe_retention_days: int = Field(default=30, ge=1)

@@ -149,3 +149,41 @@ def test_a_topic_quiet_since_start_up_still_holds_new_records_back_for_the_bound
     assert names(order.release(lambda t, p: False, 10)) == ["c1"]  # the posting is later
     clock.now = 128.0  # the customers' partition quiet for the bound again
     assert names(order.release(lambda t, p: False, 10)) == ["p5"]
+
+
+def test_a_fact_of_a_later_topic_waits_for_facts_of_the_same_instant_still_to_come_on_an_earlier_one():
+    """Core banking publishes a day's master data at one instant. A fetch brings the first of
+    the customer records, and the partition looks caught up for a moment (the rest is still
+    being written). A balance snapshot of that same instant ranks after every customer record
+    of it, so it waits: until the customers' partition moves past the instant, or is quiet for
+    the bound, not merely until it has something of that instant."""
+    clock = Clock()
+    order = EventTimeOrder(TOPICS, 20.0, clock=clock)
+    order.assign([(t, 0) for t in TOPICS])
+    order.add([item("bank.accounts", 0, 0, 4, "a4"), item("bank.postings", 0, 0, 4, "p4")])
+    order.add([item("bank.customers", 0, 0, 0, "c0"), item("bank.balances", 0, 0, 0, "b0")])
+    caught_up = lambda topic, partition: False  # noqa: E731
+    clock.now = 1.0
+    assert names(order.release(caught_up, 10)) == ["c0"]
+    order.add([item("bank.customers", 0, 1, 0, "c1")])  # the rest of that instant's records
+    clock.now = 2.0
+    assert names(order.release(caught_up, 10)) == ["c1"]
+    order.add([item("bank.customers", 0, 2, 3, "c3")])  # the customers' partition moves on
+    assert names(order.release(caught_up, 10)) == ["b0"]
+    clock.now = 23.0  # every partition quiet for the bound
+    assert names(order.release(caught_up, 10)) == ["c3", "a4", "p4"]
+
+
+def test_a_stream_written_in_event_time_order_is_waited_for_the_bound_once_more_downstream():
+    """Assignment orders tiering's stream, which tiering writes in its own order: tiering may
+    hold one partition up to the bound behind another, so assignment waits twice the bound for
+    a quiet partition of it; tiering, reading core banking's topics, waits the bound."""
+    from shared.runtime.consumer import ConsumerLoop
+    from shared.settings import Settings
+    from services.assignment import spec as assignment
+    from services.tiering import spec as tiering
+
+    settings = Settings(runtime={"max_lateness_s": 5.0})
+    loops = {s.name: ConsumerLoop(s, None, None, settings) for s in (assignment(), tiering())}
+    assert loops["tiering"].order.max_lateness == 5.0
+    assert loops["assignment"].order.max_lateness == 10.0
