@@ -149,14 +149,6 @@ async def test_a_topic_delayed_ends_where_the_single_process_mode_does(broker, b
     _assert_same(single_process, state, stack)
 
 
-KNOWN_ORDER_GAP = pytest.mark.xfail(strict=False, reason=(
-    "known gap: one customer with a core record and a balance snapshot of the same instant is "
-    "placed with an RM from the snapshot's tiering change in the single-process mode and from "
-    "the record's in these arrival orders (same RMs and tier, another cause and assignment event "
-    "id); every other table matches"))
-
-
-@KNOWN_ORDER_GAP
 async def test_topics_read_one_after_another_end_where_the_single_process_mode_does(broker, bank_feed, single_process):
     async def send(bus):
         for topic in (topics.POSTINGS, topics.BALANCES, topics.ACCOUNTS, topics.CUSTOMERS):
@@ -167,7 +159,6 @@ async def test_topics_read_one_after_another_end_where_the_single_process_mode_d
     _assert_same(single_process, state, stack)
 
 
-@KNOWN_ORDER_GAP
 async def test_every_service_killed_at_random_ends_where_the_single_process_mode_does(broker, bank_feed,
                                                                                       single_process):
     rng = random.Random(5)
