@@ -199,8 +199,9 @@ def differences(expected: dict, actual: dict, limit: int = 5) -> list[str]:
         (names, want), (_names, got) = expected[table], actual[table]
         if want == got:
             continue
-        missing = [r for r in want if r not in set(got)]
-        extra = [r for r in got if r not in set(want)]
+        got_rows, want_rows = set(got), set(want)
+        missing = [r for r in want if r not in got_rows]
+        extra = [r for r in got if r not in want_rows]
         out.append(f"{table} ({len(want)} rows in the reference, {len(got)} here) columns {names}:\n"
                    + "".join(f"  - {r}\n" for r in missing[:limit])
                    + "".join(f"  + {r}\n" for r in extra[:limit]))
