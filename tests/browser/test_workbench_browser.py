@@ -224,7 +224,7 @@ async def test_pricing_quotes_and_simulates_with_errors_in_place(visit, strata_s
     await page.locator("#quote-result").wait_for()
     assert await page.locator('#quote-result [data-field="net"]').inner_text()
     # the fee what-if's own button (the page also has the tier-policy simulation's)
-    await page.get_by_role("region", name=re.compile("拟议收费标准")).get_by_role("button", name="模拟测算").click()
+    await page.get_by_role("region", name=re.compile("拟议收费标准")).get_by_role("button", name="测算收费").click()
     await page.locator("#simulate-result").wait_for()
     assert await page.locator('[data-field="income-change"]').inner_text()
     await screenshot(page, "pricing")

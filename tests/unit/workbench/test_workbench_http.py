@@ -118,3 +118,15 @@ async def test_an_rm_opening_another_rms_customer_gets_the_apis_refusal_in_their
     await signed_in(client, strata.token("rm", rm_id="RM-NOBODY")["Authorization"].split()[1])
     page = await client.get("/app/customers/C-NOT-MINE")
     assert page.status_code == 403 and "不在您的名单中" in page.text
+
+
+async def test_every_button_on_the_pricing_page_has_its_own_name(wb):
+    """A screen reader lists a page's buttons by name: the fee what-if and the tier-policy
+    simulation must not both be called the same."""
+    strata, client = wb
+    client.cookies.clear()
+    await signed_in(client, strata.token("analyst")["Authorization"].split()[1])
+    page = await client.get("/app/pricing")
+    assert page.status_code == 200, page.text
+    names = [re.sub(r"\s+", " ", n).strip() for n in re.findall(r"<button[^>]*>(.*?)</button>", page.text, re.S)]
+    assert len(names) >= 2 and len(names) == len(set(names)), names
