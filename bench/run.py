@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -30,6 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
 
+CREATED: list[str] = []
+"""The databases this run made (dropped at its end unless ``--keep-databases``)."""
+
+
 async def new_database(admin_url: str) -> str:
     import uuid
 
@@ -41,7 +46,20 @@ async def new_database(admin_url: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+    CREATED.append(name)
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_databases(admin_url: str) -> None:
+    """Drop the databases this run made (a million customers' read models are gigabytes)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        while CREATED:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{CREATED.pop()}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 async def section_ceiling(args, records) -> dict:
@@ -123,6 +141,9 @@ async def section_workbench(args, records) -> dict:
                                args.workbench_rate, args.http_seconds)
 
 
+POSTING_ID = re.compile(rb'"posting_id":\s*"([^"]+)"')
+
+
 async def section_latency(args, records) -> list[dict]:
     """Posting produced to tiered posting (the tier decision) and to fee event, at each of the
     fixed rates of ``--latency-rate`` (comma-separated: one the pipeline sustains, one it does
@@ -151,19 +172,21 @@ async def _latency_at(args, rate: float, extra_env: dict[str, str] | None = None
             while len(received[topic]) < count:
                 batch = await consumer.getmany(timeout_ms=500)
                 for recs in batch.values():
-                    for r in recs:
-                        body = json.loads(r.value)
-                        pid = body["posting"]["posting_id"] if "posting" in body else body["posting_id"]
-                        received[topic].setdefault(pid, r.timestamp / 1000)
+                    for r in recs:  # the first posting_id of the value (a regex: json.loads of every
+                        found = POSTING_ID.search(r.value)  # record took a core from the services)
+                        if found:
+                            received[topic].setdefault(found.group(1).decode(), r.timestamp / 1000)
         finally:
             await consumer.stop()
 
     watchers = [asyncio.create_task(watch(t)) for t in received]
 
+    ids = [json.loads(value)["posting_id"] for _key, value, _headers in feed_records]
+
     def stamped():
-        for key, value, headers in feed_records:
-            sent[json.loads(value)["posting_id"]] = time.time()
-            yield key, value, headers
+        for pid, record in zip(ids, feed_records):
+            sent[pid] = time.time()
+            yield record
 
     try:
         produced = await kafka_ceiling.produce(args.kafka, dep.prefix + "bank.postings", stamped(),
@@ -293,11 +316,15 @@ async def run(args) -> dict:
     }
     sections = args.only.split(",") if args.only else ["ceiling", "services", "pipeline", "latency", "lateness", "ab", "close", "reads",
                                                                 "workbench", "simulate"]
-    for name in sections:
-        print(f"== {name}", file=sys.stderr)
-        fn = globals()[f"section_{name}"]
-        results[name] = await fn(args, records)
-        print(json.dumps(results[name]), file=sys.stderr)
+    try:
+        for name in sections:
+            print(f"== {name}", file=sys.stderr)
+            fn = globals()[f"section_{name}"]
+            results[name] = await fn(args, records)
+            print(json.dumps(results[name]), file=sys.stderr)
+    finally:
+        if not args.keep_databases:
+            await drop_databases(args.database_url)
     if "ceiling" in results:
         ceiling = results["ceiling"]["aiokafka_consume"]["events_per_s"]
         measured = {name: results[name] for name in ("tiering", "pipeline") if name in results}
@@ -333,6 +360,8 @@ def main() -> int:
     parser.add_argument("--lateness-rate", type=float, default=500, help="postings/s of the lateness latency runs")
     parser.add_argument("--ab-base", default="b0ec27b", help="the commit the ab section compares with")
     parser.add_argument("--ab-rounds", type=int, default=2)
+    parser.add_argument("--keep-databases", action="store_true",
+                        help="keep the PostgreSQL databases the run made (dropped at its end otherwise)")
     parser.add_argument("--only", default="", help="comma-separated sections")
     args = parser.parse_args()
     results = asyncio.run(run(args))
