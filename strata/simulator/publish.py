@@ -23,6 +23,7 @@ from shared.bus.kafka import KafkaBus
 from shared.contracts.cloudevents import Event, encode_binary
 from shared.contracts.topics import all_topics
 from shared.logs import configure_logging
+from shared.runtime.order import event_time
 from shared.settings import Settings
 from strata.simulator.expected import ExpectedTiers
 from strata.simulator.feed import Feed
@@ -193,13 +194,19 @@ class Publisher:
         self.batch = BATCH if rate <= 0 else max(1, min(BATCH, int(rate / 10)))
 
     async def publish(self, events: Iterable[Event]) -> None:
+        """In batches of about ``self.batch``, never splitting one instant's facts: a batch ends
+        only where the event time changes, so facts of one instant (a day's master data) reach
+        the bus in one call, as core banking's file of that instant would."""
         batch: list[Message] = []
+        last = None
         for event in events:
-            key, value, headers = encode_binary(event)
-            batch.append(Message(event.topic, key, value, headers))
-            if len(batch) >= self.batch:
+            at = event_time(event)
+            if len(batch) >= self.batch and at != last:
                 await self._send(batch)
                 batch = []
+            key, value, headers = encode_binary(event)
+            batch.append(Message(event.topic, key, value, headers))
+            last = at
         await self._send(batch)
 
     async def _send(self, batch: list[Message]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import date
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ import pytest
 
 from shared.bus.memory import MemoryBus
 from shared.contracts.cloudevents import decode_record
+from shared.runtime.order import event_time
 from strata.simulator import publish
 from strata.simulator.feed import Feed
 from strata.simulator.publish import Progress, Publisher
@@ -45,7 +47,13 @@ async def test_publisher_keeps_to_the_rate(settings):
     """Counted on a clock that moves only when the publisher waits: 150 events at 1,000 a
     second, in batches of 100, wait 0.15 s of it in all, each batch no sooner than its due time."""
     feed = Feed(3, 40, date(2026, 3, 1), settings)
-    events = list(feed.master_events())[:150]
+    list(feed.master_events())
+    by_time = {}
+    for day in range(1, 10):
+        for e in feed.published_day(date(2026, 3, day)):
+            by_time.setdefault(event_time(e), e)  # one event of each instant
+    events = list(by_time.values())[:150]
+    assert len(events) == 150
     bus = MemoryBus()
     now = [0.0]
     waits = []
@@ -59,6 +67,28 @@ async def test_publisher_keeps_to_the_rate(settings):
     assert publisher.sent == 150 and publisher.batch == 100
     assert waits == pytest.approx([0.1, 0.05])
     assert now[0] == pytest.approx(150 / 1000)
+
+
+async def test_a_batch_never_splits_the_facts_of_one_instant(settings):
+    """A day's master data shares one instant: it reaches the bus in one call, however many
+    records, so no consumer fetch can fall between a customer record and a snapshot of it."""
+    feed = Feed(3, 40, date(2026, 3, 1), settings)
+    events = list(feed.master_events()) + feed.published_day(date(2026, 3, 1))
+    calls = []
+
+    class Recording(MemoryBus):
+        async def publish(self, messages):
+            calls.append([decode_record(m.value, m.headers) for m in messages])
+            await super().publish(messages)
+
+    publisher = Publisher(Recording(), rate=1000)
+    publisher.sleep = lambda seconds: asyncio.sleep(0)
+    await publisher.publish(events)
+    assert sum(len(c) for c in calls) == len(events) and len(calls) > 1
+    instant = event_time(events[0])  # the master data's
+    assert sum(1 for c in calls for e in c if event_time(e) == instant) == len(calls[0]) > publisher.batch
+    for before, after in zip(calls, calls[1:]):
+        assert event_time(before[-1]) != event_time(after[0])
 
 
 def test_progress_bar_is_plain_text_when_not_a_terminal():
