@@ -196,7 +196,11 @@ async def _latency_at(args, rate: float, extra_env: dict[str, str] | None = None
         for w in watchers:
             w.cancel()
         dep.stop()
-    out = {"offered_rate": rate, "achieved_rate": produced["events_per_s"], "postings": count}
+    from shared.settings import Settings
+
+    bound = (extra_env or {}).get("STRATA_RUNTIME__MAX_LATENESS_S", Settings().runtime.max_lateness_s)
+    out = {"offered_rate": rate, "achieved_rate": produced["events_per_s"], "postings": count,
+           "max_lateness_s": float(bound)}
     for topic, name in (("strata.tiering.changes", "posting_to_tier"), ("strata.fees", "posting_to_fee")):
         ms = sorted((received[topic][p] - sent[p]) * 1000 for p in received[topic] if p in sent)
         out[name] = {"p50_ms": round(ms[len(ms) // 2], 1), "p99_ms": round(ms[int(len(ms) * 0.99)], 1),

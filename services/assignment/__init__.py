@@ -10,8 +10,9 @@ in event-time order over every partition the instance holds (``order_scope="all"
 instance ends with the same assignments whatever its batches and however Kafka interleaves the
 partitions, and the single-process mode with the same as the distributed one. Tiering writes
 the stream in its own event-time order, which may hold one partition's records up to
-``runtime.max_lateness_s`` behind another's; so assignment waits twice that for a quiet
-partition (``upstream_orders=1``) before it counts what comes later as late.
+``runtime.max_lateness_s`` behind another's, and writes its partitions in turns, batch by
+batch; so assignment waits twice that bound and ``runtime.stream_wait_s`` (2 s) more for a
+quiet partition (``upstream_orders=1``) before it counts what comes later as late.
 
 **Two instances.** Every decision reads and changes the books of all the branch's RMs, so
 decisions take turns (``AssignmentState.take_turn``: one transaction-scoped advisory lock on

@@ -237,6 +237,13 @@ class KafkaConsumer(Consumer):
             return None
         return high > position
 
+    def refreshed(self, topic: str, partition: int) -> float | None:
+        try:
+            ms = self._consumer.last_poll_timestamp(KafkaTP(self.prefix + topic, partition))
+        except (AssertionError, KeyError):  # not assigned (any more)
+            return None
+        return None if ms is None else ms / 1000
+
     def pause(self, partitions) -> None:
         wanted = [KafkaTP(self.prefix + t, p) for t, p in partitions]
         held = self._consumer.assignment()

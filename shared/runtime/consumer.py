@@ -88,7 +88,8 @@ class ConsumerLoop:
             list(spec.subscriptions) + (list(ACCESS_TOPICS) if spec.keeps_access else [])
         ))
         ordered = [t for t in spec.ordered if t in self.topics]
-        bound = settings.runtime.max_lateness_s * (1 + spec.upstream_orders)
+        runtime = settings.runtime
+        bound = runtime.max_lateness_s * (1 + spec.upstream_orders) + (runtime.stream_wait_s if spec.upstream_orders else 0)
         self.order = EventTimeOrder(ordered, bound, scope=spec.order_scope) if ordered else None
         self.consumer: Consumer | None = None
         self._stopping = False
@@ -168,7 +169,7 @@ class ConsumerLoop:
             await self._apply_batch(direct, _next_offsets([i.record for i in direct]))
         batch = self.settings.runtime.batch_size
         while True:
-            released = order.release(consumer.lagging, batch)
+            released = order.release(consumer.lagging, batch, consumer.refreshed)
             if not released:
                 break
             items = []

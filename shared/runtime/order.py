@@ -26,6 +26,12 @@ held in a buffer per task and released in event-time order:
   after it went quiet (core banking may publish a topic a little behind the others, or still be
   writing the rest of an instant's records), then no longer. Buffered records whose key is
   below the task's **watermark** (the least of these bounds) are released in key order.
+- "Caught up" is what the broker said at its last answer about a partition. Records core
+  banking published together (one produce request, whose partitions the broker appends one
+  after another) may not all have been visible then, so a record is released only once the
+  broker has answered again, since the record was buffered, for every quiet partition of its
+  task (``Consumer.refreshed``; the next fetch, at most the fetch wait). Then even with no
+  lateness allowed, facts published together are applied in their order.
 
 A record that arrives after a later one of its task was released is **late**: it is released
 at once and applied by the rules of its service for facts out of order (an older snapshot or
@@ -121,11 +127,12 @@ class EventTimeOrder:
     """The buffer of a consumer's ordered topics (see the module docstring)."""
 
     def __init__(self, topics: Sequence[str], max_lateness_s: float, *,
-                 scope: Literal["task", "all"] = "task", clock: Callable[[], float] = time.monotonic) -> None:
+                 scope: Literal["task", "all"] = "task", clock: Callable[[], float] = time.time) -> None:
         self.ranks = {topic: i for i, topic in enumerate(topics)}
         self.max_lateness = max_lateness_s
         self.scope = scope
         self.clock = clock
+        """Wall-clock seconds (the clock the consumer's ``refreshed`` answers in)."""
         self.tasks: dict[int, _Task] = {}
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._counter = itertools.count()
@@ -163,6 +170,7 @@ class EventTimeOrder:
     def add(self, items: Iterable[Any]) -> None:
         """Buffer fetched items of ordered topics (``item.record`` gives topic, partition,
         offset; ``item.key`` the order key, None for a record that is not an event)."""
+        now = self.clock()
         for item in items:
             r = item.record
             tp = (r.topic, r.partition)
@@ -178,8 +186,8 @@ class EventTimeOrder:
                 part.time = key[0]
             task = self.tasks[self._task_of(r.partition)]
             if not task.heap:
-                task.waiting_since = self.clock()
-            heapq.heappush(task.heap, (key, next(self._counter), item))
+                task.waiting_since = now
+            heapq.heappush(task.heap, (key, next(self._counter), item, now))
 
     def buffered(self, tp: TopicPartition | None = None) -> int:
         if tp is None:
@@ -187,10 +195,12 @@ class EventTimeOrder:
         part = self._partitions.get(tp)
         return 0 if part is None else part.unreleased()
 
-    def release(self, lagging: Callable[[str, int], bool | None], limit: int) -> list[Released]:
+    def release(self, lagging: Callable[[str, int], bool | None], limit: int,
+                refreshed: Callable[[str, int], float | None] | None = None) -> list[Released]:
         """Up to ``limit`` buffered items whose time has come, in key order within each task
         (``lagging(topic, partition)``: whether the broker holds records not fetched yet,
-        None when not known)."""
+        None when not known; ``refreshed(topic, partition)``: when, by this order's clock, the
+        broker last said where the partition ends, None when not yet; not given: always now)."""
         now = self.clock()
         out: list[Released] = []
         for task in self.tasks.values():
@@ -199,9 +209,9 @@ class EventTimeOrder:
             if not task.heap:
                 task.waiting_since = None
                 continue
-            watermark = self._watermark(task, lagging, now)
-            while task.heap and len(out) < limit and task.heap[0][0] < watermark:
-                key, _n, item = heapq.heappop(task.heap)
+            watermark, confirmed = self._watermark(task, lagging, refreshed, now)
+            while task.heap and len(out) < limit and task.heap[0][0] < watermark and task.heap[0][3] < confirmed:
+                key, _n, item, _received = heapq.heappop(task.heap)
                 late = task.stream_time is not None and key < task.stream_time and key[0] != _NEG
                 if task.stream_time is None or key > task.stream_time:
                     task.stream_time = key
@@ -210,12 +220,19 @@ class EventTimeOrder:
                 out.append(Released(item, late))
         return out
 
-    def _watermark(self, task: _Task, lagging, now: float) -> tuple:
-        """The least order key any partition of the task may still bring: a partition that lags
-        or has just gone quiet may bring more of its latest instant (the rest of core banking's
-        records of that instant, still being written), so a record of a later-ranked topic at
-        that instant waits for them; one quiet for the bound brings nothing more in order."""
-        watermark = _DONE
+    def _watermark(self, task: _Task, lagging, refreshed, now: float) -> tuple[tuple, float]:
+        """The least order key any partition of the task may still bring, and the time before
+        which a record must have been buffered to be released.
+
+        A partition that lags or has just gone quiet may bring more of its latest instant (the
+        rest of core banking's records of that instant, still being written), so a record of a
+        later-ranked topic at that instant waits for them; one quiet for the bound brings nothing
+        more in order. But "quiet" is what the broker said when it last answered about the
+        partition: records published together with a buffered one (one produce request, its
+        partitions appended one after another) may not have been visible then. So a record is
+        released only once every quiet, empty partition of its task has been answered for since
+        it was buffered (the next fetch: at most the broker's fetch wait)."""
+        watermark, confirmed = _DONE, _INF
         waiting = task.waiting_since if task.waiting_since is not None else now
         for part in task.partitions.values():
             lag = lagging(*part.tp)
@@ -227,11 +244,14 @@ class EventTimeOrder:
                 # a partition quiet since long before the buffered records came holds them back
                 # for the bound all the same: its topic may be published behind the others
                 if now - max(part.idle_since, waiting) >= self.max_lateness:
+                    if refreshed is not None and not part.unreleased():
+                        at = refreshed(*part.tp)
+                        confirmed = min(confirmed, _NEG if at is None else at)
                     continue
             bound = (part.time, part.rank, part.tp[1], part.next)
             if bound < watermark:
                 watermark = bound
-        return watermark
+        return watermark, confirmed
 
     def committable(self) -> dict[TopicPartition, int]:
         """For each ordered partition with newly released records at its head, the offset to

@@ -67,7 +67,8 @@ class ServiceSpec:
     """How many event-time orders the ordered topics' records went through before (1 for
     ``strata.tiering.changes``, which tiering writes in its order). Each may hold one partition's
     records up to ``max_lateness`` behind another's, so a quiet partition of them is waited for
-    that much longer: ``(1 + upstream_orders) * max_lateness``."""
+    that much longer: ``(1 + upstream_orders) * max_lateness``, and ``runtime.stream_wait_s``
+    more (the upstream service writes its partitions in turns, batch by batch)."""
 
 
 def business_gauges(refresh: Callable[[AsyncSession, "Settings"], Awaitable[None]]

@@ -71,7 +71,7 @@ class RuntimeSettings(BaseModel):
     (``gc.set_threshold``; 0 keeps Python's 700). A batch allocates hundreds of thousands of
     short-lived objects; at 700 the collector ran thousands of times a second and took a
     quarter of a consumer's CPU. The objects loaded at start-up are frozen out of it too."""
-    max_lateness_s: float = Field(default=0.0, ge=0)
+    max_lateness_s: float = Field(default=1.0, ge=0)
     """How long a service that reads several topics in event-time order (tiering) waits for a
     quiet topic before applying what the others brought past it (``shared.runtime.order``).
     A topic with records on the broker not yet fetched is always waited for; this bounds the
@@ -80,7 +80,21 @@ class RuntimeSettings(BaseModel):
     every partition, waits twice this: tiering may already have held one partition that long.
     A fact that arrives later than this behind a later
     fact of its customer is late: applied by the rules for facts out of order, and counted.
-    0 (as Kafka Streams' max.task.idle.ms): never wait for what is not published yet."""
+    1 s by default: core banking (and ``strata simulate``) publishes one instant's facts (a
+    day's master data, thousands of records at one time) in several produce requests, and a
+    fetch between two of them would otherwise apply a snapshot before the customer record of
+    its instant, so two runs of one feed could end apart. The cost is latency: while a topic is
+    quiet, a posting waits up to this long (``bench/`` measures it). 0, as Kafka Streams'
+    max.task.idle.ms: never wait for what is not published yet, and accept that facts
+    published in separate requests follow their arrival."""
+    stream_wait_s: float = Field(default=2.0, ge=0)
+    """How long a service that orders a stream another Strata service writes (assignment, over
+    tiering's stream, across every partition) waits for a quiet partition of it, on top of the
+    bound above. Tiering writes its partitions in turns, batch by batch, so one partition's
+    records may reach the stream a moment after another's of later facts; waiting this long
+    puts customers in one order across partitions whatever the batching (balanced distribution
+    depends on that order), and costs assignment's decisions this much delay when the stream
+    goes quiet. 0: decide in the order the stream arrives."""
     dedupe_retention_days: int = Field(default=30, ge=1)
     """How long processed event ids are remembered. Keep it longer than the Kafka retention of
     every topic a service reads (7 days by default), so any redelivery is still recognised."""

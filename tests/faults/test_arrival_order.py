@@ -79,7 +79,8 @@ def _admin(settings: Settings) -> dict[str, str]:
 async def single_process(bank_feed) -> dict:
     """The state the single-process mode ends in, fed the events in the order published."""
     with tempfile.TemporaryDirectory(prefix="strata-order-") as tmp:
-        settings = single_process_settings(tmp, kafka={"partitions": PARTITIONS})
+        settings = single_process_settings(tmp, kafka={"partitions": PARTITIONS},
+                                           runtime={"stream_wait_s": Settings().runtime.stream_wait_s})
         harness = await Harness(settings, load_all()).start()
         try:
             for body in bank_feed.rms:

@@ -72,7 +72,9 @@ def distributed_settings(database_url: str, prefix: str, **overrides) -> Setting
                   "group_prefix": f"{prefix}strata"},
         "runtime": {"poll_timeout_ms": 50, "outbox_poll_interval_ms": 50, "lag_interval_s": 0.5,
                     "business_gauges_interval_s": 1.5,
-                    "retry_initial_ms": 50, "retry_max_ms": 1000},
+                    "retry_initial_ms": 50, "retry_max_ms": 1000,
+                    # no wait for quiet topics: each test publishes its facts in order, and settles
+                    "max_lateness_s": 0.0, "stream_wait_s": 0.0},
     }
     base.update(overrides)
     return Settings(**base)

@@ -177,13 +177,41 @@ def test_a_fact_of_a_later_topic_waits_for_facts_of_the_same_instant_still_to_co
 def test_a_stream_written_in_event_time_order_is_waited_for_the_bound_once_more_downstream():
     """Assignment orders tiering's stream, which tiering writes in its own order: tiering may
     hold one partition up to the bound behind another, so assignment waits twice the bound for
-    a quiet partition of it; tiering, reading core banking's topics, waits the bound."""
+    a quiet partition of it, and ``stream_wait_s`` more (tiering writes its partitions in turns);
+    tiering, reading core banking's topics, waits the bound."""
     from shared.runtime.consumer import ConsumerLoop
     from shared.settings import Settings
     from services.assignment import spec as assignment
     from services.tiering import spec as tiering
 
-    settings = Settings(runtime={"max_lateness_s": 5.0})
+    settings = Settings(runtime={"max_lateness_s": 5.0, "stream_wait_s": 1.5})
     loops = {s.name: ConsumerLoop(s, None, None, settings) for s in (assignment(), tiering())}
     assert loops["tiering"].order.max_lateness == 5.0
-    assert loops["assignment"].order.max_lateness == 10.0
+    assert loops["assignment"].order.max_lateness == 11.5
+    default = ConsumerLoop(assignment(), None, None, Settings())
+    assert default.order.max_lateness == Settings().runtime.stream_wait_s > 0
+
+
+def test_a_record_waits_until_the_broker_has_answered_for_the_quiet_partitions_since_it_came():
+    """Core banking sends a posting and a balance snapshot of a moment before it in one produce
+    request; the broker appends them one partition after the other, and a fetch in between
+    brings the posting while the snapshot's partition still looks caught up. Even with no
+    lateness allowed, the posting waits until the broker has answered for that partition again
+    (the next fetch): the snapshot then comes with it, or the partition really was empty."""
+    caught_up = lambda topic, partition: False  # noqa: E731
+    for snapshot_too in (True, False):
+        clock = Clock()
+        order = EventTimeOrder(TOPICS, 0.0, clock=clock)
+        order.assign([("bank.balances", 0), ("bank.postings", 0)])
+        answered = {"bank.balances": 9.0, "bank.postings": 9.0}
+        refreshed = lambda topic, partition: answered[topic]  # noqa: E731
+        clock.now = 10.0
+        order.add([item("bank.postings", 0, 0, 5, "p5")])
+        assert names(order.release(caught_up, 10, refreshed)) == []  # answered before it came
+        clock.now = 10.1
+        answered["bank.balances"] = 10.1  # the next fetch
+        if snapshot_too:
+            order.add([item("bank.balances", 0, 0, 4, "b4")])
+            assert names(order.release(caught_up, 10, refreshed)) == ["b4", "p5"]
+        else:
+            assert names(order.release(caught_up, 10, refreshed)) == ["p5"]
