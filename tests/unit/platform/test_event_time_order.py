@@ -188,8 +188,9 @@ def test_a_stream_written_in_event_time_order_is_waited_for_the_bound_once_more_
     loops = {s.name: ConsumerLoop(s, None, None, settings) for s in (assignment(), tiering())}
     assert loops["tiering"].order.max_lateness == 5.0
     assert loops["assignment"].order.max_lateness == 11.5
+    defaults = Settings().runtime
     default = ConsumerLoop(assignment(), None, None, Settings())
-    assert default.order.max_lateness == Settings().runtime.stream_wait_s > 0
+    assert default.order.max_lateness == 2 * defaults.max_lateness_s + defaults.stream_wait_s > 0
 
 
 def test_a_record_waits_until_the_broker_has_answered_for_the_quiet_partitions_since_it_came():
