@@ -23,9 +23,9 @@ def single_process_settings(tmpdir: str, **overrides) -> Settings:
                     "retry_initial_ms": 10, "retry_max_ms": 200},
         "kafka": {"partitions": 2},
     }
-    # assignment decides at once (no wait for quiet partitions of tiering's stream): a test
-    # settles without it; the tests that compare one order with another set the default
-    # and tiering waits for no quiet topic (max_lateness 0): tests publish each fact in order
+    # No waiting for quiet topics (max_lateness_s) or quiet partitions of tiering's stream
+    # (stream_wait_s): these tests publish each fact in order, and settle at once. The tests
+    # that compare one arrival order with another pass the defaults back in ``runtime``.
     runtime = {**base["runtime"], "stream_wait_s": 0.0, "max_lateness_s": 0.0, **overrides.pop("runtime", {})}
     base.update(overrides)
     base["runtime"] = runtime

@@ -70,13 +70,13 @@ class Consumer(abc.ABC):
         """Whether the broker holds records of the partition that :meth:`getmany` has not
         returned yet (None: not known yet)."""
 
+    @abc.abstractmethod
     def refreshed(self, topic: str, partition: int) -> float | None:
         """When (``time.time()``) the broker last told this consumer where the partition ends,
         which :meth:`lagging` goes by (None: not yet). A record fetched before that moment
         was published before it, so a partition refreshed since then and not lagging holds
         nothing published together with the record; one refreshed earlier may (the broker
         appends the partitions of one produce request one after another)."""
-        return float("inf")
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop fetching these partitions until :meth:`resume` (what is fetched stays)."""
